@@ -1,0 +1,112 @@
+"""The `puzzel-monitor` command line. Each subcommand lives in the module that does the work;
+this file only parses arguments and dispatches, importing lazily so `--help` stays fast.
+
+Exit codes: 0 ok, 1 a check failed (e.g. `replay --check`), 2 bad configuration or input,
+3 a runtime failure (e.g. cannot reach Redis or Puzzel at start-up), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 3
+EXIT_INTERRUPTED = 130
+
+# subcommand -> "module:function"; each function takes the parsed Namespace and returns an exit code
+_HANDLERS = {
+    "simulate": "monitor.simulator.cli:simulate_command",
+    "run": "monitor.service:run_command",
+    "replay": "monitor.replay:replay_command",
+    "demo": "monitor.demo:demo_command",
+    "schedules import": "monitor.schedules.cli:import_command",
+    "schedules show": "monitor.schedules.cli:show_command",
+    "rules check": "monitor.engine.loader:check_command",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="puzzel-monitor",
+        description="Real-time telemetry and WFM adherence monitoring for Puzzel contact centres.",
+    )
+    p.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("simulate", help="serve a simulated Puzzel API")
+    s.add_argument("--agents", type=int, default=200)
+    s.add_argument("--groups", type=int, default=5)
+    s.add_argument("--queues", type=int, default=4)
+    s.add_argument("--port", type=int, default=8931)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--scenario", help="play this scenario file (scripted mode) instead")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--timezone", default="Europe/Oslo")
+    s.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    s.add_argument("--error-rate", type=float, default=0.0, help="fraction of calls answered 5xx")
+    s.add_argument("--latency", type=float, default=0.0, help="added latency in seconds")
+    s.add_argument("--legacy-dates", action="store_true", help="serve /Date(ms)/ dates")
+
+    r = sub.add_parser("run", help="run the monitor service")
+    r.add_argument("-c", "--config", required=True, help="YAML configuration file")
+
+    rp = sub.add_parser("replay", help="replay a scenario file through the whole pipeline")
+    rp.add_argument("file")
+    rp.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    rp.add_argument("--check", action="store_true", help="compare against the scenario's expect")
+
+    d = sub.add_parser("demo", help="simulator + monitor + metrics, with no setup")
+    d.add_argument("--redis-url", help="use this Redis instead of the embedded store")
+    d.add_argument("--port", type=int, default=8912, help="metrics port")
+    d.add_argument("--agents", type=int, default=36)
+    d.add_argument("--speed", type=float, default=1.0)
+    d.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: never)")
+
+    sch = sub.add_parser("schedules", help="import and show schedules").add_subparsers(
+        dest="schedules_command", required=True, metavar="ACTION"
+    )
+    si = sch.add_parser("import", help="import a CSV, JSON or iCalendar schedule file")
+    si.add_argument("file")
+    si.add_argument("--tenant", required=True)
+    si.add_argument("-c", "--config", help="configuration file (for Redis and the tenant)")
+    si.add_argument("--redis-url", help="Redis URL (overrides the config)")
+    si.add_argument("--timezone", help="time zone of zone-less times (default: the tenant's)")
+    ss = sch.add_parser("show", help="print an agent's day")
+    ss.add_argument("--tenant", required=True)
+    ss.add_argument("--agent", required=True)
+    ss.add_argument("--date", help="local date YYYY-MM-DD (default: today)")
+    ss.add_argument("-c", "--config")
+    ss.add_argument("--redis-url")
+    ss.add_argument("--timezone")
+
+    rl = sub.add_parser("rules", help="validate rule and activity files").add_subparsers(
+        dest="rules_command", required=True, metavar="ACTION"
+    )
+    rc = rl.add_parser("check", help="validate the files in rules/")
+    rc.add_argument("path", nargs="?", default="rules")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    key = args.command
+    if key == "schedules":
+        key = f"schedules {args.schedules_command}"
+    elif key == "rules":
+        key = f"rules {args.rules_command}"
+    module_name, func_name = _HANDLERS[key].split(":")
+    handler = getattr(importlib.import_module(module_name), func_name)
+    try:
+        code: int = handler(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

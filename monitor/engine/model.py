@@ -1,0 +1,135 @@
+"""The engine's vocabulary: schedule segments, activities, rules, evaluations, alert transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from monitor.states import AgentState
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Segment:
+    """One scheduled segment for one agent. Times are timezone-aware UTC; end > start."""
+
+    start: datetime
+    end: datetime
+    agent_id: str
+    activity: str
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """An activity and the states it allows.
+
+    `allowed` holds scenario-vocabulary patterns: `available`, `pause` (any pause type),
+    `pause:Break` (that type only), `logged_off`.
+    `neutral` activities count neither for nor against adherence.
+    """
+
+    name: str
+    allowed: frozenset[str]
+    neutral: bool = False
+
+    def allows(self, state: AgentState) -> bool:
+        if state.kind.value in self.allowed:
+            return True
+        return state.pause_type is not None and f"pause:{state.pause_type}" in self.allowed
+
+
+class RuleName(StrEnum):
+    # the rules of scenario-format.md (names fixed by the contract)
+    OUT_OF_ADHERENCE = "out_of_adherence"
+    LATE_LOGIN = "late_login"
+    EARLY_LOGOFF = "early_logoff"
+    BREAK_OVERRUN = "break_overrun"
+    LONG_WRAP_UP = "long_wrap_up"
+    LONG_PAUSE = "long_pause"
+    UNSCHEDULED_LOGIN = "unscheduled_login"
+    QUEUE_SLA_BELOW = "queue_sla_below"
+    QUEUE_WAIT_ABOVE = "queue_wait_above"
+    QUEUE_NO_AGENTS_READY = "queue_no_agents_ready"
+    # operator rules beyond the contract
+    TEAM_ADHERENCE_BELOW = "team_adherence_below"
+    STALE_DATA = "stale_data"
+    UNMAPPED_STATE = "unmapped_state"
+    UNKNOWN_AGENT = "unknown_agent"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    name: RuleName
+    after: timedelta = timedelta(0)
+    threshold: float | None = None
+    pause_type: str | None = None
+    severity: str = "warning"
+    enabled: bool = True
+    # an optional second, longer threshold after which the alert escalates
+    escalate_after: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    activities: dict[str, Activity]
+    rules: dict[RuleName, RuleConfig]
+    productive_activity: str = "phone"  # conformance: time in its allowed states / time scheduled
+
+    def enabled(self, name: RuleName) -> RuleConfig | None:
+        rule = self.rules.get(name)
+        return rule if rule is not None and rule.enabled else None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvaluation:
+    """Where one agent stands at `now`."""
+
+    agent_id: str
+    team: str
+    state: AgentState
+    state_since: datetime
+    activity: str | None  # scheduled now, or None if unscheduled
+    adherent: bool | None  # None when unscheduled or neutral
+    adherent_since: datetime | None  # since when the adherent flag has had its current value
+
+
+Subject = Literal["agent", "queue", "team", "tenant"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTransition:
+    """An alert firing or resolving.
+
+    `at` is the evaluation time at which the engine noticed; `ideal_at` is when the condition had
+    held for exactly `after` (firing) or stopped holding (resolved), as far as the engine can tell.
+    """
+
+    rule: RuleName
+    status: Literal["firing", "resolved"]
+    tenant: str
+    subject: Subject
+    subject_id: str
+    team: str | None
+    severity: str
+    at: datetime
+    ideal_at: datetime
+    condition_since: datetime  # when the condition started to hold
+    details: dict[str, str] = field(default_factory=dict)  # activity, state, held_for, name...
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the alert (rule + tenant + subject)."""
+        return f"{self.rule.value}|{self.tenant}|{self.subject}|{self.subject_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Accrual:
+    """Seconds accumulated for one agent since the previous evaluation (for the counters)."""
+
+    agent_id: str
+    team: str
+    scheduled_seconds: float = 0.0
+    adherent_seconds: float = 0.0
+    productive_seconds: float = 0.0  # in a productive-activity state, scheduled or not
+    productive_scheduled_seconds: float = 0.0  # scheduled as the productive activity

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One private redis-server for the test session (append-only, so a restart keeps data)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A client on the private server, with the database flushed before each test."""
+    if redis_server.proc is None:
+        redis_server.start()
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=False)
+    await client.flushdb()
+    yield client
+    await client.aclose()
