@@ -1,4 +1,4 @@
-"""Injectable clocks, so production, tests and `replay` run the same code in real or virtual time."""
+"""Injectable clocks: production, tests and `replay` run the same code in real or virtual time."""
 
 from __future__ import annotations
 
@@ -65,8 +65,7 @@ class VirtualClock:
     def set(self, when: datetime) -> None:
         """Move the clock forward to `when` (never backwards) and wake any waiters that are due."""
         when = when.astimezone(UTC)
-        if when > self._now:
-            self._now = when
+        self._now = max(self._now, when)
         due = [w for w in self._waiters if w[0] <= self._now]
         self._waiters = [w for w in self._waiters if w[0] > self._now]
         for _, _, fut in sorted(due, key=lambda w: (w[0], w[1])):

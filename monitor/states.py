@@ -35,8 +35,14 @@ USER_STATUS_BY_KIND: dict[StateKind, str] = {
 }
 _KIND_BY_USER_STATUS = {v.lower(): k for k, v in USER_STATUS_BY_KIND.items()}
 # Seen in the wild with other spellings
-_KIND_BY_USER_STATUS.update({"wrap-up": StateKind.WRAP_UP, "wrap_up": StateKind.WRAP_UP,
-                             "no_answer": StateKind.NO_ANSWER, "ready": StateKind.AVAILABLE})
+_KIND_BY_USER_STATUS.update(
+    {
+        "wrap-up": StateKind.WRAP_UP,
+        "wrap_up": StateKind.WRAP_UP,
+        "no_answer": StateKind.NO_ANSWER,
+        "ready": StateKind.AVAILABLE,
+    }
+)
 
 # Numeric codes for the exporter's per-agent state gauge (Grafana value mappings use these).
 STATE_CODES: dict[StateKind, int] = {
@@ -76,7 +82,9 @@ class AgentState:
 
     @classmethod
     def from_puzzel(
-        cls, contact_centre_status: str | None, user_status: str | None,
+        cls,
+        contact_centre_status: str | None,
+        user_status: str | None,
         pause_type: str | None = None,
     ) -> AgentState:
         """Fold Puzzel's two status fields into one state."""

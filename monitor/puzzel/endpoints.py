@@ -46,29 +46,60 @@ ENDPOINTS: dict[str, Endpoint] = {
     for e in (
         # --- authentication -------------------------------------------------------------------
         Endpoint("login", "POST", "/api/Authenticate/LogIn", True, "2a", host="auth"),
-        Endpoint("get_access_token", "POST", "/api/Authenticate/GetAccessToken", True, "2a",
-                 host="auth"),
+        Endpoint(
+            "get_access_token", "POST", "/api/Authenticate/GetAccessToken", True, "2a", host="auth"
+        ),
         Endpoint("oidc_token", "POST", "/id/connect/token", True, "2b", host="id"),
         # --- ContactCentre5 ---------------------------------------------------------------------
         Endpoint("access_token_information", "GET", "/accesstokeninformation", True, "2 token"),
         Endpoint("visual_queues", "GET", "/{customerKey}/visualqueues", True, "4.1"),
-        Endpoint("visual_queue_state_information", "GET",
-                 "/{customerKey}/visualqueues/stateinformation/{result}", True, "4.2"),
-        Endpoint("user_group_state_information", "GET",
-                 "/{customerKey}/users/stateinformation/{tickerPeriodWindow}", True, "4.3 (M)"),
+        Endpoint(
+            "visual_queue_state_information",
+            "GET",
+            "/{customerKey}/visualqueues/stateinformation/{result}",
+            True,
+            "4.2",
+        ),
+        Endpoint(
+            "user_group_state_information",
+            "GET",
+            "/{customerKey}/users/stateinformation/{tickerPeriodWindow}",
+            True,
+            "4.3 (M)",
+        ),
         Endpoint("user", "GET", "/{customerKey}/users/{userId}", True, "4.4"),
         Endpoint("users", "GET", "/{customerKey}/users", True, "4.5"),
         Endpoint("user_groups", "GET", "/{customerKey}/usergroups", True, "4.6"),
         Endpoint("queues", "GET", "/{customerKey}/queues", True, "4.7"),
         # --- unverified: paths invented to match Truto's tool catalogue (4.11) -------------------
-        Endpoint("user_state_information", "GET",
-                 "/{customerKey}/users/{userId}/stateinformation", False, "4.11"),
-        Endpoint("agent_stats", "GET",
-                 "/{customerKey}/users/agentstats/{tickerPeriodWindow}", False, "4.11"),
-        Endpoint("visual_queue_ticker", "GET",
-                 "/{customerKey}/visualqueues/ticker/{tickerPeriodWindow}", False, "4.11"),
-        Endpoint("access_point_tickers", "GET",
-                 "/{customerKey}/accesspoints/ticker/{tickerPeriodWindow}", False, "4.11"),
+        Endpoint(
+            "user_state_information",
+            "GET",
+            "/{customerKey}/users/{userId}/stateinformation",
+            False,
+            "4.11",
+        ),
+        Endpoint(
+            "agent_stats",
+            "GET",
+            "/{customerKey}/users/agentstats/{tickerPeriodWindow}",
+            False,
+            "4.11",
+        ),
+        Endpoint(
+            "visual_queue_ticker",
+            "GET",
+            "/{customerKey}/visualqueues/ticker/{tickerPeriodWindow}",
+            False,
+            "4.11",
+        ),
+        Endpoint(
+            "access_point_tickers",
+            "GET",
+            "/{customerKey}/accesspoints/ticker/{tickerPeriodWindow}",
+            False,
+            "4.11",
+        ),
         Endpoint("pause_types", "GET", "/{customerKey}/pausetypes", False, "4.11"),
     )
 }
