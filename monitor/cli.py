@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--error-rate", type=float, default=0.0, help="fraction of calls answered 5xx")
     s.add_argument("--latency", type=float, default=0.0, help="added latency in seconds")
     s.add_argument("--legacy-dates", action="store_true", help="serve /Date(ms)/ dates")
+    s.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime, s")
 
     r = sub.add_parser("run", help="run the monitor service")
     r.add_argument("-c", "--config", required=True, help="YAML configuration file")
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("-c", "--config", help="configuration file (for Redis and the tenant)")
     si.add_argument("--redis-url", help="Redis URL (overrides the config)")
     si.add_argument("--timezone", help="time zone of zone-less times (default: the tenant's)")
+    si.add_argument("--rules", help="rules directory whose activities are allowed")
+    si.add_argument("--format", choices=["csv", "json", "ics"], help="default: from the suffix")
+    si.add_argument("--dry-run", action="store_true", help="validate only, write nothing")
     ss = sch.add_parser("show", help="print an agent's day")
     ss.add_argument("--tenant", required=True)
     ss.add_argument("--agent", required=True)

@@ -1,0 +1,150 @@
+"""HTTP API for schedules under /api/v1/tenants/{tenant}/ (bearer auth is the app's middleware).
+
+- `PUT  .../schedules` body JSON (the JSON import format) or text/csv: validated in full and
+  applied atomically; 400 with every issue, 200 with a summary. `?dry_run=1` validates only.
+- `GET  .../schedules?date=YYYY-MM-DD[&agent=ID]`: the local day, by agent.
+- `GET  .../agents/{agent}/schedule?date=YYYY-MM-DD`: one agent's local day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from monitor.engine.model import Segment
+from monitor.schedules.errors import ImportIssue, ScheduleImportError
+from monitor.schedules.importers import Format, parse_schedule
+from monitor.schedules.store import ScheduleStore
+
+_CONTENT_TYPES: Mapping[str, Format] = {
+    "application/json": "json",
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/calendar": "ics",
+}
+
+
+def segment_json(s: Segment, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "start": s.start.astimezone(tz).isoformat(),
+        "end": s.end.astimezone(tz).isoformat(),
+        "activity": s.activity,
+        "duration_seconds": int((s.end - s.start).total_seconds()),
+    }
+
+
+def _error(status: int, message: str, issues: list[ImportIssue] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if issues is not None:
+        body["issues"] = [i.as_dict() for i in issues]
+    return web.json_response(body, status=status)
+
+
+def schedule_routes(
+    store: ScheduleStore,
+    *,
+    tenants: Mapping[str, ZoneInfo],
+    known_activities: set[str],
+) -> list[web.RouteDef]:
+    """The schedule endpoints for the tenants in `tenants` (id -> time zone)."""
+
+    def tenant_zone(request: web.Request) -> tuple[str, ZoneInfo]:
+        tenant = request.match_info["tenant"]
+        tz = tenants.get(tenant)
+        if tz is None:
+            raise web.HTTPNotFound(
+                text=f'{{"error": "unknown tenant {tenant}"}}', content_type="application/json"
+            )
+        return tenant, tz
+
+    def query_date(request: web.Request) -> date:
+        raw = request.query.get("date")
+        try:
+            if raw is None:
+                raise ValueError
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise web.HTTPBadRequest(
+                text='{"error": "query parameter date=YYYY-MM-DD is required"}',
+                content_type="application/json",
+            ) from None
+
+    async def put_schedules(request: web.Request) -> web.Response:
+        tenant, tz = tenant_zone(request)
+        fmt = _CONTENT_TYPES.get(request.content_type)
+        if fmt is None:
+            return _error(
+                415,
+                f"unsupported content type {request.content_type!r}: send "
+                "application/json, text/csv or text/calendar",
+            )
+        body = await request.read()
+        try:
+            plan = parse_schedule(
+                body, fmt=fmt, source="request body", tz=tz, known_activities=known_activities
+            )
+        except ScheduleImportError as e:
+            return _error(400, "invalid schedule; nothing was written", e.issues)
+        summary = plan.summary()
+        del summary["source"]
+        if request.query.get("dry_run") in {"1", "true"}:
+            return web.json_response({"tenant": tenant, "dry_run": True, **summary})
+        try:
+            result = await store.apply(tenant, plan)
+        except ScheduleImportError as e:
+            return _error(409, "conflicts with the stored schedule; nothing was written", e.issues)
+        return web.json_response(
+            {
+                "tenant": tenant,
+                **summary,
+                "replaced": result.removed,
+                "version": result.version,
+            }
+        )
+
+    async def get_schedules(request: web.Request) -> web.Response:
+        tenant, tz = tenant_zone(request)
+        day = query_date(request)
+        agent = request.query.get("agent")
+        if agent is not None:
+            by_agent = {agent: await store.agent_day(tenant, tz, agent, day)}
+            by_agent = {a: v for a, v in by_agent.items() if v}
+        else:
+            by_agent = await store.segments_for_day(tenant, tz, day)
+        return web.json_response(
+            {
+                "tenant": tenant,
+                "date": day.isoformat(),
+                "timezone": tz.key,
+                "version": await store.version(tenant),
+                "agents": {
+                    a: [segment_json(s, tz) for s in segs] for a, segs in sorted(by_agent.items())
+                },
+            }
+        )
+
+    async def get_agent_schedule(request: web.Request) -> web.Response:
+        tenant, tz = tenant_zone(request)
+        day = query_date(request)
+        agent = request.match_info["agent"]
+        segments = await store.agent_day(tenant, tz, agent, day)
+        return web.json_response(
+            {
+                "tenant": tenant,
+                "agent": agent,
+                "date": day.isoformat(),
+                "timezone": tz.key,
+                "segments": [segment_json(s, tz) for s in segments],
+            }
+        )
+
+    base = "/api/v1/tenants/{tenant}"
+    return [
+        web.put(f"{base}/schedules", put_schedules),
+        web.get(f"{base}/schedules", get_schedules, allow_head=False),
+        web.get(f"{base}/agents/{{agent}}/schedule", get_agent_schedule, allow_head=False),
+    ]
