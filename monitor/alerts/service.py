@@ -1,0 +1,153 @@
+"""Alert delivery assembled from `AlertingConfig`: outbox, sinks, dispatcher, re-senders, API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from monitor.alerts.api import alert_routes
+from monitor.alerts.config import (
+    AlertingConfig,
+    AlertmanagerSinkConfig,
+    ConsoleSinkConfig,
+    SinkConfig,
+    SlackSinkConfig,
+    WebhookSinkConfig,
+)
+from monitor.alerts.metrics import AlertMetrics
+from monitor.alerts.outbox import Background, Dispatcher, Outbox
+from monitor.alerts.routing import Router
+from monitor.alerts.sinks.alertmanager import AlertmanagerResender, AlertmanagerSink
+from monitor.alerts.sinks.base import Sink
+from monitor.alerts.sinks.console import ConsoleSink
+from monitor.alerts.sinks.slack import SlackSink
+from monitor.alerts.sinks.webhook import WebhookSink
+from monitor.alerts.snooze import SnoozeStore
+from monitor.clock import Clock
+from monitor.engine.model import AlertTransition
+
+
+def build_sink(
+    name: str,
+    config: SinkConfig,
+    *,
+    clock: Clock,
+    session: aiohttp.ClientSession | None,
+    console_stream: TextIO | None = None,
+    external_url: str = "",
+) -> Sink:
+    if isinstance(config, ConsoleSinkConfig):
+        return ConsoleSink(console_stream)
+    if isinstance(config, SlackSinkConfig):
+        return SlackSink(
+            config.webhook_url,
+            clock=clock,
+            session=session,
+            timeout=config.timeout.total_seconds(),
+            min_interval=config.min_interval.total_seconds(),
+        )
+    if isinstance(config, WebhookSinkConfig):
+        return WebhookSink(
+            config.url,
+            clock=clock,
+            receiver=name,
+            hmac_key=config.hmac_key,
+            session=session,
+            timeout=config.timeout.total_seconds(),
+            max_alerts=config.max_alerts,
+            external_url=external_url,
+        )
+    return AlertmanagerSink(
+        config.url,
+        session=session,
+        bearer_token=config.bearer_token,
+        timeout=config.timeout.total_seconds(),
+    )
+
+
+class AlertingService:
+    """Everything between engine transitions and people. `publish_transitions` is the
+    pipeline's `AlertPublisher`; `start`/`stop` run the delivery tasks; `routes()` the API."""
+
+    def __init__(
+        self,
+        config: AlertingConfig,
+        redis: aioredis.Redis,
+        *,
+        clock: Clock,
+        registry: CollectorRegistry | None = None,
+        session: aiohttp.ClientSession | None = None,
+        console_stream: TextIO | None = None,
+        key_prefix: str = "pzm",
+        **worker_options: Any,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.snoozes = SnoozeStore(redis, clock=clock, key_prefix=key_prefix)
+        self.router = Router.from_config(config)
+        self.outbox = Outbox(
+            redis,
+            sinks=list(config.sinks),
+            clock=clock,
+            key_prefix=key_prefix,
+            router=self.router,
+            snoozes=self.snoozes,
+            dashboard_url=config.dashboard_url,
+        )
+        self.metrics = AlertMetrics(registry) if registry is not None else None
+        self.sinks: dict[str, Sink] = {
+            name: build_sink(
+                name,
+                cfg,
+                clock=clock,
+                session=session,
+                console_stream=console_stream,
+                external_url=config.dashboard_url or "",
+            )
+            for name, cfg in config.sinks.items()
+        }
+        background: list[Background] = []
+        for name, cfg in config.sinks.items():
+            sink = self.sinks[name]
+            if isinstance(cfg, AlertmanagerSinkConfig) and isinstance(sink, AlertmanagerSink):
+                resender = AlertmanagerResender(
+                    sink,
+                    self.outbox.store,
+                    clock=clock,
+                    resend_interval=cfg.resend_interval,
+                    resolved_for=cfg.resolved_resend_for,
+                )
+                background.append(resender.run)
+        worker_options.setdefault("group_wait", config.group_wait)
+        worker_options.setdefault("max_age", config.retry_max_age)
+        worker_options.setdefault("idempotency_ttl", config.idempotency_ttl)
+        self.dispatcher = Dispatcher(
+            self.outbox,
+            self.sinks,
+            clock=clock,
+            metrics=self.metrics,
+            snoozes=self.snoozes,
+            background=background,
+            **worker_options,
+        )
+
+    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
+        await self.outbox.publish_transitions(transitions)
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.dispatcher.stop(grace)
+        for sink in self.sinks.values():
+            close = getattr(sink, "close", None)
+            if close is not None:
+                await close()
+
+    def routes(self) -> list[web.RouteDef]:
+        return alert_routes(self.outbox.store, self.snoozes, clock=self.clock)
