@@ -1,0 +1,523 @@
+"""`PuzzelClient`: typed async access to ContactCentre5 with auth, retries and a rate limit.
+
+One client per tenant (customer key). Behaviour per HTTP answer:
+
+- 2xx: API answers must be an envelope `{result, code, id, message}`; `code != 0` raises
+  `PuzzelApiError` (not retried). The `result` is validated into the endpoint's model.
+- 401/403 on an API call: the token is dropped, a new one fetched, and the call retried once;
+  a second refusal raises `PuzzelAuthError`. On auth endpoints 400/401/403 raise it directly.
+- 429: wait `Retry-After` (seconds or an HTTP date; the rate limiter holds every other request
+  of this tenant too), unless that would overrun the deadline: then `PuzzelRateLimited`.
+- 5xx, timeouts, connection errors: retried with jittered exponential backoff until the call's
+  deadline; then `PuzzelDeadlineExceeded` (its `last_error` says what kept failing).
+- Other 4xx: `PuzzelApiError`, not retried.
+
+Every wait goes through the injected clock. Debug logs name the endpoint, status and attempt;
+never a token, secret or URL.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import tzinfo
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar, get_origin
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+import structlog
+
+from monitor.clock import Clock, SystemClock
+from monitor.puzzel.auth import (
+    DEFAULT_SKEW,
+    PasswordCredentials,
+    PuzzelIdCredentials,
+    TokenProvider,
+    make_token_provider,
+)
+from monitor.puzzel.dates import resolve_timezone
+from monitor.puzzel.endpoints import ENDPOINTS, Endpoint
+from monitor.puzzel.exceptions import (
+    PuzzelApiError,
+    PuzzelAuthError,
+    PuzzelDeadlineExceeded,
+    PuzzelError,
+    PuzzelMalformedResponse,
+    PuzzelRateLimited,
+    PuzzelTimeout,
+    PuzzelTransportError,
+)
+from monitor.puzzel.models import (
+    AccessPointTicker,
+    AgentStats,
+    Envelope,
+    PauseType,
+    SystemQueue,
+    TokenInformation,
+    User,
+    UserGroup,
+    UserGroupAgentState,
+    UserStateInformation,
+    UserSummary,
+    VisualQueue,
+    VisualQueueState,
+    VisualQueueTicker,
+    parse_as,
+)
+from monitor.puzzel.ratelimit import RateLimiter
+from monitor.puzzel.stats import ClientStats
+
+log = structlog.get_logger("monitor.puzzel.client")
+
+T = TypeVar("T")
+
+DEFAULT_API_BASE_URL = "https://api.puzzel.com/ContactCentre5"
+DEFAULT_AUTH_BASE_URL = "https://auth.puzzel.com"
+DEFAULT_ID_BASE_URL = "https://app.puzzel.com"
+
+# The deadline of the outermost call, so that a token fetch inside an API call cannot outlive it.
+_CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "puzzel_call_deadline", default=None
+)
+_MAX_ERROR_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    ep: Endpoint
+    url: str
+    params: Mapping[str, str] | None
+    json: Any
+    form: dict[str, str] | None
+    bearer: bool
+    token: str | None  # a fixed token: no re-authentication on 401
+
+
+class PuzzelClient:
+    """Async client for one Puzzel tenant. Use as `async with PuzzelClient(...) as client:`."""
+
+    def __init__(
+        self,
+        auth: PuzzelIdCredentials | PasswordCredentials | TokenProvider,
+        *,
+        api_base_url: str = DEFAULT_API_BASE_URL,
+        auth_base_url: str = DEFAULT_AUTH_BASE_URL,
+        id_base_url: str = DEFAULT_ID_BASE_URL,
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+        deadline: float = 30.0,
+        max_rate: float = 10.0,
+        burst: int = 10,
+        retry_base: float = 0.5,
+        retry_max_delay: float = 8.0,
+        timezone: str | tzinfo = "Europe/Oslo",
+        rng: random.Random | None = None,
+        token_skew: float = DEFAULT_SKEW,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        if timeout <= 0 or deadline <= 0:
+            raise ValueError("timeout and deadline must be positive numbers of seconds")
+        self._bases = {
+            "api": api_base_url.rstrip("/"),
+            "auth": auth_base_url.rstrip("/"),
+            "id": id_base_url.rstrip("/"),
+        }
+        self._session = session
+        self._owns_session = session is None
+        self._clock: Clock = clock or SystemClock()
+        self._timeout = timeout
+        self._deadline = deadline
+        self._retry_base = retry_base
+        self._retry_max_delay = retry_max_delay
+        self.timezone = resolve_timezone(timezone)
+        self._rng = rng or random.Random()
+        self.limiter = limiter or RateLimiter(max_rate, burst, self._clock)
+        self.stats = ClientStats()
+        self.auth: TokenProvider
+        if isinstance(auth, PuzzelIdCredentials | PasswordCredentials):
+            self.auth = make_token_provider(
+                auth, self, self._clock, skew=token_skew, timezone=self.timezone
+            )
+        else:
+            self.auth = auth
+        self._user_id: int | str | None = None
+
+    def __repr__(self) -> str:
+        return f"<PuzzelClient customer_key={self.customer_key!r}>"
+
+    @property
+    def customer_key(self) -> str:
+        return self.auth.customer_key
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._get_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            if not self._owns_session:
+                raise RuntimeError("the aiohttp session given to PuzzelClient is closed")
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    # --- typed endpoints ----------------------------------------------------------------------
+
+    async def access_token_information(self) -> TokenInformation:
+        """`/accesstokeninformation`: the API user, tenant and token expiry."""
+        return await self._get("access_token_information", TokenInformation)
+
+    async def visual_queues(self) -> list[VisualQueue]:
+        return await self._get("visual_queues", list[VisualQueue])
+
+    async def visual_queue_state_information(
+        self,
+        result: str = "All",
+        user_id: int | str | None = None,
+        visual_queue_id: int | None = None,
+    ) -> list[VisualQueueState]:
+        """State and today-ticker of every visual queue (or one, by `visual_queue_id`)."""
+        query: dict[str, str] = {"userId": str(user_id or await self.api_user_id())}
+        if visual_queue_id is not None:
+            query["visualQueueId"] = str(visual_queue_id)
+        return await self._get(
+            "visual_queue_state_information", list[VisualQueueState], query, result=result
+        )
+
+    async def user_group_state_information(
+        self,
+        ticker_period_window: str = "Today",
+        user_group_name: str | None = None,
+        user_id: int | str | None = None,
+    ) -> list[UserGroupAgentState]:
+        """Agent state and today-ticker, for one user group (by name) or all agents."""
+        query: dict[str, str] = {"userId": str(user_id or await self.api_user_id())}
+        if user_group_name is not None:
+            query["userGroupName"] = user_group_name
+        return await self._get(
+            "user_group_state_information",
+            list[UserGroupAgentState],
+            query,
+            tickerPeriodWindow=ticker_period_window,
+        )
+
+    async def user(self, user_id: int | str) -> User:
+        return await self._get("user", User, userId=user_id)
+
+    async def users(self) -> list[UserSummary]:
+        return await self._get("users", list[UserSummary])
+
+    async def user_groups(self) -> list[UserGroup]:
+        return await self._get("user_groups", list[UserGroup])
+
+    async def queues(self) -> list[SystemQueue]:
+        return await self._get("queues", list[SystemQueue])
+
+    async def user_state_information(self, user_id: int | str) -> UserStateInformation:
+        """One agent's state with its status duration (unverified path)."""
+        return await self._get("user_state_information", UserStateInformation, userId=user_id)
+
+    async def agent_stats(self, ticker_period_window: str = "Today") -> list[AgentStats]:
+        """Per-agent today-ticker (unverified path)."""
+        query = {"userId": str(await self.api_user_id())}
+        return await self._get(
+            "agent_stats", list[AgentStats], query, tickerPeriodWindow=ticker_period_window
+        )
+
+    async def visual_queue_ticker(
+        self, ticker_period_window: str = "Today"
+    ) -> list[VisualQueueTicker]:
+        """Per-visual-queue ticker (unverified path)."""
+        return await self._get(
+            "visual_queue_ticker",
+            list[VisualQueueTicker],
+            tickerPeriodWindow=ticker_period_window,
+        )
+
+    async def access_point_tickers(
+        self, ticker_period_window: str = "Today"
+    ) -> list[AccessPointTicker]:
+        """Per-access-point ticker (unverified path)."""
+        return await self._get(
+            "access_point_tickers",
+            list[AccessPointTicker],
+            tickerPeriodWindow=ticker_period_window,
+        )
+
+    async def pause_types(self) -> list[PauseType]:
+        """The tenant's pause types (unverified path)."""
+        query = {"userId": str(await self.api_user_id())}
+        return await self._get("pause_types", list[PauseType], query)
+
+    async def api_user_id(self) -> int | str:
+        """The API user's id: from the credentials, or learned from /accesstokeninformation."""
+        if self.auth.user_id is None and self._user_id is None:
+            await self.auth.get_token()  # a password login learns it on the way
+        uid = self.auth.user_id or self._user_id
+        if uid is None:
+            uid = self._user_id = (await self.access_token_information()).user_id
+        return uid
+
+    # --- AuthTransport (used by the token providers) -----------------------------------------
+
+    async def post_auth(
+        self, endpoint: str, *, json: Any = None, form: dict[str, str] | None = None
+    ) -> Any:
+        ep = ENDPOINTS[endpoint]
+        return await self._call(ep, self._url(ep), json=json, form=form, bearer=False)
+
+    async def token_information(self, token: str) -> TokenInformation:
+        ep = ENDPOINTS["access_token_information"]
+        result = await self._call(ep, self._url(ep), token=token)
+        return self._parse(ep, TokenInformation, result)
+
+    # --- machinery ----------------------------------------------------------------------------
+
+    async def _get(
+        self,
+        name: str,
+        type_: type[T],
+        query: Mapping[str, str] | None = None,
+        **path: str | int,
+    ) -> T:
+        ep = ENDPOINTS[name]
+        result = await self._call(ep, self._url(ep, **path), params=query)
+        if result is None and get_origin(type_) is list:
+            result = []  # .NET serialises an empty list as null often enough to allow it
+        return self._parse(ep, type_, result)
+
+    def _parse(self, ep: Endpoint, type_: type[T], result: Any) -> T:
+        try:
+            return parse_as(type_, result, endpoint=ep.name, timezone=self.timezone)
+        except PuzzelMalformedResponse:
+            stats = self.stats.of(ep.name)
+            stats.failures += 1
+            stats.call_failures += 1
+            raise
+
+    def _url(self, ep: Endpoint, **params: str | int) -> str:
+        values = {k: quote(str(v), safe="") for k, v in params.items()}
+        if "{customerKey}" in ep.template:
+            values["customerKey"] = quote(self.customer_key, safe="")
+        return self._bases[ep.host] + ep.path(**values)
+
+    async def _call(
+        self,
+        ep: Endpoint,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        form: dict[str, str] | None = None,
+        bearer: bool = True,
+        token: str | None = None,
+    ) -> Any:
+        """One logical call: attempts until success, a final error, or the deadline."""
+        stats = self.stats.of(ep.name)
+        stats.calls += 1
+        deadline_at = self._clock.monotonic() + self._deadline
+        outer = _CALL_DEADLINE.get()
+        if outer is not None:
+            deadline_at = min(deadline_at, outer)
+        reset = _CALL_DEADLINE.set(deadline_at)
+        request = _Request(ep, url, params, json, form, bearer, token)
+        try:
+            return await self._attempts(request, deadline_at)
+        except PuzzelError:
+            stats.call_failures += 1
+            raise
+        finally:
+            _CALL_DEADLINE.reset(reset)
+
+    async def _attempts(self, req: _Request, deadline_at: float) -> Any:
+        ep = req.ep
+        stats = self.stats.of(ep.name)
+        attempt = 0
+        reauthenticated = False
+        last_error: PuzzelError | None = None
+        while True:
+            attempt += 1
+            await self.limiter.acquire()
+            remaining = deadline_at - self._clock.monotonic()
+            if remaining <= 0:
+                raise PuzzelDeadlineExceeded(ep.name, self._deadline, last_error) from last_error
+            headers = {"Accept": "application/json"}
+            token: str | None = None
+            if req.bearer:
+                token = req.token if req.token is not None else await self.auth.get_token()
+                headers["Authorization"] = f"Bearer {token}"
+            stats.requests += 1
+            if attempt > 1:
+                stats.retries += 1
+            try:
+                status, resp_headers, body = await self._http(
+                    req, headers, min(self._timeout, remaining)
+                )
+            except PuzzelTransportError as exc:
+                stats.failures += 1
+                log.debug(
+                    "puzzel.request_failed",
+                    endpoint=ep.name,
+                    attempt=attempt,
+                    error=type(exc).__name__,
+                )
+                last_error = exc
+                await self._backoff(ep, attempt, deadline_at, last_error)
+                continue
+            log.debug("puzzel.response", endpoint=ep.name, status=status, attempt=attempt)
+            if 200 <= status < 300:
+                try:
+                    return self._unwrap(ep, status, body)
+                except PuzzelError:
+                    stats.failures += 1
+                    raise
+            stats.failures += 1
+            code, message = _error_details(body)
+            if status in (401, 403) and req.bearer:
+                if req.token is None and not reauthenticated:
+                    reauthenticated = True
+                    self.auth.invalidate(token)
+                    continue
+                raise PuzzelAuthError(
+                    message or "token refused", endpoint=ep.name, http_status=status
+                )
+            if status in (400, 401, 403) and ep.host != "api":
+                raise PuzzelAuthError(
+                    message or "credentials refused", endpoint=ep.name, http_status=status
+                )
+            if status == 429:
+                stats.rate_limited += 1
+                wait = self._retry_after(resp_headers.get("Retry-After"))
+                if wait is None:
+                    wait = self._backoff_delay(attempt)
+                if self._clock.monotonic() + wait > deadline_at:
+                    raise PuzzelRateLimited(wait, endpoint=ep.name)
+                log.debug("puzzel.rate_limited", endpoint=ep.name, retry_after=round(wait, 3))
+                last_error = PuzzelRateLimited(wait, endpoint=ep.name)
+                self.limiter.block_for(wait)  # the next acquire() waits it out
+                continue
+            error = PuzzelApiError(code if code is not None else status, message, ep.name, status)
+            if status >= 500:
+                last_error = error
+                await self._backoff(ep, attempt, deadline_at, last_error)
+                continue
+            raise error
+
+    async def _http(
+        self, req: _Request, headers: dict[str, str], limit_seconds: float
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        session = self._get_session()
+        data: bytes | dict[str, str] | None = req.form
+        if req.json is not None:
+            data = orjson.dumps(req.json)
+            headers = {**headers, "Content-Type": "application/json"}
+        try:
+            async with session.request(
+                req.ep.method,
+                req.url,
+                params=req.params,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=limit_seconds),
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return resp.status, resp.headers, body
+        except TimeoutError:
+            raise PuzzelTimeout(
+                f"{req.ep.name}: no answer within {limit_seconds:.3g} s", endpoint=req.ep.name
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise PuzzelTransportError(
+                f"{req.ep.name}: {type(exc).__name__}: {exc}", endpoint=req.ep.name
+            ) from None
+
+    def _unwrap(self, ep: Endpoint, status: int, body: bytes) -> Any:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise PuzzelMalformedResponse(ep.name, f"not JSON ({exc})", field="body") from None
+        if ep.host != "api":
+            return data  # the auth services do not use the envelope
+        if not isinstance(data, dict) or "code" not in data:
+            raise PuzzelMalformedResponse(
+                ep.name, "expected an envelope {result, code, id, message}", field="body"
+            )
+        envelope = parse_as(Envelope, data, endpoint=ep.name, prefix="envelope")
+        if envelope.code != 0:
+            raise PuzzelApiError(envelope.code, envelope.message or "", ep.name, status)
+        return envelope.result
+
+    def _backoff_delay(self, attempt: int) -> float:
+        """Exponential, capped, with half of it jittered."""
+        full = min(self._retry_max_delay, self._retry_base * 2.0 ** (attempt - 1))
+        return full / 2 + self._rng.uniform(0, full / 2)
+
+    async def _backoff(
+        self, ep: Endpoint, attempt: int, deadline_at: float, last_error: PuzzelError
+    ) -> None:
+        delay = self._backoff_delay(attempt)
+        if self._clock.monotonic() + delay >= deadline_at:
+            raise PuzzelDeadlineExceeded(ep.name, self._deadline, last_error) from last_error
+        log.debug("puzzel.retry", endpoint=ep.name, attempt=attempt, delay=round(delay, 3))
+        await self._clock.sleep(delay)
+
+    def _retry_after(self, value: str | None) -> float | None:
+        """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, (when - self._clock.now()).total_seconds())
+
+
+def _error_details(body: bytes) -> tuple[int | None, str]:
+    """(code, message) from an error body: an envelope, an OAuth error or nothing useful.
+
+    Only these structured fields are kept, never the raw body, so nothing sent to us leaks.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, ""
+    if not isinstance(data, dict):
+        return None, ""
+    code = data.get("code")
+    parts = [
+        str(data[k])
+        for k in ("message", "Message", "error", "error_description")
+        if isinstance(data.get(k), str) and data[k]
+    ]
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        "; ".join(parts)[:_MAX_ERROR_TEXT],
+    )
