@@ -68,6 +68,10 @@ class RuleConfig:
     enabled: bool = True
     # an optional second, longer threshold after which the alert escalates
     escalate_after: timedelta | None = None
+    # added after the first contract (optional, backwards compatible):
+    window: timedelta | None = None  # team_adherence_below: trailing window (default 30 min)
+    labels: dict[str, str] = field(default_factory=dict)  # extra alert labels (routing)
+    runbook_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,8 @@ class RuleSet:
     activities: dict[str, Activity]
     rules: dict[RuleName, RuleConfig]
     productive_activity: str = "phone"  # conformance: time in its allowed states / time scheduled
+    # activities whose segments break_overrun measures a pause against (contiguous ones merge)
+    break_activities: frozenset[str] = frozenset({"break", "lunch"})
 
     def enabled(self, name: RuleName) -> RuleConfig | None:
         rule = self.rules.get(name)
@@ -116,6 +122,7 @@ class AlertTransition:
     ideal_at: datetime
     condition_since: datetime  # when the condition started to hold
     details: dict[str, str] = field(default_factory=dict)  # activity, state, held_for, name...
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels from the rule's config
 
     @property
     def key(self) -> str:

@@ -1,0 +1,1362 @@
+"""The adherence rules engine: pure and deterministic.
+
+Given what the engine remembers (`EngineState`), the latest observations, the schedules and the
+rules, it returns a new state, where every agent stands, the alert transitions and the seconds
+accrued for the adherence/conformance counters. It imports nothing that does I/O and never reads
+a clock: `now` is an argument.
+
+Timeline model. Between two evaluations the engine knows one thing about an agent's state: the
+state now and when it was entered (`AgentObservation.since`). It assumes at most one change in
+between, at `since`. The interval from the last evaluation to `now` is cut at that change, at
+every schedule-segment boundary and at every break-overrun threshold; each piece has one state
+and one scheduled segment, so conditions and accruals are exact on pieces. A condition starts at
+the exact moment it began to hold (state entry, segment boundary, pause length exceeding the
+break), fires at the first evaluation where it has held for `after`, and resolves at the first
+evaluation where it no longer holds, with `ideal_at` the moment it stopped.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from monitor.engine.model import (
+    Accrual,
+    Activity,
+    AgentEvaluation,
+    AlertTransition,
+    RuleConfig,
+    RuleName,
+    RuleSet,
+    Segment,
+    Subject,
+)
+from monitor.snapshots import AgentObservation, QueueObservation
+from monitor.states import AgentState, StateKind
+
+__all__ = [
+    "AGENT_RULES",
+    "QUEUE_RULES",
+    "AgentMemory",
+    "AgentResult",
+    "EngineState",
+    "OpenCondition",
+    "QueueMemory",
+    "QueueResult",
+    "StalenessResult",
+    "TeamMemory",
+    "account_until",
+    "evaluate_agents",
+    "evaluate_queues",
+    "evaluate_staleness",
+    "next_due",
+]
+
+OFF_ACTIVITY = "off"  # never part of a shift (scenario-format.md)
+DEFAULT_TEAM_WINDOW = timedelta(minutes=30)
+# team_adherence_below needs this much scheduled time in the window before it judges a team, so
+# the first minutes of a shift (or a single agent's short segment) cannot trip it
+TEAM_MIN_SCHEDULED_SECONDS = 300.0
+_BUCKET_SECONDS = 60
+_EPSILON = timedelta(microseconds=1)
+STATE_VERSION = 1
+
+AGENT_RULES: tuple[RuleName, ...] = (
+    RuleName.OUT_OF_ADHERENCE,
+    RuleName.LATE_LOGIN,
+    RuleName.EARLY_LOGOFF,
+    RuleName.BREAK_OVERRUN,
+    RuleName.LONG_WRAP_UP,
+    RuleName.LONG_PAUSE,
+    RuleName.UNSCHEDULED_LOGIN,
+    RuleName.UNMAPPED_STATE,
+    RuleName.UNKNOWN_AGENT,
+)
+QUEUE_RULES: tuple[RuleName, ...] = (
+    RuleName.QUEUE_SLA_BELOW,
+    RuleName.QUEUE_WAIT_ABOVE,
+    RuleName.QUEUE_NO_AGENTS_READY,
+)
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCondition:
+    """A condition that holds now: since when, and whether its alert has fired.
+
+    When firing it keeps what the firing transition said, so a restarted service can list its
+    open alerts (`EngineState.firing_alerts`) and resolve them with the same identity.
+    """
+
+    since: datetime
+    firing: bool = False
+    fired_at: datetime | None = None
+    fired_ideal_at: datetime | None = None
+    severity: str = "warning"
+    details: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"since": _iso(self.since), "firing": self.firing}
+        if self.firing:
+            d |= {
+                "fired_at": _iso_opt(self.fired_at),
+                "fired_ideal_at": _iso_opt(self.fired_ideal_at),
+                "severity": self.severity,
+                "details": dict(self.details),
+                "labels": dict(self.labels),
+            }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OpenCondition:
+        return cls(
+            since=_dt(d["since"]),
+            firing=bool(d.get("firing", False)),
+            fired_at=_dt_opt(d.get("fired_at")),
+            fired_ideal_at=_dt_opt(d.get("fired_ideal_at")),
+            severity=str(d.get("severity", "warning")),
+            details={str(k): str(v) for k, v in (d.get("details") or {}).items()},
+            labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class AgentMemory:
+    """Everything the engine remembers about one agent between evaluations."""
+
+    name: str
+    team: str
+    state: AgentState
+    since: datetime  # when `state` was entered
+    accounted_until: datetime  # accruals and conditions are settled up to here
+    # when the agent last went from logged on to logged_off (early_logoff vs late_login)
+    logged_on_until: datetime | None = None
+    pause_start: datetime | None = None  # start of the continuous pause (any type)
+    pause_type_start: datetime | None = None  # start of the current pause type
+    segment: Segment | None = None  # the segment in force at accounted_until
+    adherent: bool | None = None
+    adherent_since: datetime | None = None
+    open: dict[RuleName, OpenCondition] = field(default_factory=dict)
+    last_closed: dict[RuleName, datetime] = field(default_factory=dict)
+    scheduled_seconds: float = 0.0
+    adherent_seconds: float = 0.0
+    productive_seconds: float = 0.0
+    productive_scheduled_seconds: float = 0.0
+
+    def copy(self) -> AgentMemory:
+        return AgentMemory(
+            self.name,
+            self.team,
+            self.state,
+            self.since,
+            self.accounted_until,
+            self.logged_on_until,
+            self.pause_start,
+            self.pause_type_start,
+            self.segment,
+            self.adherent,
+            self.adherent_since,
+            dict(self.open),
+            dict(self.last_closed),
+            self.scheduled_seconds,
+            self.adherent_seconds,
+            self.productive_seconds,
+            self.productive_scheduled_seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "team": self.team,
+            "state": _state_to_dict(self.state),
+            "since": _iso(self.since),
+            "accounted_until": _iso(self.accounted_until),
+            "logged_on_until": _iso_opt(self.logged_on_until),
+            "pause_start": _iso_opt(self.pause_start),
+            "pause_type_start": _iso_opt(self.pause_type_start),
+            "segment": _segment_to_dict(self.segment),
+            "adherent": self.adherent,
+            "adherent_since": _iso_opt(self.adherent_since),
+            "open": {r.value: c.to_dict() for r, c in self.open.items()},
+            "last_closed": {r.value: _iso(t) for r, t in self.last_closed.items()},
+            "totals": [
+                self.scheduled_seconds,
+                self.adherent_seconds,
+                self.productive_seconds,
+                self.productive_scheduled_seconds,
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AgentMemory:
+        totals = [float(x) for x in d.get("totals", [0.0, 0.0, 0.0, 0.0])]
+        adherent = d.get("adherent")
+        return cls(
+            name=str(d.get("name", "")),
+            team=str(d.get("team", "")),
+            state=_state_from_dict(d["state"]),
+            since=_dt(d["since"]),
+            accounted_until=_dt(d["accounted_until"]),
+            logged_on_until=_dt_opt(d.get("logged_on_until")),
+            pause_start=_dt_opt(d.get("pause_start")),
+            pause_type_start=_dt_opt(d.get("pause_type_start")),
+            segment=_segment_from_dict(d.get("segment")),
+            adherent=None if adherent is None else bool(adherent),
+            adherent_since=_dt_opt(d.get("adherent_since")),
+            open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
+            last_closed={RuleName(k): _dt(v) for k, v in d.get("last_closed", {}).items()},
+            scheduled_seconds=totals[0],
+            adherent_seconds=totals[1],
+            productive_seconds=totals[2],
+            productive_scheduled_seconds=totals[3],
+        )
+
+
+@dataclass(slots=True)
+class QueueMemory:
+    name: str = ""
+    open: dict[RuleName, OpenCondition] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "open": {r.value: c.to_dict() for r, c in self.open.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QueueMemory:
+        return cls(
+            name=str(d.get("name", "")),
+            open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class TeamMemory:
+    """Per-minute (scheduled, adherent) seconds for the trailing team-adherence window."""
+
+    buckets: dict[int, tuple[float, float]] = field(default_factory=dict)
+    open: dict[RuleName, OpenCondition] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "buckets": [[k, s, a] for k, (s, a) in sorted(self.buckets.items())],
+            "open": {r.value: c.to_dict() for r, c in self.open.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TeamMemory:
+        return cls(
+            buckets={int(k): (float(s), float(a)) for k, s, a in d.get("buckets", [])},
+            open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class EngineState:
+    """What the engine remembers between evaluations, for one tenant. JSON-serialisable."""
+
+    tenant: str = ""
+    agents: dict[str, AgentMemory] = field(default_factory=dict)
+    queues: dict[str, QueueMemory] = field(default_factory=dict)
+    teams: dict[str, TeamMemory] = field(default_factory=dict)
+    stale: dict[str, OpenCondition] = field(default_factory=dict)  # endpoint -> staleness
+    ruleset_key: str = ""
+
+    def shallow_copy(self) -> EngineState:
+        """A copy whose containers are new; members are replaced (never mutated) on write."""
+        return EngineState(
+            tenant=self.tenant,
+            agents=dict(self.agents),
+            queues=dict(self.queues),
+            teams=dict(self.teams),
+            stale=dict(self.stale),
+            ruleset_key=self.ruleset_key,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "tenant": self.tenant,
+            "ruleset_key": self.ruleset_key,
+            "agents": {k: v.to_dict() for k, v in self.agents.items()},
+            "queues": {k: v.to_dict() for k, v in self.queues.items()},
+            "teams": {k: v.to_dict() for k, v in self.teams.items()},
+            "stale": {k: v.to_dict() for k, v in self.stale.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EngineState:
+        version = d.get("version", STATE_VERSION)
+        if version != STATE_VERSION:
+            raise ValueError(f"engine state version {version!r}; expected {STATE_VERSION}")
+        return cls(
+            tenant=str(d.get("tenant", "")),
+            ruleset_key=str(d.get("ruleset_key", "")),
+            agents={k: AgentMemory.from_dict(v) for k, v in d.get("agents", {}).items()},
+            queues={k: QueueMemory.from_dict(v) for k, v in d.get("queues", {}).items()},
+            teams={k: TeamMemory.from_dict(v) for k, v in d.get("teams", {}).items()},
+            stale={k: OpenCondition.from_dict(v) for k, v in d.get("stale", {}).items()},
+        )
+
+    def totals(self) -> list[Accrual]:
+        """Cumulative seconds per agent since the engine first saw it (for counters, replay)."""
+        return [
+            Accrual(
+                agent_id=agent_id,
+                team=m.team,
+                scheduled_seconds=m.scheduled_seconds,
+                adherent_seconds=m.adherent_seconds,
+                productive_seconds=m.productive_seconds,
+                productive_scheduled_seconds=m.productive_scheduled_seconds,
+            )
+            for agent_id, m in sorted(self.agents.items())
+        ]
+
+    def firing_alerts(self) -> list[AlertTransition]:
+        """The firing transition of every alert still open (e.g. to rebuild views on restart)."""
+        out: list[AlertTransition] = []
+
+        def add(
+            rule: RuleName, c: OpenCondition, subject: Subject, sid: str, team: str | None
+        ) -> None:
+            if c.firing:
+                out.append(
+                    AlertTransition(
+                        rule=rule,
+                        status="firing",
+                        tenant=self.tenant,
+                        subject=subject,
+                        subject_id=sid,
+                        team=team,
+                        severity=c.severity,
+                        at=c.fired_at or c.since,
+                        ideal_at=c.fired_ideal_at or c.since,
+                        condition_since=c.since,
+                        details=dict(c.details),
+                        labels=dict(c.labels),
+                    )
+                )
+
+        for aid, m in self.agents.items():
+            for rule, c in m.open.items():
+                add(rule, c, "agent", aid, m.team or None)
+        for qid, q in self.queues.items():
+            for rule, c in q.open.items():
+                add(rule, c, "queue", qid, None)
+        for team, tm in self.teams.items():
+            for rule, c in tm.open.items():
+                add(rule, c, "team", team, team)
+        for endpoint, c in self.stale.items():
+            add(RuleName.STALE_DATA, c, "tenant", endpoint, None)
+        out.sort(key=_transition_order)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    state: EngineState
+    evaluations: list[AgentEvaluation]
+    transitions: list[AlertTransition]
+    accruals: list[Accrual]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueResult:
+    state: EngineState
+    transitions: list[AlertTransition]
+
+
+@dataclass(frozen=True, slots=True)
+class StalenessResult:
+    state: EngineState
+    transitions: list[AlertTransition]
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+class _Schedule:
+    """One agent's segments, indexed for lookups by time."""
+
+    __slots__ = ("_blocks", "_bounds", "_ends", "_max_end", "_shifts", "_starts", "segments")
+
+    def __init__(self, segments: Iterable[Segment]) -> None:
+        # all times in UTC with the one `UTC` tzinfo: comparisons then skip utcoffset() calls
+        segs = sorted(
+            (
+                s
+                if s.start.tzinfo is UTC and s.end.tzinfo is UTC
+                else Segment(_utc(s.start), _utc(s.end), s.agent_id, s.activity)
+                for s in segments
+            ),
+            key=lambda s: (s.start, s.end),
+        )
+        self.segments = segs
+        self._starts = [s.start for s in segs]
+        self._ends = sorted(s.end for s in segs)
+        self._max_end: list[datetime] = []
+        for s in segs:
+            prev = self._max_end[-1] if self._max_end else s.end
+            self._max_end.append(max(prev, s.end))
+        self._bounds = sorted({s.start for s in segs} | {s.end for s in segs})
+        self._shifts: list[tuple[datetime, datetime]] | None = None
+        self._blocks: dict[frozenset[str], list[tuple[datetime, datetime]]] = {}
+
+    def at(self, t: datetime) -> Segment | None:
+        """The segment in force at `t` (the latest-starting one if segments overlap)."""
+        i = bisect.bisect_right(self._starts, t) - 1
+        while i >= 0:
+            if self._max_end[i] <= t:
+                return None
+            s = self.segments[i]
+            if s.end > t:
+                return s
+            i -= 1
+        return None
+
+    def bounds_in(self, a: datetime, b: datetime) -> list[datetime]:
+        """Segment boundaries in (a, b]."""
+        lo = bisect.bisect_right(self._bounds, a)
+        hi = bisect.bisect_right(self._bounds, b)
+        return self._bounds[lo:hi]
+
+    def run_start(self, t: datetime, pred: Callable[[Segment], bool]) -> datetime:
+        """Start of the run of contiguous segments satisfying `pred` that contains `t`."""
+        seg = self.at(t)
+        if seg is None:
+            return t
+        start = seg.start
+        for _ in range(len(self.segments)):
+            prev = self.at(start - _EPSILON)
+            if prev is None or not pred(prev):
+                break
+            start = prev.start
+        return start
+
+    def gap_start(self, t: datetime) -> datetime | None:
+        """When the unscheduled gap containing `t` began (the latest segment end <= t)."""
+        i = bisect.bisect_right(self._ends, t)
+        return self._ends[i - 1] if i else None
+
+    def shift_at(self, t: datetime) -> tuple[datetime, datetime] | None:
+        """The shift (run of contiguous non-`off` segments) containing `t`."""
+        if self._shifts is None:
+            self._shifts = _merge(s for s in self.segments if s.activity != OFF_ACTIVITY)
+        for start, end in self._shifts:
+            if start <= t < end:
+                return start, end
+            if start > t:
+                break
+        return None
+
+    def overrun_at(
+        self, pause_start: datetime, break_activities: frozenset[str]
+    ) -> datetime | None:
+        """When a continuous pause from `pause_start` outlasts the break block it overlaps.
+
+        Contiguous break-like segments (a break followed by lunch) form one block; the pause is
+        measured against the first block that ends after the pause began.
+        """
+        blocks = self._blocks.get(break_activities)
+        if blocks is None:
+            blocks = _merge(s for s in self.segments if s.activity in break_activities)
+            self._blocks[break_activities] = blocks
+        for start, end in blocks:
+            if end > pause_start:
+                return max(pause_start + (end - start), start)
+        return None
+
+
+def _merge(segments: Iterable[Segment]) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    for s in segments:  # already sorted by start
+        if out and s.start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], s.end))
+        else:
+            out.append((s.start, s.end))
+    return out
+
+
+_SCHEDULE_CACHE: dict[int, tuple[Sequence[Segment], _Schedule]] = {}
+_SCHEDULE_CACHE_MAX = 4096
+
+
+def _schedule_for(segments: Sequence[Segment] | None) -> _Schedule:
+    # Memo by identity: the pipeline passes the same lists on every cycle until schedules change.
+    # The entry keeps the list alive, so its id cannot be reused while cached; tuples are immutable
+    # and lists are treated as immutable by every caller (documented on evaluate_agents).
+    if not segments:
+        return _EMPTY_SCHEDULE
+    hit = _SCHEDULE_CACHE.get(id(segments))
+    if hit is not None and hit[0] is segments and len(hit[1].segments) == len(segments):
+        return hit[1]
+    sched = _Schedule(segments)
+    if len(_SCHEDULE_CACHE) >= _SCHEDULE_CACHE_MAX:
+        _SCHEDULE_CACHE.clear()
+    _SCHEDULE_CACHE[id(segments)] = (segments, sched)
+    return sched
+
+
+_EMPTY_SCHEDULE = _Schedule(())
+
+
+# --- agent conditions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Phase:
+    """An agent's state and what goes with it, constant between two change points."""
+
+    state: AgentState
+    since: datetime
+    pause_start: datetime | None
+    type_start: datetime | None
+    logged_on_until: datetime | None
+
+
+def _judged(ruleset: RuleSet, seg: Segment | None) -> Activity | None:
+    """The activity of `seg` if it counts for adherence (known and not neutral)."""
+    if seg is None:
+        return None
+    act = ruleset.activities.get(seg.activity)
+    if act is None or act.neutral:
+        return None
+    return act
+
+
+def _holding(
+    t: datetime,
+    ph: _Phase,
+    sched: _Schedule,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> dict[RuleName, datetime]:
+    """The agent rules whose condition holds at `t`, each with when it began to hold."""
+    out: dict[RuleName, datetime] = {}
+    st = ph.state
+    kind = st.kind
+    seg = sched.at(t)
+    act = _judged(ruleset, seg)
+
+    def disallows(s: Segment) -> bool:
+        a = _judged(ruleset, s)
+        return a is not None and not a.allows(st)
+
+    if act is not None and not act.allows(st):
+        if RuleName.OUT_OF_ADHERENCE in cfgs:
+            out[RuleName.OUT_OF_ADHERENCE] = max(ph.since, sched.run_start(t, disallows))
+        if kind is StateKind.LOGGED_OFF and (
+            RuleName.LATE_LOGIN in cfgs or RuleName.EARLY_LOGOFF in cfgs
+        ):
+            shift = sched.shift_at(t)
+            if shift is not None:
+                lou = ph.logged_on_until
+                rule = (
+                    RuleName.EARLY_LOGOFF
+                    if lou is not None and lou > shift[0]
+                    else RuleName.LATE_LOGIN
+                )
+                if rule in cfgs:
+                    start = max(sched.run_start(t, disallows), shift[0], ph.since)
+                    out[rule] = start
+    if kind is StateKind.PAUSE:
+        if RuleName.BREAK_OVERRUN in cfgs and ph.pause_start is not None:
+            over = sched.overrun_at(ph.pause_start, ruleset.break_activities)
+            if over is not None and t >= over:
+                out[RuleName.BREAK_OVERRUN] = over
+        lp = cfgs.get(RuleName.LONG_PAUSE)
+        if lp is not None:
+            if lp.pause_type is None:
+                out[RuleName.LONG_PAUSE] = ph.pause_start or ph.since
+            elif (st.pause_type or "").casefold() == lp.pause_type.casefold():
+                out[RuleName.LONG_PAUSE] = ph.type_start or ph.since
+    elif kind is StateKind.WRAP_UP:
+        if RuleName.LONG_WRAP_UP in cfgs:
+            out[RuleName.LONG_WRAP_UP] = ph.since
+    elif kind is StateKind.UNKNOWN and RuleName.UNMAPPED_STATE in cfgs:
+        out[RuleName.UNMAPPED_STATE] = ph.since
+    if kind is not StateKind.LOGGED_OFF:
+        has_schedule = bool(sched.segments)
+        if not has_schedule and RuleName.UNKNOWN_AGENT in cfgs:
+            out[RuleName.UNKNOWN_AGENT] = ph.since
+        elif seg is None and RuleName.UNSCHEDULED_LOGIN in cfgs:
+            gap = sched.gap_start(t)
+            out[RuleName.UNSCHEDULED_LOGIN] = max(ph.since, gap) if gap else ph.since
+    return out
+
+
+def _first_phase(obs: AgentObservation, now: datetime) -> _Phase:
+    since = min(_utc(obs.since), now)
+    paused = obs.state.kind is StateKind.PAUSE
+    # An exact logged_off entry time means the agent logged off then; a poll-derived one only
+    # says when we first looked, so it proves nothing about earlier log-ons.
+    lou = since if (obs.state.kind is StateKind.LOGGED_OFF and obs.since_exact) else None
+    return _Phase(obs.state, since, since if paused else None, since if paused else None, lou)
+
+
+def _next_phase(
+    old: _Phase, obs: AgentObservation, accounted_until: datetime, now: datetime
+) -> tuple[_Phase, datetime | None]:
+    """The phase after `obs`, and when it began (None when the agent is in the same state)."""
+    obs_since = _utc(obs.since)
+    # The same state entered again after we last looked means it was left and re-entered
+    # in between; otherwise a different `since` for the same state is tracker jitter.
+    reentry = obs_since > accounted_until
+    st = obs.state
+    if st == old.state and not reentry:
+        return old, None
+    since = min(max(obs_since, old.since), now)
+    ps: datetime | None = None
+    ts: datetime | None = None
+    if st.kind is StateKind.PAUSE:
+        if old.state.kind is StateKind.PAUSE and st != old.state:
+            ps, ts = old.pause_start or since, since  # only the type changed: one pause
+        else:
+            ps = ts = since
+    lou = old.logged_on_until
+    if old.state.logged_on and not st.logged_on:
+        lou = since
+    return _Phase(st, since, ps, ts, lou), since
+
+
+# --- agents ----------------------------------------------------------------------------------
+
+
+class _Emitter:
+    """Collects transitions for one evaluation."""
+
+    def __init__(self, tenant: str, now: datetime) -> None:
+        self.tenant = tenant
+        self.now = now
+        self.out: list[AlertTransition] = []
+
+    def fire(
+        self,
+        rule: RuleName,
+        cfg: RuleConfig,
+        *,
+        subject: Subject,
+        sid: str,
+        team: str | None,
+        since: datetime,
+        details: dict[str, str],
+    ) -> OpenCondition:
+        ideal = since + cfg.after
+        if cfg.runbook_url:
+            details = details | {"runbook_url": cfg.runbook_url}
+        self.out.append(
+            AlertTransition(
+                rule=rule,
+                status="firing",
+                tenant=self.tenant,
+                subject=subject,
+                subject_id=sid,
+                team=team,
+                severity=cfg.severity,
+                at=self.now,
+                ideal_at=ideal,
+                condition_since=since,
+                details=details,
+                labels=dict(cfg.labels),
+            )
+        )
+        return OpenCondition(
+            since=since,
+            firing=True,
+            fired_at=self.now,
+            fired_ideal_at=ideal,
+            severity=cfg.severity,
+            details=details,
+            labels=dict(cfg.labels),
+        )
+
+    def resolve(
+        self,
+        rule: RuleName,
+        cond: OpenCondition,
+        *,
+        subject: Subject,
+        sid: str,
+        team: str | None,
+        ended: datetime,
+    ) -> None:
+        details = dict(cond.details)
+        details["held_for"] = _fmt(ended - cond.since)
+        self.out.append(
+            AlertTransition(
+                rule=rule,
+                status="resolved",
+                tenant=self.tenant,
+                subject=subject,
+                subject_id=sid,
+                team=team,
+                severity=cond.severity,
+                at=self.now,
+                ideal_at=ended,
+                condition_since=cond.since,
+                details=details,
+                labels=dict(cond.labels),
+            )
+        )
+
+
+def _ruleset_key(ruleset: RuleSet) -> str:
+    rules = sorted(
+        (r.value, c.after.total_seconds(), c.threshold, c.pause_type, c.enabled)
+        for r, c in ruleset.rules.items()
+    )
+    acts = sorted(
+        (a.name, tuple(sorted(a.allowed)), a.neutral) for a in ruleset.activities.values()
+    )
+    return repr((rules, acts, ruleset.productive_activity, sorted(ruleset.break_activities)))
+
+
+def _agent_details(
+    mem_name: str,
+    *,
+    ph: _Phase,
+    seg: Segment | None,
+    since: datetime,
+    cfg: RuleConfig,
+    now: datetime,
+) -> dict[str, str]:
+    d = {"state": ph.state.label, "held_for": _fmt(now - since), "threshold": _fmt(cfg.after)}
+    if mem_name:
+        d["name"] = mem_name
+    if seg is not None:
+        d["activity"] = seg.activity
+    if ph.state.pause_type:
+        d["pause_type"] = ph.state.pause_type
+    if ph.state.raw:
+        d["value"] = ph.state.raw
+    return d
+
+
+def evaluate_agents(
+    state: EngineState,
+    *,
+    tenant: str,
+    now: datetime,
+    agents: Sequence[AgentObservation],
+    schedules: Mapping[str, Sequence[Segment]],
+    ruleset: RuleSet,
+) -> AgentResult:
+    """Evaluate every agent of the tenant at `now`.
+
+    `agents` should be every agent of the tenant seen by this cycle (all group snapshots):
+    agents that appear only in `schedules` are taken to be logged_off. The segment sequences
+    in `schedules` must not be mutated afterwards (the engine memoises their index by identity).
+    `state` is not modified; the returned state is a new object sharing unchanged members.
+    """
+    now = _utc(now)
+    new = state.shallow_copy()
+    new.tenant = tenant
+    key = _ruleset_key(ruleset)
+    rules_changed = key != new.ruleset_key
+    new.ruleset_key = key
+    cfgs = {r: c for r in AGENT_RULES if (c := ruleset.enabled(r)) is not None}
+    emit = _Emitter(tenant, now)
+    evaluations: list[AgentEvaluation] = []
+    accruals: list[Accrual] = []
+
+    seen: set[str] = set()
+    observations = list(agents)
+    for obs in observations:
+        seen.add(obs.agent_id)
+    for agent_id in schedules:
+        if agent_id in seen:
+            continue
+        observations.append(_absent(agent_id, new.agents.get(agent_id), schedules, now))
+        seen.add(agent_id)
+
+    for obs in observations:
+        sched = _schedule_for(schedules.get(obs.agent_id))
+        mem, ev, acc = _evaluate_agent(
+            new.agents.get(obs.agent_id),
+            obs,
+            sched=sched,
+            now=now,
+            ruleset=ruleset,
+            cfgs=cfgs,
+            emit=emit,
+            rules_changed=rules_changed,
+        )
+        new.agents[obs.agent_id] = mem
+        evaluations.append(ev)
+        if acc is not None:
+            accruals.append(acc)
+
+    _evaluate_teams(new, now, accruals, ruleset, emit)
+    emit.out.sort(key=_transition_order)
+    evaluations.sort(key=lambda e: e.agent_id)
+    return AgentResult(new, evaluations, emit.out, accruals)
+
+
+def _absent(
+    agent_id: str,
+    mem: AgentMemory | None,
+    schedules: Mapping[str, Sequence[Segment]],
+    now: datetime,
+) -> AgentObservation:
+    """An agent with a schedule that no snapshot listed: logged_off."""
+    if mem is not None:
+        since = mem.since if mem.state.kind is StateKind.LOGGED_OFF else now
+        return AgentObservation(
+            agent_id, mem.name, mem.team, AgentState(StateKind.LOGGED_OFF), since
+        )
+    shift = _schedule_for(schedules.get(agent_id)).shift_at(now)
+    since = shift[0] if shift is not None else now
+    return AgentObservation(agent_id, "", "", AgentState(StateKind.LOGGED_OFF), since)
+
+
+def _evaluate_agent(
+    old_mem: AgentMemory | None,
+    obs: AgentObservation,
+    *,
+    sched: _Schedule,
+    now: datetime,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+    emit: _Emitter,
+    rules_changed: bool,
+) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
+    if old_mem is None:
+        # First sight: conditions may have begun before (they use `since`), but time is only
+        # accounted from now: the counters must not claim time the monitor did not observe.
+        phase = _first_phase(obs, now)
+        mem = AgentMemory(
+            name=obs.name,
+            team=obs.team,
+            state=phase.state,
+            since=phase.since,
+            accounted_until=now,
+        )
+        old_phase, change, p0 = phase, None, now
+        first = True
+    else:
+        mem = old_mem.copy()
+        if obs.name:
+            mem.name = obs.name
+        if obs.team:
+            mem.team = obs.team
+        old_phase = _Phase(
+            mem.state, mem.since, mem.pause_start, mem.pause_type_start, mem.logged_on_until
+        )
+        p0 = mem.accounted_until
+        phase, change = _next_phase(old_phase, obs, p0, max(now, p0))
+        first = False
+    end = max(now, p0)  # an out-of-order `now` settles nothing and goes back in time for nothing
+    change_at = max(change, p0) if change is not None else None
+
+    events: set[datetime] = set()  # where something may change: state, segment, overrun
+    if change_at is not None:
+        events.add(change_at)
+    events.update(sched.bounds_in(p0, end))
+    for ph, lo, hi in ((old_phase, p0, change_at or end), (phase, change_at or p0, end)):
+        if ph.state.kind is StateKind.PAUSE and ph.pause_start is not None:
+            over = sched.overrun_at(ph.pause_start, ruleset.break_activities)
+            if over is not None and lo <= over <= hi:
+                events.add(over)
+    points = events | {p0, end}
+    ordered = sorted(points)
+
+    def phase_at(t: datetime) -> _Phase:
+        return phase if change_at is not None and t >= change_at else old_phase
+
+    seg_now = sched.at(end)
+    # p0 was evaluated by the previous call; look again only if what held there may differ
+    skip_p0 = not first and not rules_changed and change_at != p0 and len(ordered) > 1
+    # Nothing happened since p0 (same state, no boundary, same segment in force): what held
+    # at p0 still holds, so only the firing deadlines below need checking.
+    quiet = skip_p0 and not events and seg_now == mem.segment
+    floor: datetime | None = None
+    for i, t in enumerate([] if quiet else ordered):
+        if i == 0 and skip_p0:
+            floor = t
+            continue
+        ph = phase_at(t)
+        holding = _holding(t, ph, sched, ruleset, cfgs)
+        for rule in [r for r in mem.open if r not in holding]:
+            _close_agent_condition(mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=obs.agent_id)
+        for rule, start in holding.items():
+            if rule in mem.open:
+                continue
+            s = start
+            if floor is not None and s < floor:
+                s = floor
+            closed = mem.last_closed.get(rule)
+            if closed is not None and s < closed:
+                s = closed
+            mem.open[rule] = OpenCondition(since=min(s, t))
+        floor = t
+
+    for rule, cond in list(mem.open.items()):
+        cfg = cfgs.get(rule)
+        if not cond.firing and cfg is not None and end >= cond.since + cfg.after:
+            details = _agent_details(
+                mem.name, ph=phase, seg=seg_now, since=cond.since, cfg=cfg, now=end
+            )
+            if rule is RuleName.BREAK_OVERRUN and phase.pause_start is not None:
+                details["value"] = _fmt(end - phase.pause_start)
+            mem.open[rule] = emit.fire(
+                rule,
+                cfg,
+                subject="agent",
+                sid=obs.agent_id,
+                team=mem.team or None,
+                since=cond.since,
+                details=details,
+            )
+
+    # accruals, piece by piece
+    sched_s = adh_s = prod_s = prod_sched_s = 0.0
+    productive = ruleset.activities.get(ruleset.productive_activity)
+    for a, b in pairwise(ordered):
+        dur = (b - a).total_seconds()
+        if dur <= 0:
+            continue
+        st = phase_at(a).state
+        seg = sched.at(a)
+        act = _judged(ruleset, seg)
+        if act is not None:
+            sched_s += dur
+            if act.allows(st):
+                adh_s += dur
+        if productive is not None and productive.allows(st):
+            prod_s += dur
+        if seg is not None and seg.activity == ruleset.productive_activity:
+            prod_sched_s += dur
+    mem.scheduled_seconds += sched_s
+    mem.adherent_seconds += adh_s
+    mem.productive_seconds += prod_s
+    mem.productive_scheduled_seconds += prod_sched_s
+
+    # remember the new phase
+    mem.state = phase.state
+    mem.since = phase.since
+    mem.pause_start = phase.pause_start
+    mem.pause_type_start = phase.type_start
+    mem.logged_on_until = phase.logged_on_until
+    mem.accounted_until = end
+    mem.segment = seg_now
+
+    def flag_at(t: datetime) -> bool | None:
+        a = _judged(ruleset, sched.at(t))
+        return None if a is None else a.allows(phase_at(t).state)
+
+    adherent = flag_at(end)
+    if first:
+        mem.adherent_since = max(phase.since, seg_now.start) if seg_now else phase.since
+    elif adherent != mem.adherent or mem.adherent_since is None:
+        i = len(ordered) - 1
+        while i > 0 and flag_at(ordered[i - 1]) == adherent:
+            i -= 1
+        mem.adherent_since = ordered[i]
+    mem.adherent = adherent
+
+    ev = AgentEvaluation(
+        agent_id=obs.agent_id,
+        team=mem.team,
+        state=phase.state,
+        state_since=phase.since,
+        activity=seg_now.activity if seg_now is not None else None,
+        adherent=adherent,
+        adherent_since=mem.adherent_since,
+    )
+    acc = None
+    if sched_s or adh_s or prod_s or prod_sched_s:
+        acc = Accrual(obs.agent_id, mem.team, sched_s, adh_s, prod_s, prod_sched_s)
+    return mem, ev, acc
+
+
+def _close_agent_condition(
+    mem: AgentMemory,
+    rule: RuleName,
+    *,
+    t: datetime,
+    cfgs: Mapping[RuleName, RuleConfig],
+    emit: _Emitter,
+    agent_id: str,
+) -> None:
+    cond = mem.open.pop(rule)
+    mem.last_closed[rule] = t
+    team = mem.team or None
+    if cond.firing:
+        emit.resolve(rule, cond, subject="agent", sid=agent_id, team=team, ended=t)
+        return
+    cfg = cfgs.get(rule)
+    if cfg is not None and cond.since + cfg.after < t:
+        # held for `after` and stopped, all between two evaluations: report both
+        details = {"held_for": _fmt(t - cond.since), "threshold": _fmt(cfg.after)}
+        if mem.name:
+            details["name"] = mem.name
+        fired = emit.fire(
+            rule, cfg, subject="agent", sid=agent_id, team=team, since=cond.since, details=details
+        )
+        emit.resolve(rule, fired, subject="agent", sid=agent_id, team=team, ended=t)
+
+
+def account_until(
+    state: EngineState,
+    *,
+    now: datetime,
+    schedules: Mapping[str, Sequence[Segment]],
+    ruleset: RuleSet,
+) -> tuple[EngineState, list[Accrual]]:
+    """Accrue every known agent's time up to `now` in its last known state (no new observation).
+
+    Closes the books at the end of a replay window. Conditions and alerts are left as they are;
+    the next `evaluate_agents` call carries on from `now`.
+    """
+    now = _utc(now)
+    new = state.shallow_copy()
+    accruals: list[Accrual] = []
+    productive = ruleset.activities.get(ruleset.productive_activity)
+    for agent_id, old in state.agents.items():
+        if old.accounted_until >= now:
+            continue
+        mem = old.copy()
+        sched = _schedule_for(schedules.get(agent_id))
+        ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
+        s_s = a_s = p_s = ps_s = 0.0
+        for a, b in pairwise(ordered):
+            dur = (b - a).total_seconds()
+            seg = sched.at(a)
+            act = _judged(ruleset, seg)
+            if act is not None:
+                s_s += dur
+                if act.allows(mem.state):
+                    a_s += dur
+            if productive is not None and productive.allows(mem.state):
+                p_s += dur
+            if seg is not None and seg.activity == ruleset.productive_activity:
+                ps_s += dur
+        mem.scheduled_seconds += s_s
+        mem.adherent_seconds += a_s
+        mem.productive_seconds += p_s
+        mem.productive_scheduled_seconds += ps_s
+        mem.accounted_until = now
+        mem.segment = sched.at(now)
+        new.agents[agent_id] = mem
+        if s_s or a_s or p_s or ps_s:
+            accruals.append(Accrual(agent_id, mem.team, s_s, a_s, p_s, ps_s))
+    return new, accruals
+
+
+def next_due(
+    state: EngineState,
+    *,
+    now: datetime,
+    schedules: Mapping[str, Sequence[Segment]],
+    ruleset: RuleSet,
+) -> datetime | None:
+    """The earliest time after `now` at which an evaluation could change something even if
+    no observation changes: a firing deadline, a segment boundary, a break-overrun threshold,
+    or (with team_adherence_below on) the next minute of the sliding team window.
+
+    None when nothing is pending. Lets `replay` skip polls that cannot matter.
+    """
+    now = _utc(now)
+    due: list[datetime] = []
+
+    def deadline(rule: RuleName, cond: OpenCondition) -> None:
+        cfg = ruleset.enabled(rule)
+        if cfg is not None and not cond.firing:
+            due.append(cond.since + cfg.after)
+
+    for agent_id, m in state.agents.items():
+        for rule, cond in m.open.items():
+            deadline(rule, cond)
+        sched = _schedule_for(schedules.get(agent_id))
+        bounds = sched.bounds_in(now, datetime.max.replace(tzinfo=UTC))
+        if bounds:
+            due.append(bounds[0])
+        if m.state.kind is StateKind.PAUSE and m.pause_start is not None:
+            over = sched.overrun_at(m.pause_start, ruleset.break_activities)
+            if over is not None:
+                due.append(over)
+    for q in state.queues.values():
+        for rule, cond in q.open.items():
+            deadline(rule, cond)
+    for endpoint_cond in state.stale.values():
+        deadline(RuleName.STALE_DATA, endpoint_cond)
+    for tm in state.teams.values():
+        for rule, cond in tm.open.items():
+            deadline(rule, cond)
+        if tm.buckets:
+            due.append(now + timedelta(seconds=_BUCKET_SECONDS))
+    later = [t for t in due if t > now]
+    return min(later) if later else None
+
+
+# --- teams -----------------------------------------------------------------------------------
+
+
+def _evaluate_teams(
+    new: EngineState,
+    now: datetime,
+    accruals: Sequence[Accrual],
+    ruleset: RuleSet,
+    emit: _Emitter,
+) -> None:
+    cfg = ruleset.enabled(RuleName.TEAM_ADHERENCE_BELOW)
+    rule = RuleName.TEAM_ADHERENCE_BELOW
+    if cfg is None or cfg.threshold is None:
+        # disabled: resolve what was firing and forget the windows
+        for team, tm in list(new.teams.items()):
+            for r, cond in tm.open.items():
+                if cond.firing:
+                    emit.resolve(r, cond, subject="team", sid=team, team=team, ended=now)
+            del new.teams[team]
+        return
+    window = cfg.window or DEFAULT_TEAM_WINDOW
+    bucket = int(now.timestamp()) // _BUCKET_SECONDS
+    oldest = int((now - window).timestamp()) // _BUCKET_SECONDS
+    copies: dict[str, TeamMemory] = {}
+
+    def team_memory(team: str) -> TeamMemory:
+        tm = copies.get(team)
+        if tm is None:
+            old = new.teams.get(team)
+            tm = TeamMemory(dict(old.buckets), dict(old.open)) if old else TeamMemory()
+            copies[team] = tm
+        return tm
+
+    for acc in accruals:
+        if acc.team and acc.scheduled_seconds:
+            tm = team_memory(acc.team)
+            s, a = tm.buckets.get(bucket, (0.0, 0.0))
+            tm.buckets[bucket] = (s + acc.scheduled_seconds, a + acc.adherent_seconds)
+    for team in sorted(set(new.teams) | set(copies)):
+        tm = team_memory(team)
+        tm.buckets = {k: v for k, v in tm.buckets.items() if k > oldest}
+        sched = sum(s for s, _ in tm.buckets.values())
+        adh = sum(a for _, a in tm.buckets.values())
+        ratio = adh / sched if sched else 1.0
+        holds = sched >= TEAM_MIN_SCHEDULED_SECONDS and ratio < cfg.threshold
+        prev = tm.open.pop(rule, None)
+        if not holds:
+            if prev is not None and prev.firing:
+                emit.resolve(rule, prev, subject="team", sid=team, team=team, ended=now)
+        else:
+            cond = tm.open[rule] = prev or OpenCondition(since=now)
+        if holds and not cond.firing and now >= cond.since + cfg.after:
+            details = {
+                "name": team,
+                "value": f"{ratio:.4f}",
+                "threshold": f"{cfg.threshold:g}",
+                "held_for": _fmt(now - cond.since),
+                "window": _fmt(window),
+            }
+            tm.open[rule] = emit.fire(
+                rule, cfg, subject="team", sid=team, team=team, since=cond.since, details=details
+            )
+        if tm.buckets or tm.open:
+            new.teams[team] = tm
+        else:
+            new.teams.pop(team, None)
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def _queue_value(rule: RuleName, q: QueueObservation, cfg: RuleConfig) -> tuple[bool, str]:
+    if rule is RuleName.QUEUE_SLA_BELOW:
+        return cfg.threshold is not None and q.sla_percent < cfg.threshold, f"{q.sla_percent:g}"
+    if rule is RuleName.QUEUE_WAIT_ABOVE:
+        wait = q.wait_time_max_seconds
+        return cfg.threshold is not None and wait > cfg.threshold, f"{wait:g}"
+    holds = q.queue_size > 0 and q.agents_ready == 0
+    return holds, f"queueSize={q.queue_size} agentsReady={q.agents_ready}"
+
+
+def evaluate_queues(
+    state: EngineState,
+    *,
+    tenant: str,
+    now: datetime,
+    queues: Sequence[QueueObservation],
+    ruleset: RuleSet,
+) -> QueueResult:
+    """Evaluate queue rules at `now`. A queue's condition begins at the first poll showing it.
+
+    Queues absent from `queues` keep their conditions (a missing poll is stale_data's business).
+    """
+    now = _utc(now)
+    new = state.shallow_copy()
+    new.tenant = tenant
+    emit = _Emitter(tenant, now)
+    for q in queues:
+        old = new.queues.get(q.queue_id)
+        mem = QueueMemory(q.description, dict(old.open) if old is not None else {})
+        for rule in QUEUE_RULES:
+            cfg = ruleset.enabled(rule)
+            holds, value = (False, "") if cfg is None else _queue_value(rule, q, cfg)
+            cond = mem.open.get(rule)
+            if not holds:
+                if cond is not None:
+                    del mem.open[rule]
+                    if cond.firing:
+                        emit.resolve(
+                            rule, cond, subject="queue", sid=q.queue_id, team=None, ended=now
+                        )
+                continue
+            assert cfg is not None  # holds implies an enabled rule
+            if cond is None:
+                cond = mem.open[rule] = OpenCondition(since=now)
+            if not cond.firing and now >= cond.since + cfg.after:
+                details = {
+                    "name": q.description,
+                    "queue_name": q.description,
+                    "value": value,
+                    "held_for": _fmt(now - cond.since),
+                }
+                if cfg.threshold is not None:
+                    details["threshold"] = f"{cfg.threshold:g}"
+                mem.open[rule] = emit.fire(
+                    rule,
+                    cfg,
+                    subject="queue",
+                    sid=q.queue_id,
+                    team=None,
+                    since=cond.since,
+                    details=details,
+                )
+        new.queues[q.queue_id] = mem
+    emit.out.sort(key=_transition_order)
+    return QueueResult(new, emit.out)
+
+
+# --- staleness -------------------------------------------------------------------------------
+
+
+def evaluate_staleness(
+    state: EngineState,
+    *,
+    tenant: str,
+    now: datetime,
+    last_success: Mapping[str, datetime],
+    ruleset: RuleSet,
+) -> StalenessResult:
+    """stale_data: an endpoint has had no successful poll for `after`.
+
+    The condition runs from the last success; a newer success ends it (ideal resolve time = that
+    success). Pass the service start time for endpoints that have not succeeded yet.
+    """
+    now = _utc(now)
+    new = state.shallow_copy()
+    new.tenant = tenant
+    emit = _Emitter(tenant, now)
+    cfg = ruleset.enabled(RuleName.STALE_DATA)
+    rule = RuleName.STALE_DATA
+    for endpoint in sorted(set(last_success) | set(new.stale)):
+        cond = new.stale.get(endpoint)
+        last = last_success.get(endpoint)
+        if cfg is None or last is None:
+            if cond is not None:
+                if cond.firing:
+                    emit.resolve(rule, cond, subject="tenant", sid=endpoint, team=None, ended=now)
+                del new.stale[endpoint]
+            continue
+        last = _utc(last)
+        if cond is not None and last > cond.since:
+            if cond.firing:
+                emit.resolve(rule, cond, subject="tenant", sid=endpoint, team=None, ended=last)
+            cond = None
+        if cond is None:
+            cond = OpenCondition(since=last)
+        if not cond.firing and now >= cond.since + cfg.after:
+            details = {
+                "name": endpoint,
+                "value": _iso(cond.since),
+                "held_for": _fmt(now - cond.since),
+                "threshold": _fmt(cfg.after),
+            }
+            cond = emit.fire(
+                rule,
+                cfg,
+                subject="tenant",
+                sid=endpoint,
+                team=None,
+                since=cond.since,
+                details=details,
+            )
+        new.stale[endpoint] = cond
+    emit.out.sort(key=_transition_order)
+    return StalenessResult(new, emit.out)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _transition_order(t: AlertTransition) -> tuple[datetime, str, str, int]:
+    # a resolve and a firing of the same alert at the same ideal time: resolve first
+    return (t.ideal_at, t.rule.value, t.subject_id, 0 if t.status == "resolved" else 1)
+
+
+def _utc(t: datetime) -> datetime:
+    if t.tzinfo is None:
+        raise ValueError(f"naive datetime {t.isoformat()}; the engine needs timezone-aware times")
+    return t.astimezone(UTC)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
+
+
+def _iso_opt(t: datetime | None) -> str | None:
+    return None if t is None else _iso(t)
+
+
+def _dt(s: Any) -> datetime:
+    t = datetime.fromisoformat(str(s))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)
+
+
+def _dt_opt(s: Any) -> datetime | None:
+    return None if s is None else _dt(s)
+
+
+def _state_to_dict(s: AgentState) -> dict[str, str | None]:
+    return {"kind": s.kind.value, "pause_type": s.pause_type, "raw": s.raw}
+
+
+def _state_from_dict(d: Mapping[str, Any]) -> AgentState:
+    return AgentState(StateKind(d["kind"]), d.get("pause_type"), d.get("raw"))
+
+
+def _segment_to_dict(s: Segment | None) -> dict[str, str] | None:
+    if s is None:
+        return None
+    return {
+        "start": _iso(s.start),
+        "end": _iso(s.end),
+        "agent_id": s.agent_id,
+        "activity": s.activity,
+    }
+
+
+def _segment_from_dict(d: Mapping[str, Any] | None) -> Segment | None:
+    if d is None:
+        return None
+    return Segment(_dt(d["start"]), _dt(d["end"]), str(d["agent_id"]), str(d["activity"]))
+
+
+def _fmt(delta: timedelta) -> str:
+    """`1h 5m`, `2m 30s`, `45s` (monitor.durations.format_duration, kept local: the engine
+    imports only the model, states and snapshots)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h {m}m" if m else f"{h}h"
+    if m:
+        return f"{m}m {s}s" if s else f"{m}m"
+    return f"{s}s"
