@@ -1,0 +1,198 @@
+"""One tenant's path from snapshots to alert transitions: the imperative shell around the engine.
+
+Per agent-state cycle: load the schedules around `now` (cached by the store's version counter),
+run the pure engine, hand the transitions to the alert publisher (the durable outbox) and to any
+observers, then persist the engine's memory. Transitions are published *before* the state is
+saved: a crash between the two re-evaluates from the older state and re-emits the same
+transitions, which the outbox's per-sink idempotency records absorb; the other order could lose
+one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from monitor.clock import Clock
+from monitor.engine.engine import (
+    EngineState,
+    account_until,
+    evaluate_agents,
+    evaluate_queues,
+)
+from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
+from monitor.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
+from monitor.state_store import EngineStateStore
+
+log = structlog.get_logger(__name__)
+
+TransitionObserver = Callable[[Sequence[AlertTransition]], Awaitable[None]]
+
+
+class ScheduleSource(Protocol):
+    async def segments_between(
+        self, tenant: str, start: datetime, end: datetime
+    ) -> dict[str, list[Segment]]: ...
+
+    async def version(self, tenant: str) -> int: ...
+
+
+class AlertPublisher(Protocol):
+    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None: ...
+
+
+class StaticSchedules:
+    """Schedules held in memory (tests, and sources that are not Redis)."""
+
+    def __init__(self, by_tenant: Mapping[str, Mapping[str, Sequence[Segment]]]) -> None:
+        self._by_tenant = {t: {a: list(s) for a, s in m.items()} for t, m in by_tenant.items()}
+
+    async def segments_between(
+        self, tenant: str, start: datetime, end: datetime
+    ) -> dict[str, list[Segment]]:
+        return {
+            agent: [s for s in segs if s.end > start and s.start < end]
+            for agent, segs in self._by_tenant.get(tenant, {}).items()
+        }
+
+    async def version(self, tenant: str) -> int:
+        return 0
+
+
+@dataclass
+class _ScheduleCache:
+    version: int
+    start: datetime
+    end: datetime
+    segments: dict[str, list[Segment]]
+
+
+class TenantPipeline:
+    """Snapshots in, alert transitions out, engine memory persisted. Also the exporter's
+    `EngineView` for this tenant."""
+
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        ruleset: RuleSet,
+        schedules: ScheduleSource,
+        state_store: EngineStateStore,
+        clock: Clock,
+        publisher: AlertPublisher | None = None,
+        observers: Sequence[TransitionObserver] = (),
+        schedule_window: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.tenant = tenant
+        self.ruleset = ruleset
+        self._schedules = schedules
+        self._store = state_store
+        self._clock = clock
+        self._publisher = publisher
+        self._observers = list(observers)
+        self._window = schedule_window
+        self._cache: _ScheduleCache | None = None
+        self.state = EngineState()
+        self.evaluations: list[AgentEvaluation] = []
+        self.open_transitions: dict[str, AlertTransition] = {}
+        self.last_agent_cycle: datetime | None = None
+
+    async def start(self) -> None:
+        """Load the engine's memory from the store (after a restart)."""
+        saved = await self._store.load(self.tenant)
+        if saved is not None:
+            self.state = EngineState.from_dict(saved)
+            log.info("engine state restored", tenant=self.tenant)
+        self.open_transitions = {t.key: t for t in self.state.firing_alerts()}
+
+    async def schedules_at(self, now: datetime) -> dict[str, list[Segment]]:
+        version = await self._schedules.version(self.tenant)
+        cache = self._cache
+        margin = self._window / 4
+        if (
+            cache is None
+            or cache.version != version
+            or now < cache.start + margin
+            or now > cache.end - margin
+        ):
+            start, end = now - self._window, now + self._window
+            segs = await self._schedules.segments_between(self.tenant, start, end)
+            cache = self._cache = _ScheduleCache(version, start, end, segs)
+        return cache.segments
+
+    # --- SnapshotSink -------------------------------------------------------------------------
+
+    async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        if not snapshots:
+            return
+        now = max(s.taken_at for s in snapshots)
+        agents = [a for s in snapshots for a in s.agents]
+        schedules = await self.schedules_at(now)
+        result = evaluate_agents(
+            self.state,
+            tenant=self.tenant,
+            now=now,
+            agents=agents,
+            schedules=schedules,
+            ruleset=self.ruleset,
+        )
+        self.evaluations = list(result.evaluations)
+        self.last_agent_cycle = now
+        await self._commit(result.state, result.transitions)
+
+    async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        result = evaluate_queues(
+            self.state,
+            tenant=self.tenant,
+            now=snapshot.taken_at,
+            queues=snapshot.queues,
+            ruleset=self.ruleset,
+        )
+        await self._commit(result.state, result.transitions)
+
+    async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
+        return None  # tickers go to the exporter only
+
+    async def close_books(self, now: datetime) -> list[Accrual]:
+        """Account time up to `now` without a new observation (end of a replay window)."""
+        schedules = await self.schedules_at(now)
+        state, accruals = account_until(
+            self.state, now=now, schedules=schedules, ruleset=self.ruleset
+        )
+        self.state = state
+        await self._store.save(self.tenant, self.state.to_dict())
+        return list(accruals)
+
+    async def _commit(self, state: EngineState, transitions: Sequence[AlertTransition]) -> None:
+        if transitions:
+            if self._publisher is not None:
+                await self._publisher.publish_transitions(transitions)
+            for observer in self._observers:
+                await observer(transitions)
+            for t in transitions:
+                if t.status == "firing":
+                    self.open_transitions[t.key] = t
+                else:
+                    self.open_transitions.pop(t.key, None)
+        self.state = state
+        await self._store.save(self.tenant, state.to_dict())
+
+    def last_evaluated(self) -> datetime | None:
+        """Up to when the engine has settled its books (None before the first evaluation)."""
+        times = [m.accounted_until for m in self.state.agents.values()]
+        return max(times) if times else None
+
+    # --- EngineView ---------------------------------------------------------------------------
+
+    def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
+        return self.evaluations
+
+    def accrued(self, tenant: str) -> Sequence[Accrual]:
+        return self.state.totals()
+
+    def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
+        return list(self.open_transitions.values())

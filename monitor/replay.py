@@ -1,0 +1,455 @@
+"""`puzzel-monitor replay FILE [--json] [--check]`: a scenario through the whole pipeline in
+virtual time (../shared/scenario-format.md is the contract).
+
+The scenario is served by the simulator's scripted mode over real HTTP on loopback; the real
+client and pollers read it, the engine evaluates, transitions go to the alert outbox, and the
+schedules sit in a Redis store (embedded, or a real one with `--redis-url`). Only the clock is
+virtual.
+
+Polls happen on the scenario's cadence grid (`start + k * cadence`), but a poll whose answer and
+evaluation could not differ from the previous one is skipped: the next poll is the first grid
+time at or after the next scenario change (a state, a queue field, a schedule boundary) or the
+engine's next deadline (`next_due`). What the monitor concludes is the same as polling every
+cycle; a one-day scenario just takes seconds instead of minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+
+from monitor.alerts.outbox import Outbox
+from monitor.clock import VirtualClock
+from monitor.config import CadencesConfig, PuzzelIdCredentialsConfig, RateLimitConfig, TenantConfig
+from monitor.engine.engine import next_due
+from monitor.engine.loader import RulesError, ruleset_from_mapping
+from monitor.engine.model import AlertTransition, RuleName
+from monitor.logging import configure_logging
+from monitor.pipeline import TenantPipeline
+from monitor.pollers import LatestSnapshots, TenantPollers
+from monitor.scenario import Scenario, ScenarioError, load_scenario
+from monitor.schedules.store import ScheduleStore
+from monitor.service import make_client
+from monitor.simulator.app import create_app
+from monitor.simulator.simulator import Simulator
+from monitor.state_store import RedisEngineStateStore
+
+log = structlog.get_logger(__name__)
+
+QUEUE_RULES = frozenset(
+    {RuleName.QUEUE_SLA_BELOW, RuleName.QUEUE_WAIT_ABOVE, RuleName.QUEUE_NO_AGENTS_READY}
+)
+TOLERANCE_RATIO = 0.005
+
+
+@dataclass
+class AlertRecord:
+    rule: str
+    subject: str  # "agent" | "queue" | ...
+    subject_id: str
+    status: str
+    at: datetime
+    ideal_at: datetime
+
+
+@dataclass
+class AdherenceRecord:
+    agent: str
+    adherence: float
+    conformance: float | None
+    scheduled_seconds: float
+
+
+@dataclass
+class ReplayResult:
+    scenario: Scenario
+    alerts: list[AlertRecord] = field(default_factory=list)
+    adherence: list[AdherenceRecord] = field(default_factory=list)
+    polls: int = 0
+    requests: int = 0
+
+
+def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
+    k = math.ceil((t - origin).total_seconds() / step - 1e-9)
+    return origin + timedelta(seconds=max(k, 0) * step)
+
+
+def _change_times(scenario: Scenario) -> tuple[list[datetime], list[datetime]]:
+    agent_times: set[datetime] = set()
+    for agent in scenario.agents:
+        agent_times.update(t for t, _ in agent.states)
+        for seg in agent.segments:
+            agent_times.update((seg.start, seg.end))
+    queue_times = {t for q in scenario.queues for t, _ in q.states}
+    return sorted(agent_times), sorted(queue_times)
+
+
+def _next_after(times: Sequence[datetime], t: datetime) -> datetime | None:
+    for x in times:  # short lists; bisect would not pay for itself here
+        if x > t:
+            return x
+    return None
+
+
+async def run_replay(
+    scenario: Scenario,
+    *,
+    redis: aioredis.Redis | None = None,
+    key_prefix: str = "pzm-replay",
+    stop_at: datetime | None = None,
+) -> ReplayResult:
+    """Replay `scenario` and return what the monitor concluded.
+
+    `redis` defaults to an embedded in-memory store; `stop_at` ends the run early (used by the
+    restart test, which then replays the rest with a fresh monitor on the same Redis).
+    """
+    own_redis = redis is None
+    if redis is None:
+        import fakeredis  # noqa: PLC0415 - only the embedded store needs it
+
+        redis = fakeredis.FakeAsyncRedis()
+    clock = VirtualClock(scenario.start)
+    sim = Simulator.from_scenario(scenario, clock=clock)
+    runner = web.AppRunner(create_app(sim, clock=clock), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    base = f"http://127.0.0.1:{port}"
+    tenant = scenario.customer_key
+    c_agents = scenario.cadence_user_states.total_seconds()
+    c_queues = scenario.cadence_queues.total_seconds()
+    tenant_cfg = TenantConfig(
+        customer_key=tenant,
+        timezone=str(scenario.timezone),
+        credentials=PuzzelIdCredentialsConfig(
+            client_id=sim.credentials.client_id,
+            client_secret=sim.credentials.client_secret,
+            user_id=str(sim.credentials.user_id),
+        ),
+        api_base_url=f"{base}/ContactCentre5",
+        auth_base_url=f"{base}/auth",
+        id_base_url=base,
+        user_groups="all",
+        visual_queues="all",
+        cadences=CadencesConfig(
+            user_states=c_agents,
+            queues=c_queues if scenario.queues else None,
+            agent_stats=None,
+            queue_ticker=None,
+            access_points=None,
+            jitter=0,
+        ),
+        user_state_budget=max(10, len(scenario.agents)),
+        # the virtual clock does not move while a poll runs, so a real rate would stall it
+        rate_limit=RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
+    )
+    ruleset = ruleset_from_mapping(
+        scenario.rules, scenario.activities, only_listed=True, source=scenario.source
+    )
+    schedules = ScheduleStore(redis, key_prefix=key_prefix)
+    if await schedules.version(tenant) == 0:
+        segments = [s for a in scenario.agents for s in a.segments]
+        await schedules.replace(
+            tenant, scenario.timezone, segments, agents={a.id for a in scenario.agents}
+        )
+    result = ReplayResult(scenario)
+
+    async def record(transitions: Sequence[AlertTransition]) -> None:
+        for t in transitions:
+            result.alerts.append(
+                AlertRecord(t.rule.value, t.subject, t.subject_id, t.status, t.at, t.ideal_at)
+            )
+
+    outbox = Outbox(redis, sinks=["replay"], clock=clock, key_prefix=key_prefix)
+    pipeline = TenantPipeline(
+        tenant=tenant,
+        ruleset=ruleset,
+        schedules=schedules,
+        state_store=RedisEngineStateStore(redis, key_prefix=key_prefix),
+        clock=clock,
+        publisher=outbox,
+        observers=[record],
+    )
+    await pipeline.start()
+    agent_times, queue_times = _change_times(scenario)
+    end = scenario.end if stop_at is None else min(stop_at, scenario.end)
+    # A restarted monitor resumes from where its engine state says it stopped.
+    start = pipeline.last_evaluated() or scenario.start
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = make_client(tenant_cfg, session=session, clock=clock)
+            pollers = TenantPollers(tenant_cfg, client, clock, LatestSnapshots(), sink=pipeline)
+            next_agents: datetime | None = _grid_ceil(start, scenario.start, c_agents)
+            if next_agents == start and pipeline.last_evaluated() is not None:
+                next_agents = start + timedelta(seconds=c_agents)
+            next_queues: datetime | None = (
+                _grid_ceil(start, scenario.start, c_queues) if scenario.queues else None
+            )
+            while True:
+                due = [t for t in (next_agents, next_queues) if t is not None]
+                if not due or min(due) > end:
+                    break
+                now = min(due)
+                clock.set(now)
+                if now == next_agents:
+                    await pollers.run_poll("user_states", pollers.poll_user_states)
+                    result.polls += 1
+                if now == next_queues:
+                    await pollers.run_poll("queues", pollers.poll_queues)
+                    result.polls += 1
+                schedules_now = await pipeline.schedules_at(now)
+                wake = next_due(
+                    pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset
+                )
+                next_agents = _next_poll(now, scenario.start, c_agents, agent_times, wake)
+                if scenario.queues:
+                    next_queues = _next_poll(now, scenario.start, c_queues, queue_times, wake)
+            clock.set(end)
+            if stop_at is None or stop_at >= scenario.end:
+                await pipeline.close_books(end)
+                result.adherence = _adherence(pipeline, scenario)
+            result.requests = len(sim.requests)
+    finally:
+        await runner.cleanup()
+        if own_redis:
+            await redis.aclose()
+    result.alerts.sort(key=lambda a: a.at)
+    return result
+
+
+def _next_poll(
+    now: datetime,
+    origin: datetime,
+    step: float,
+    changes: Sequence[datetime],
+    wake: datetime | None,
+) -> datetime | None:
+    candidates: list[datetime] = []
+    change = _next_after(changes, now)
+    if change is not None:
+        candidates.append(_grid_ceil(change, origin, step))
+    if wake is not None:
+        candidates.append(_grid_ceil(max(wake, now + timedelta(seconds=step)), origin, step))
+    return min(candidates) if candidates else None
+
+
+def _adherence(pipeline: TenantPipeline, scenario: Scenario) -> list[AdherenceRecord]:
+    totals = {a.agent_id: a for a in pipeline.accrued(pipeline.tenant)}
+    out: list[AdherenceRecord] = []
+    for agent in scenario.agents:
+        acc = totals.get(agent.id)
+        if acc is None or acc.scheduled_seconds <= 0:
+            continue
+        conformance = (
+            acc.productive_seconds / acc.productive_scheduled_seconds
+            if acc.productive_scheduled_seconds > 0
+            else None
+        )
+        out.append(
+            AdherenceRecord(
+                agent.id,
+                acc.adherent_seconds / acc.scheduled_seconds,
+                conformance,
+                acc.scheduled_seconds,
+            )
+        )
+    return out
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _iso(t: datetime, scenario: Scenario) -> str:
+    return t.astimezone(scenario.timezone).isoformat()
+
+
+def json_lines(result: ReplayResult) -> list[str]:
+    lines: list[str] = []
+    for a in result.alerts:
+        row: dict[str, Any] = {"event": "alert", "status": a.status, "rule": a.rule}
+        row[a.subject] = a.subject_id
+        row["at"] = _iso(a.at, result.scenario)
+        row["ideal_at"] = _iso(a.ideal_at, result.scenario)
+        lines.append(orjson.dumps(row).decode())
+    for r in result.adherence:
+        lines.append(
+            orjson.dumps(
+                {
+                    "event": "adherence",
+                    "agent": r.agent,
+                    "adherence": round(r.adherence, 4),
+                    "conformance": None if r.conformance is None else round(r.conformance, 4),
+                    "scheduled_seconds": round(r.scheduled_seconds),
+                }
+            ).decode()
+        )
+    return lines
+
+
+def human_lines(result: ReplayResult) -> list[str]:
+    sc = result.scenario
+    names = {a.id: a.name for a in sc.agents}
+    lines = [f"{sc.name}  ({_iso(sc.start, sc)} → {_iso(sc.end, sc)})"]
+    for a in result.alerts:
+        local = a.at.astimezone(sc.timezone).strftime("%H:%M:%S")
+        who = f"{a.subject} {a.subject_id}"
+        if a.subject == "agent" and a.subject_id in names:
+            who += f" ({names[a.subject_id]})"
+        lines.append(f"  {local}  {a.status.upper():8} {a.rule:22} {who}")
+    if not result.alerts:
+        lines.append("  no alerts")
+    for r in result.adherence:
+        conf = "n/a" if r.conformance is None else f"{r.conformance:.2%}"
+        lines.append(
+            f"  agent {r.agent}: adherence {r.adherence:.2%}, conformance {conf}, "
+            f"scheduled {r.scheduled_seconds / 3600:.2f} h"
+        )
+    lines.append(f"  ({result.polls} polls, {result.requests} requests to the simulator)")
+    return lines
+
+
+# --- check ----------------------------------------------------------------------------------
+
+
+def check(result: ReplayResult) -> list[str]:
+    """Differences between what the monitor concluded and the scenario's `expect` block."""
+    sc = result.scenario
+    expect = sc.expect
+    if expect is None:
+        return ["the scenario has no expect block"]
+    slack = timedelta(seconds=1)
+    problems: list[str] = []
+    firings = [a for a in result.alerts if a.status == "firing"]
+    resolves = [a for a in result.alerts if a.status == "resolved"]
+    used: set[int] = set()
+    for exp in sorted(expect.alerts, key=lambda e: e.at):
+        subject, sid = ("queue", exp.queue) if exp.queue is not None else ("agent", exp.agent)
+        cadence = sc.cadence_queues if subject == "queue" else sc.cadence_user_states
+        what = f"{exp.rule} for {subject} {sid}"
+        window_end = exp.at + cadence + slack
+        match = next(
+            (
+                i
+                for i, a in enumerate(firings)
+                if i not in used
+                and a.rule == exp.rule
+                and a.subject == subject
+                and a.subject_id == sid
+                and exp.at <= a.at <= window_end
+            ),
+            None,
+        )
+        if match is None:
+            seen = [
+                _iso(a.at, sc)
+                for a in firings
+                if a.rule == exp.rule and a.subject == subject and a.subject_id == sid
+            ]
+            problems.append(
+                f"expected {what} to fire in [{_iso(exp.at, sc)}, {_iso(window_end, sc)}]; "
+                + (f"it fired at {', '.join(seen)}" if seen else "it never fired")
+            )
+            continue
+        used.add(match)
+        fired = firings[match]
+        resolve = next(
+            (
+                r
+                for r in resolves
+                if r.rule == fired.rule
+                and r.subject == subject
+                and r.subject_id == sid
+                and r.at >= fired.at
+            ),
+            None,
+        )
+        if exp.resolved is None:
+            if resolve is not None:
+                problems.append(
+                    f"expected {what} to be still firing at the end; it resolved at "
+                    f"{_iso(resolve.at, sc)}"
+                )
+        else:
+            r_end = exp.resolved + cadence + slack
+            if resolve is None:
+                problems.append(
+                    f"expected {what} to resolve in [{_iso(exp.resolved, sc)}, "
+                    f"{_iso(r_end, sc)}]; it never resolved"
+                )
+            elif not exp.resolved <= resolve.at <= r_end:
+                problems.append(
+                    f"expected {what} to resolve in [{_iso(exp.resolved, sc)}, "
+                    f"{_iso(r_end, sc)}]; it resolved at {_iso(resolve.at, sc)}"
+                )
+    for i, a in enumerate(firings):
+        if i not in used:
+            problems.append(
+                f"unexpected alert: {a.rule} for {a.subject} {a.subject_id} fired at "
+                f"{_iso(a.at, sc)}"
+            )
+    got = {r.agent: r for r in result.adherence}
+    for agent, exp_adh in expect.adherence.items():
+        actual = got.get(agent)
+        if actual is None:
+            problems.append(f"expected adherence for agent {agent}; it had no scheduled time")
+            continue
+        if abs(actual.adherence - exp_adh.adherence) > TOLERANCE_RATIO:
+            problems.append(
+                f"agent {agent}: adherence {actual.adherence:.4f}, expected "
+                f"{exp_adh.adherence:.4f} (±{TOLERANCE_RATIO})"
+            )
+        if exp_adh.conformance is not None and (
+            actual.conformance is None
+            or abs(actual.conformance - exp_adh.conformance) > TOLERANCE_RATIO
+        ):
+            shown = "n/a" if actual.conformance is None else f"{actual.conformance:.4f}"
+            problems.append(
+                f"agent {agent}: conformance {shown}, expected {exp_adh.conformance:.4f} "
+                f"(±{TOLERANCE_RATIO})"
+            )
+    return problems
+
+
+# --- command --------------------------------------------------------------------------------
+
+
+def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    configure_logging(getattr(args, "log_level", "warning") or "warning", "console")
+    try:
+        scenario = load_scenario(args.file)
+        # validate the rules before anything starts, so a bad scenario exits 2 cleanly
+        ruleset_from_mapping(
+            scenario.rules, scenario.activities, only_listed=True, source=scenario.source
+        )
+    except (ScenarioError, RulesError, OSError) as exc:
+        print(f"puzzel-monitor replay: {exc}", file=sys.stderr)
+        return 2
+    result = asyncio.run(run_replay(scenario))
+    lines = json_lines(result) if args.json else human_lines(result)
+    for line in lines:
+        print(line, file=out)
+    if args.check:
+        problems = check(result)
+        stream = sys.stderr if args.json else out
+        if problems:
+            print(f"CHECK FAILED: {len(problems)} difference(s)", file=stream)
+            for p in problems:
+                print(f"  - {p}", file=stream)
+            return 1
+        if not args.json:
+            print("check passed", file=out)
+    return 0
