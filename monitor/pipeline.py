@@ -23,6 +23,7 @@ from monitor.engine.engine import (
     account_until,
     evaluate_agents,
     evaluate_queues,
+    evaluate_staleness,
 )
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
 from monitor.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
@@ -196,3 +197,53 @@ class TenantPipeline:
 
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
         return list(self.open_transitions.values())
+
+    def activities(self, tenant: str) -> Sequence[str]:
+        return list(self.ruleset.activities)
+
+    async def check_staleness(self, last_success: Mapping[str, datetime]) -> None:
+        """Evaluate the stale_data rule against the pollers' last successful poll times."""
+        result = evaluate_staleness(
+            self.state,
+            tenant=self.tenant,
+            now=self._clock.now(),
+            last_success=last_success,
+            ruleset=self.ruleset,
+        )
+        await self._commit(result.state, result.transitions)
+
+
+class PipelineSet:
+    """All tenants' pipelines behind one `SnapshotSink` and one `EngineView`."""
+
+    def __init__(self, pipelines: Sequence[TenantPipeline]) -> None:
+        self.by_tenant = {p.tenant: p for p in pipelines}
+
+    async def start(self) -> None:
+        for p in self.by_tenant.values():
+            await p.start()
+
+    async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)
+
+    async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        await self.by_tenant[tenant].on_queues(tenant, snapshot)
+
+    async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
+        await self.by_tenant[tenant].on_ticker(tenant, snapshot)
+
+    def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
+        p = self.by_tenant.get(tenant)
+        return p.agent_evaluations(tenant) if p else []
+
+    def accrued(self, tenant: str) -> Sequence[Accrual]:
+        p = self.by_tenant.get(tenant)
+        return p.accrued(tenant) if p else []
+
+    def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
+        p = self.by_tenant.get(tenant)
+        return p.open_alerts(tenant) if p else []
+
+    def activities(self, tenant: str) -> Sequence[str]:
+        p = self.by_tenant.get(tenant)
+        return p.activities(tenant) if p else []

@@ -1,0 +1,511 @@
+"""The Prometheus exporter: a custom collector over the latest snapshots, and its HTTP app.
+
+`SnapshotCollector.collect()` builds fresh metric families from `LatestSnapshots`, the pollers'
+health, each tenant's client counters and (optionally) the engine's `EngineView` at every scrape.
+Nothing is kept in labelled client_python metrics, so an agent who logs off or leaves the snapshot
+and a queue removed from Puzzel simply disappear from the next scrape. Metric names and labels are
+exactly those of docs/metrics.md.
+
+`build_http_app(...)` serves `/metrics` (content negotiation between OpenMetrics and text 0.0.4 by
+client_python's aiohttp handler: exactly one Content-Type), `/` (a landing page), `/healthz` (200
+while the process runs) and `/readyz` (200 once every tenant's first agent-state poll succeeded,
+else 503 saying which tenants are still waiting), plus any extra routes and middlewares (the
+`/api/v1` routes with `monitor.api_auth.bearer_middleware`).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from monitor import __version__
+from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
+from monitor.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
+from monitor.puzzel.stats import ClientStats
+from monitor.states import STATE_CODES, StateKind
+
+DEFAULT_PORT = 8912
+UNKNOWN_PAUSE_TYPE = "unknown"
+UNKNOWN_TEAM = "unknown"
+
+
+class EngineView(Protocol):
+    """What the exporter reads from the engine (the lead's pipeline implements it)."""
+
+    def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
+        """Where each agent stands now."""
+        ...
+
+    def accrued(self, tenant: str) -> Sequence[Accrual]:
+        """Cumulative seconds per agent since the monitor started (counters: never decrease)."""
+        ...
+
+    def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
+        """The firing transition of every alert open now."""
+        ...
+
+    def activities(self, tenant: str) -> Sequence[str]:
+        """The activity names, in order: `scheduled_activity_code` is an index in this list."""
+        ...
+
+
+class TenantSource(Protocol):
+    """One tenant's pollers as the exporter sees them (`monitor.pollers.TenantPollers`)."""
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def health(self) -> Mapping[str, PollHealth]: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def refresh_overruns(self) -> None: ...
+
+
+class _HasStats(Protocol):
+    @property
+    def stats(self) -> ClientStats: ...
+
+
+class SnapshotCollector:
+    """Builds every puzzelmon_ family from current data at each `collect()`."""
+
+    def __init__(
+        self,
+        store: LatestSnapshots,
+        *,
+        tenants: Callable[[], Sequence[TenantSource]] = list,
+        clients: Callable[[], Mapping[str, _HasStats]] = dict,
+        engine: EngineView | None = None,
+        per_agent_series: bool = True,
+        version: str = __version__,
+    ) -> None:
+        self.store = store
+        self.tenants = tenants
+        self.clients = clients
+        self.engine = engine
+        self.per_agent = per_agent_series
+        self.version = version
+
+    def describe(self) -> list[Metric]:
+        # no up-front description: registering must not run a collection
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("puzzelmon_build_info", "Always 1.", labels=["version"])
+        info.add_metric([self.version], 1.0)
+        yield info
+        yield from self._health()
+        yield from self._client_counters()
+        yield from self._agents()
+        if self.engine is not None:
+            yield from self._engine(self.engine)
+        yield from self._queues()
+        yield from self._tickers()
+
+    # --- poll health and client counters ----------------------------------------------------
+
+    def _health(self) -> Iterator[Metric]:
+        labels = ["tenant", "endpoint"]
+        up = GaugeMetricFamily(
+            "puzzelmon_up", "1 if the last poll of this endpoint kind succeeded.", labels=labels
+        )
+        last = GaugeMetricFamily(
+            "puzzelmon_last_success_timestamp_seconds",
+            "Time of the last successful poll.",
+            labels=labels,
+        )
+        duration = HistogramMetricFamily(
+            "puzzelmon_poll_duration_seconds", "Duration of polls.", labels=labels
+        )
+        polls = CounterMetricFamily("puzzelmon_polls_total", "Polls started.", labels=labels)
+        failures = CounterMetricFamily(
+            "puzzelmon_poll_failures_total", "Polls that failed.", labels=labels
+        )
+        overruns = CounterMetricFamily(
+            "puzzelmon_poll_overruns_total",
+            "Runs skipped because the previous one was still running.",
+            labels=labels,
+        )
+        for source in self.tenants():
+            source.refresh_overruns()
+            for kind, h in sorted(source.health.items()):
+                key = [source.tenant, kind]
+                up.add_metric(key, 1.0 if h.up else 0.0)
+                if h.last_success is not None:
+                    last.add_metric(key, h.last_success.timestamp())
+                buckets = [
+                    (_le(b), float(c))
+                    for b, c in zip(DURATION_BUCKETS, h.duration_buckets, strict=True)
+                ]
+                buckets.append(("+Inf", float(h.duration_count)))
+                duration.add_metric(key, buckets, h.duration_sum)
+                polls.add_metric(key, float(h.polls))
+                failures.add_metric(key, float(h.failures))
+                overruns.add_metric(key, float(h.overruns))
+        yield from (up, last, duration, polls, failures, overruns)
+
+    def _client_counters(self) -> Iterator[Metric]:
+        labels = ["tenant", "endpoint"]
+        requests = CounterMetricFamily(
+            "puzzelmon_api_requests_total",
+            "HTTP requests to Puzzel (endpoint = the client's endpoint table name).",
+            labels=labels,
+        )
+        failures = CounterMetricFamily(
+            "puzzelmon_api_request_failures_total",
+            "Requests to Puzzel that ended in an error.",
+            labels=labels,
+        )
+        retries = CounterMetricFamily(
+            "puzzelmon_api_retries_total", "Retried requests to Puzzel.", labels=labels
+        )
+        for tenant, client in sorted(self.clients().items()):
+            for endpoint, s in sorted(client.stats.snapshot().items()):
+                requests.add_metric([tenant, endpoint], float(s.requests))
+                failures.add_metric([tenant, endpoint], float(s.failures))
+                retries.add_metric([tenant, endpoint], float(s.retries))
+        yield from (requests, failures, retries)
+
+    # --- agents -----------------------------------------------------------------------------
+
+    def _agents(self) -> Iterator[Metric]:
+        agents = GaugeMetricFamily(
+            "puzzelmon_agents",
+            "Agents by state, from the latest agent-state poll of each team.",
+            labels=["tenant", "team", "state"],
+        )
+        paused = GaugeMetricFamily(
+            "puzzelmon_agents_paused",
+            "Paused agents by pause type, from the latest agent-state poll.",
+            labels=["tenant", "team", "pause_type"],
+        )
+        code = GaugeMetricFamily(
+            "puzzelmon_agent_state_code",
+            "Agent state as a number: 0 logged_off, 1 available, 2 connecting, 3 connected, "
+            "4 busy, 5 wrap_up, 6 no_answer, 7 pause, 8 unknown. Logged-off agents are absent.",
+            labels=["tenant", "team", "agent_id"],
+        )
+        since = GaugeMetricFamily(
+            "puzzelmon_agent_state_since_timestamp_seconds",
+            "When the agent entered the current state (first poll that saw it, or exact from "
+            "the per-user status duration).",
+            labels=["tenant", "team", "agent_id", "state"],
+        )
+        for tenant in sorted(self.store.agents):
+            for team, snap in sorted(self.store.agents[tenant].items()):
+                counts = dict.fromkeys(StateKind, 0)
+                pauses: dict[str, int] = defaultdict(int)
+                for a in snap.agents:
+                    counts[a.state.kind] += 1
+                    if a.state.kind is StateKind.PAUSE:
+                        pauses[a.state.pause_type or UNKNOWN_PAUSE_TYPE] += 1
+                    if self.per_agent and a.state.logged_on:
+                        key = [tenant, team, a.agent_id]
+                        code.add_metric(key, float(STATE_CODES[a.state.kind]))
+                        since.add_metric([*key, a.state.kind.value], a.since.timestamp())
+                for kind, n in counts.items():
+                    agents.add_metric([tenant, team, kind.value], float(n))
+                for pause_type, n in sorted(pauses.items()):
+                    paused.add_metric([tenant, team, pause_type], float(n))
+        yield from (agents, paused)
+        if self.per_agent:
+            yield from (code, since)
+
+    def _engine(self, engine: EngineView) -> Iterator[Metric]:
+        tenants = sorted({*self.store.agents, *(s.tenant for s in self.tenants())})
+        activity = GaugeMetricFamily(
+            "puzzelmon_agent_scheduled_activity_code",
+            "Scheduled activity now (value: index in the activity list); absent when unscheduled.",
+            labels=["tenant", "team", "agent_id", "activity"],
+        )
+        adherent = GaugeMetricFamily(
+            "puzzelmon_agent_adherent",
+            "1 adherent, 0 not; absent when unscheduled or in a neutral activity.",
+            labels=["tenant", "team", "agent_id"],
+        )
+        agent_labels = ["tenant", "team", "agent_id"] if self.per_agent else ["tenant", "team"]
+        counters = {
+            "adherent_seconds": CounterMetricFamily(
+                "puzzelmon_adherent_seconds_total",
+                "Seconds scheduled and in an allowed state.",
+                labels=agent_labels,
+            ),
+            "scheduled_seconds": CounterMetricFamily(
+                "puzzelmon_scheduled_seconds_total",
+                "Seconds scheduled (non-neutral activities).",
+                labels=agent_labels,
+            ),
+            "productive_seconds": CounterMetricFamily(
+                "puzzelmon_productive_seconds_total",
+                "Seconds in a state allowed by the productive activity, scheduled or not.",
+                labels=agent_labels,
+            ),
+            "productive_scheduled_seconds": CounterMetricFamily(
+                "puzzelmon_productive_scheduled_seconds_total",
+                "Seconds scheduled as the productive activity.",
+                labels=agent_labels,
+            ),
+        }
+        exceptions = GaugeMetricFamily(
+            "puzzelmon_exceptions",
+            "Open exceptions (alerts firing).",
+            labels=["tenant", "team", "rule"],
+        )
+        started = GaugeMetricFamily(
+            "puzzelmon_exception_started_timestamp_seconds",
+            "When each open exception's condition began.",
+            labels=["tenant", "team", "agent_id", "rule"],
+        )
+        for tenant in tenants:
+            if self.per_agent:
+                index = {name: i for i, name in enumerate(engine.activities(tenant))}
+                for ev in sorted(engine.agent_evaluations(tenant), key=lambda e: e.agent_id):
+                    key = [tenant, ev.team, ev.agent_id]
+                    if ev.activity is not None:
+                        value = float(index.get(ev.activity, -1))
+                        activity.add_metric([*key, ev.activity], value)
+                    if ev.adherent is not None:
+                        adherent.add_metric(key, 1.0 if ev.adherent else 0.0)
+            sums: dict[tuple[str, ...], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+            for acc in engine.accrued(tenant):
+                key_t: tuple[str, ...] = (tenant, acc.team)
+                if self.per_agent:
+                    key_t = (*key_t, acc.agent_id)
+                for field in counters:
+                    sums[key_t][field] += float(getattr(acc, field))
+            for labels, values in sorted(sums.items()):
+                for field, family in counters.items():
+                    family.add_metric(list(labels), values[field])
+            open_counts: dict[tuple[str, str], int] = defaultdict(int)
+            for alert in engine.open_alerts(tenant):
+                team = alert.team or ""
+                open_counts[(team, alert.rule.value)] += 1
+                if self.per_agent and alert.subject == "agent":
+                    started.add_metric(
+                        [tenant, team, alert.subject_id, alert.rule.value],
+                        alert.condition_since.timestamp(),
+                    )
+            for (team, rule), n in sorted(open_counts.items()):
+                exceptions.add_metric([tenant, team, rule], float(n))
+        if self.per_agent:
+            yield from (activity, adherent)
+        yield from counters.values()
+        yield exceptions
+        if self.per_agent:
+            yield started
+
+    # --- queues and tickers -----------------------------------------------------------------
+
+    def _queues(self) -> Iterator[Metric]:
+        labels = ["tenant", "queue", "queue_name"]
+
+        def gauge(name: str, doc: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, labels=labels)
+
+        def counter(name: str, doc: str) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, labels=labels)
+
+        gauges: list[tuple[GaugeMetricFamily, Callable[[Any], float]]] = [
+            (
+                gauge("puzzelmon_queue_requests_waiting", "Requests waiting now."),
+                _attr("queue_size"),
+            ),
+            (
+                gauge("puzzelmon_queue_wait_max_seconds", "Longest current wait."),
+                _attr("wait_time_max_seconds"),
+            ),
+            (
+                gauge("puzzelmon_queue_wait_average_seconds", "Average current wait."),
+                _attr("wait_time_average_seconds"),
+            ),
+            (
+                gauge("puzzelmon_queue_agents_logged_on", "Agents logged on to the queue."),
+                _attr("agents_logged_on"),
+            ),
+            (gauge("puzzelmon_queue_agents_ready", "Agents ready."), _attr("agents_ready")),
+            (gauge("puzzelmon_queue_agents_paused", "Agents in pause."), _attr("agents_in_pause")),
+            (
+                gauge("puzzelmon_queue_service_level_ratio", "Puzzel's service level (sla / 100)."),
+                lambda q: float(q.sla_percent) / 100.0,
+            ),
+        ]
+        counters: list[tuple[CounterMetricFamily, Callable[[Any], float]]] = [
+            (
+                counter(
+                    "puzzelmon_queue_offered", "Requests offered today (resets at local midnight)."
+                ),
+                _attr("calls_offered_today"),
+            ),
+            (
+                counter("puzzelmon_queue_answered", "Requests answered today."),
+                _attr("calls_answered_today"),
+            ),
+            (
+                counter("puzzelmon_queue_abandoned", "Requests abandoned today."),
+                _attr("calls_abandoned_today"),
+            ),
+            (
+                counter("puzzelmon_queue_answered_within_sla", "Answered within SLA today."),
+                _attr("calls_answered_within_sla"),
+            ),
+        ]
+        for tenant, snap in sorted(self.store.queues.items()):
+            for q in sorted(snap.queues, key=lambda q: q.queue_id):
+                key = [tenant, q.queue_id, q.description]
+                for g, get in gauges:
+                    g.add_metric(key, get(q))
+                for c, get in counters:
+                    c.add_metric(key, get(q))
+        yield from (g for g, _ in gauges)
+        yield from (c for c, _ in counters)
+
+    def _tickers(self) -> Iterator[Metric]:
+        ap_labels = ["tenant", "access_point"]
+        ap_offered = CounterMetricFamily(
+            "puzzelmon_access_point_offered", "Requests offered today.", labels=ap_labels
+        )
+        ap_answered = CounterMetricFamily(
+            "puzzelmon_access_point_answered", "Requests answered today.", labels=ap_labels
+        )
+        team_labels = ["tenant", "team"]
+        logged_on = CounterMetricFamily(
+            "puzzelmon_team_logged_on_seconds",
+            "Agents' logged-on seconds today, summed per team (agent stats).",
+            labels=team_labels,
+        )
+        pause = CounterMetricFamily(
+            "puzzelmon_team_pause_seconds",
+            "Agents' pause seconds today, summed per team (agent stats).",
+            labels=team_labels,
+        )
+        for tenant, kinds in sorted(self.store.tickers.items()):
+            aps = kinds.get("access_point_tickers")
+            if aps is not None:
+                for row in sorted(aps.rows, key=lambda r: r.key):
+                    ap_offered.add_metric([tenant, row.key], row.values.get("requests_offered", 0))
+                    ap_answered.add_metric(
+                        [tenant, row.key], row.values.get("requests_answered", 0)
+                    )
+            stats = kinds.get("agent_stats")
+            if stats is not None:
+                teams: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+                for row in stats.rows:
+                    t = teams[row.description or UNKNOWN_TEAM]
+                    t[0] += row.values.get("logged_on_seconds", 0.0)
+                    t[1] += row.values.get("in_pause_seconds", 0.0)
+                for team, (on, paused) in sorted(teams.items()):
+                    logged_on.add_metric([tenant, team], on)
+                    pause.add_metric([tenant, team], paused)
+        yield from (ap_offered, ap_answered, logged_on, pause)
+
+
+def _attr(name: str) -> Callable[[Any], float]:
+    return lambda obj: float(getattr(obj, name))
+
+
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+class Exporter:
+    """A fresh registry holding the snapshot collector (other components may register their own
+    metrics on `registry`, e.g. alert delivery)."""
+
+    def __init__(
+        self,
+        store: LatestSnapshots,
+        *,
+        tenants: Callable[[], Sequence[TenantSource]] = list,
+        clients: Callable[[], Mapping[str, _HasStats]] = dict,
+        engine: EngineView | None = None,
+        per_agent_series: bool = True,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+        self.collector = SnapshotCollector(
+            store,
+            tenants=tenants,
+            clients=clients,
+            engine=engine,
+            per_agent_series=per_agent_series,
+        )
+        self.registry.register(self.collector)
+        self._tenants = tenants
+
+    def readiness(self) -> dict[str, bool]:
+        """Tenant -> whether its first agent-state poll has succeeded."""
+        return {t.tenant: t.ready for t in self._tenants()}
+
+
+_LANDING = """<!doctype html>
+<html><head><meta charset="utf-8"><title>puzzel-monitor</title></head>
+<body><h1>puzzel-monitor {version}</h1>
+<p>Real-time telemetry and WFM adherence monitoring for Puzzel contact centres.</p>
+<ul>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="/healthz">/healthz</a>: liveness</li>
+<li><a href="/readyz">/readyz</a>: readiness (first agent-state poll of every tenant)</li>
+</ul></body></html>
+"""
+
+
+def build_http_app(
+    exporter: Exporter,
+    *,
+    routes: Iterable[web.AbstractRouteDef] | Iterable[Iterable[web.AbstractRouteDef]] = (),
+    middlewares: Sequence[Any] = (),
+    readiness: Callable[[], Mapping[str, bool]] | None = None,
+) -> web.Application:
+    """The exporter's aiohttp application, with extra route lists and middlewares mounted."""
+    app = web.Application(middlewares=list(middlewares))
+    ready_of = readiness or exporter.readiness
+
+    async def landing(request: web.Request) -> web.Response:
+        return web.Response(
+            text=_LANDING.format(version=html.escape(__version__)), content_type="text/html"
+        )
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        states = ready_of()
+        waiting = sorted(t for t, ok in states.items() if not ok)
+        if waiting or not states:
+            return web.json_response(
+                {
+                    "ready": False,
+                    "waiting_for": waiting,
+                    "reason": "no successful agent-state poll yet"
+                    if states
+                    else "no tenants are being polled",
+                },
+                status=503,
+            )
+        return web.json_response({"ready": True, "tenants": sorted(states)})
+
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", make_aiohttp_handler(exporter.registry))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    for item in routes:
+        if isinstance(item, web.AbstractRouteDef):
+            app.router.add_routes([item])
+        else:
+            app.router.add_routes(list(item))
+    return app

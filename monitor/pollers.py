@@ -1,0 +1,541 @@
+"""Pollers: one per tenant and endpoint kind, run by `monitor.scheduler` on their cadences.
+
+Endpoint kinds (the `endpoint` label of the poll-health metrics, and the config's cadence keys):
+
+- `user_states`: for each watched user group, ONE `user_group_state_information` call per cycle
+  (concurrently, throttled by the client's rate limiter); the tracker turns the answers into
+  `AgentSnapshot`s (one per group) with state-entry times, which are published together as one
+  cycle. Then, for agents whose state changed this cycle (logged-on ones first), up to
+  `user_state_budget` per-user `user_state_information` calls make those entry times exact.
+  A cycle in which some groups failed publishes the groups that answered (a team missing from
+  a cycle is *unknown*, not empty) and counts as a failed poll.
+- `queues`: one `visual_queue_state_information("All")` call -> `QueueSnapshot`, filtered to the
+  watched queues.
+- `agent_stats`, `queue_ticker`, `access_points`: today-tickers -> `TickerSnapshot` with kinds
+  `agent_stats`, `visual_queue_ticker`, `access_point_tickers`. Row `values` keys:
+  agent_stats (key = agent id, description = team): `requests_offered`, `requests_answered`,
+  `logged_on_seconds`, `in_pause_seconds`; visual_queue_ticker (key = queue id):
+  `calls_offered`, `calls_answered`, `calls_abandoned`, `calls_answered_within_sla`,
+  `calls_abandoned_within_sla`, `ciqs_offered`, `ciqs_answered`, `surveys_answered`;
+  access_point_tickers (key = access point): `requests_offered`, `requests_answered`.
+
+Pause type ids become names through `pause_types()` (cached, refreshed hourly, or sooner when an
+unknown id shows up) unless the rows carry `pauseTypeName`.
+
+Poll health per tenant and kind (`PollHealth`): a failure is logged once on the ok -> failed
+transition and the recovery once; a `PuzzelRateLimited` postpones that job by its Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from monitor.clock import Clock
+from monitor.config import TenantConfig
+from monitor.puzzel.exceptions import PuzzelError, PuzzelRateLimited
+from monitor.puzzel.models import (
+    AccessPointTicker,
+    AgentStats,
+    PauseType,
+    UserGroup,
+    UserGroupAgentState,
+    UserStateInformation,
+    VisualQueueState,
+    VisualQueueTicker,
+)
+from monitor.scheduler import Scheduler
+from monitor.snapshots import (
+    AgentSnapshot,
+    QueueObservation,
+    QueueSnapshot,
+    TickerRow,
+    TickerSnapshot,
+)
+from monitor.states import AgentState, StateKind
+from monitor.tracker import AgentRow, GroupPoll, StateTracker
+
+log = structlog.get_logger("monitor.pollers")
+
+ENDPOINT_KINDS = ("user_states", "queues", "agent_stats", "queue_ticker", "access_points")
+TICKER_KINDS = {
+    "agent_stats": "agent_stats",
+    "queue_ticker": "visual_queue_ticker",
+    "access_points": "access_point_tickers",
+}
+# poll_duration_seconds histogram buckets
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+PAUSE_TYPES_TTL = 3600.0
+USER_GROUPS_TTL = 3600.0
+UNKNOWN_PAUSE_RETRY = 300.0
+
+
+class PuzzelApi(Protocol):
+    """The part of `monitor.puzzel.client.PuzzelClient` the pollers use."""
+
+    async def user_groups(self) -> list[UserGroup]: ...
+
+    async def user_group_state_information(
+        self,
+        ticker_period_window: str = "Today",
+        user_group_name: str | None = None,
+        user_id: int | str | None = None,
+    ) -> list[UserGroupAgentState]: ...
+
+    async def user_state_information(self, user_id: int | str) -> UserStateInformation: ...
+
+    async def visual_queue_state_information(
+        self,
+        result: str = "All",
+        user_id: int | str | None = None,
+        visual_queue_id: int | None = None,
+    ) -> list[VisualQueueState]: ...
+
+    async def agent_stats(self, ticker_period_window: str = "Today") -> list[AgentStats]: ...
+
+    async def visual_queue_ticker(
+        self, ticker_period_window: str = "Today"
+    ) -> list[VisualQueueTicker]: ...
+
+    async def access_point_tickers(
+        self, ticker_period_window: str = "Today"
+    ) -> list[AccessPointTicker]: ...
+
+    async def pause_types(self) -> list[PauseType]: ...
+
+
+class SnapshotSink(Protocol):
+    """Where the pollers publish what they saw (the engine pipeline implements this)."""
+
+    async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None: ...
+
+    async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None: ...
+
+    async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None: ...
+
+
+class LatestSnapshots:
+    """The newest snapshot of each kind, per tenant: what the exporter reads.
+
+    The pollers write here first, then publish to the pipeline's `SnapshotSink` (if any)."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, dict[str, AgentSnapshot]] = {}
+        self.queues: dict[str, QueueSnapshot] = {}
+        self.tickers: dict[str, dict[str, TickerSnapshot]] = {}
+
+    def put_agents(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        teams = self.agents.setdefault(tenant, {})
+        for snap in snapshots:
+            teams[snap.team] = snap
+
+    def put_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        self.queues[tenant] = snapshot
+
+    def put_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
+        self.tickers.setdefault(tenant, {})[snapshot.kind] = snapshot
+
+    # the SnapshotSink protocol, so the store can stand in for a pipeline
+    async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        self.put_agents(tenant, snapshots)
+
+    async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        self.put_queues(tenant, snapshot)
+
+    async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
+        self.put_ticker(tenant, snapshot)
+
+    def keep_teams(self, tenant: str, teams: Sequence[str]) -> None:
+        """Forget teams no longer watched."""
+        current = self.agents.get(tenant, {})
+        for team in [t for t in current if t not in teams]:
+            del current[team]
+
+    def agent_snapshots(self, tenant: str) -> list[AgentSnapshot]:
+        return list(self.agents.get(tenant, {}).values())
+
+    def tenants(self) -> list[str]:
+        return sorted({*self.agents, *self.queues, *self.tickers})
+
+
+@dataclass(slots=True)
+class PollHealth:
+    """Health of one tenant's poller of one endpoint kind."""
+
+    tenant: str
+    endpoint: str
+    up: bool = False
+    last_success: datetime | None = None
+    last_duration: float | None = None
+    polls: int = 0
+    failures: int = 0
+    overruns: int = 0
+    last_error: str | None = None
+    duration_sum: float = 0.0
+    duration_count: int = 0  # completed polls (those in flight are not in the histogram yet)
+    duration_buckets: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
+
+    def observe_duration(self, seconds: float) -> None:
+        self.last_duration = seconds
+        self.duration_sum += seconds
+        self.duration_count += 1
+        for i, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                self.duration_buckets[i] += 1
+
+
+class PollFailed(Exception):
+    """A poll that got some answers but not all (e.g. one user group failed)."""
+
+
+class TenantPollers:
+    """The pollers of one tenant: register them with a scheduler, read their health."""
+
+    def __init__(
+        self,
+        tenant: TenantConfig,
+        client: PuzzelApi,
+        clock: Clock,
+        store: LatestSnapshots,
+        sink: SnapshotSink | None = None,
+        *,
+        tracker: StateTracker | None = None,
+    ) -> None:
+        self.config = tenant
+        self.tenant = tenant.customer_key
+        self.client = client
+        self.clock = clock
+        self.store = store
+        self.sink = sink
+        self.tracker = tracker or StateTracker(self.tenant)
+        self.health = {kind: PollHealth(self.tenant, kind) for kind in tenant.cadences.enabled()}
+        self.scheduler: Scheduler | None = None
+        self._pause_names: dict[int, str] = {}
+        self._pause_fetched: float | None = None
+        self._groups: list[str] | None = None
+        self._groups_fetched: float | None = None
+        self.last_cycle_requests = 0  # group + per-user calls made by the latest state cycle
+
+    # --- registration -----------------------------------------------------------------------
+
+    def job_name(self, kind: str) -> str:
+        return f"{self.tenant}:{kind}"
+
+    def register(self, scheduler: Scheduler, *, stagger: float = 0.0) -> None:
+        """Add this tenant's enabled pollers to `scheduler`, all due `stagger` seconds from now."""
+        self.scheduler = scheduler
+        polls: dict[str, Callable[[], Awaitable[None]]] = {
+            "user_states": self.poll_user_states,
+            "queues": self.poll_queues,
+            "agent_stats": self.poll_agent_stats,
+            "queue_ticker": self.poll_queue_ticker,
+            "access_points": self.poll_access_points,
+        }
+        for kind, interval in self.config.cadences.enabled().items():
+            scheduler.add(
+                self.job_name(kind),
+                self._guarded(kind, polls[kind]),
+                interval,
+                jitter=self.config.cadences.jitter,
+                first_run_in=stagger,
+                max_interval=max(interval * 8, 300.0),
+            )
+
+    @property
+    def ready(self) -> bool:
+        """The first agent-state poll has succeeded."""
+        health = self.health.get("user_states")
+        return health is not None and health.last_success is not None
+
+    def refresh_overruns(self) -> None:
+        """Copy the scheduler's overrun counts into the health records."""
+        if self.scheduler is None:
+            return
+        jobs = self.scheduler.jobs
+        for kind, health in self.health.items():
+            job = jobs.get(self.job_name(kind))
+            if job is not None:
+                health.overruns = job.stats.overruns
+
+    # --- the poll wrapper -------------------------------------------------------------------
+
+    def _guarded(
+        self, kind: str, body: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await self.run_poll(kind, body)
+
+        return run
+
+    async def run_poll(self, kind: str, body: Callable[[], Awaitable[None]]) -> None:
+        """Run one poll, keeping its health; re-raises so the scheduler can back off."""
+        health = self.health.setdefault(kind, PollHealth(self.tenant, kind))
+        health.polls += 1
+        started = self.clock.monotonic()
+        try:
+            await body()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            health.observe_duration(self.clock.monotonic() - started)
+            self._failed(health, e)
+            if isinstance(e, PuzzelRateLimited) and self.scheduler is not None:
+                self.scheduler.postpone(self.job_name(kind), e.retry_after)
+            raise
+        health.observe_duration(self.clock.monotonic() - started)
+        if not health.up and health.last_error is not None:
+            log.info("poll recovered", tenant=self.tenant, endpoint=kind)
+        health.up = True
+        health.last_success = self.clock.now()
+        health.last_error = None
+        self.refresh_overruns()
+
+    def _failed(self, health: PollHealth, error: Exception) -> None:
+        health.failures += 1
+        message = str(error) if isinstance(error, PuzzelError) else f"{type(error).__name__}"
+        first_failure = health.up or health.last_error is None
+        health.up = False
+        health.last_error = message
+        if first_failure:
+            if isinstance(error, PuzzelError | PollFailed):
+                log.warning(
+                    "poll failed", tenant=self.tenant, endpoint=health.endpoint, error=message
+                )
+            else:  # a bug rather than Puzzel trouble: keep the traceback
+                log.error(
+                    "poll failed",
+                    tenant=self.tenant,
+                    endpoint=health.endpoint,
+                    error=message,
+                    exc_info=error,
+                )
+        self.refresh_overruns()
+
+    # --- user states ------------------------------------------------------------------------
+
+    async def watched_groups(self) -> list[str]:
+        """The configured group names, or every group (listed at most hourly) for `all`."""
+        if self.config.user_groups != "all":
+            return list(self.config.user_groups)
+        now = self.clock.monotonic()
+        if (
+            self._groups is None
+            or self._groups_fetched is None
+            or now - self._groups_fetched >= USER_GROUPS_TTL
+        ):
+            groups = await self.client.user_groups()
+            self._groups = sorted({g.name for g in groups})
+            self._groups_fetched = now
+        return list(self._groups)
+
+    async def poll_user_states(self) -> None:
+        groups = await self.watched_groups()
+        answers = await asyncio.gather(
+            *(self.client.user_group_state_information("Today", user_group_name=g) for g in groups),
+            return_exceptions=True,
+        )
+        requests = len(groups)
+        polls: list[GroupPoll] = []
+        failed: list[tuple[str, BaseException]] = []
+        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
+        now = self.clock.now()
+        for group, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if isinstance(answer, asyncio.CancelledError):
+                    raise answer
+                failed.append((group, answer))
+            else:
+                raw.append((group, now, answer))
+        await self._ensure_pause_names(
+            [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
+        )
+        for group, at, rows in raw:
+            polls.append(GroupPoll(group, at, [self._row(group, r) for r in rows]))
+        for team in list({a.team for a in self.tracker.agents()} - set(groups)):
+            self.tracker.forget_team(team)
+        self.store.keep_teams(self.tenant, groups)
+        result = self.tracker.observe_cycle(polls)
+        requests += await self._fetch_exact(result.changed)
+        self.last_cycle_requests = requests
+        snapshots = tuple(self.tracker.snapshot(p.team, p.taken_at) for p in polls)
+        if snapshots:
+            self.store.put_agents(self.tenant, snapshots)
+            if self.sink is not None:
+                await self.sink.on_agent_cycle(self.tenant, snapshots)
+        if failed:
+            if len(failed) == len(groups) and isinstance(failed[0][1], Exception):
+                raise failed[0][1]
+            names = ", ".join(g for g, _ in failed)
+            raise PollFailed(f"{len(failed)} of {len(groups)} user groups failed: {names}")
+
+    def _row(self, group: str, r: UserGroupAgentState) -> AgentRow:
+        pause_name = r.pause_type_name
+        if pause_name is None and r.pause_type_id:
+            pause_name = self._pause_names.get(r.pause_type_id)
+        state = AgentState.from_puzzel(r.contact_centre_status, r.user_status, pause_name)
+        return AgentRow(
+            agent_id=str(r.user_id),
+            name=f"{r.first_name} {r.last_name}".strip(),
+            team=group,
+            state=state,
+            calls_offered=r.calls_offered,
+            calls_answered=r.calls_answered,
+            status_duration_seconds=r.status_duration_seconds,
+        )
+
+    async def _ensure_pause_names(self, rows: Sequence[UserGroupAgentState]) -> None:
+        now = self.clock.monotonic()
+        age = None if self._pause_fetched is None else now - self._pause_fetched
+        unknown = any(r.pause_type_id not in self._pause_names for r in rows)
+        stale = age is None or age >= PAUSE_TYPES_TTL
+        if not rows or not (stale or (unknown and age is not None and age >= UNKNOWN_PAUSE_RETRY)):
+            return
+        await self.refresh_pause_types()
+
+    async def refresh_pause_types(self) -> None:
+        """Fetch the pause type names; on failure keep the old ones (states keep no name)."""
+        self._pause_fetched = self.clock.monotonic()
+        try:
+            types_ = await self.client.pause_types()
+        except PuzzelError as e:
+            log.warning("pause types unavailable", tenant=self.tenant, error=str(e))
+            return
+        self._pause_names = {t.id: t.description for t in types_}
+
+    async def _fetch_exact(self, changed: Sequence[str]) -> int:
+        """Per-user calls for changed agents, within the budget. Returns the number of calls."""
+        budget = self.config.user_state_budget
+        if budget <= 0 or not changed:
+            return 0
+        candidates = [self.tracker.get(a) for a in changed]
+        # logged-on agents first: their entry times drive the rules
+        chosen = sorted(
+            (o for o in candidates if o is not None and not o.since_exact),
+            key=lambda o: o.state.kind is StateKind.LOGGED_OFF,
+        )[:budget]
+
+        async def one(agent_id: str) -> None:
+            try:
+                info = await self.client.user_state_information(agent_id)
+            except PuzzelError as e:
+                log.debug(
+                    "user state unavailable", tenant=self.tenant, agent=agent_id, error=str(e)
+                )
+                return
+            fetched_at = self.clock.now()
+            pause_name = info.pause_type_name
+            if pause_name is None and info.pause_type_id:
+                pause_name = self._pause_names.get(info.pause_type_id)
+            state = AgentState.from_puzzel(info.contact_centre_status, info.user_status, pause_name)
+            self.tracker.correct(agent_id, state, info.status_duration_seconds, fetched_at)
+
+        await asyncio.gather(*(one(o.agent_id) for o in chosen))
+        return len(chosen)
+
+    # --- queues and tickers -----------------------------------------------------------------
+
+    def _watched_queue(self, queue_id: str) -> bool:
+        watched = self.config.visual_queues
+        return watched == "all" or queue_id in watched
+
+    async def poll_queues(self) -> None:
+        rows = await self.client.visual_queue_state_information("All")
+        taken_at = self.clock.now()
+        queues = tuple(
+            QueueObservation(
+                queue_id=str(q.id),
+                description=q.description,
+                queue_size=q.queue_size,
+                wait_time_max_seconds=float(q.wait_time_max_seconds),
+                wait_time_average_seconds=float(q.wait_time_average_seconds),
+                agents_logged_on=q.agents_logged_on,
+                agents_ready=q.agents_ready,
+                agents_in_pause=q.agents_in_pause,
+                agents_unavailable=q.agents_unavailable,
+                calls_offered_today=q.calls_offered_today,
+                calls_answered_today=q.calls_answered_today,
+                calls_abandoned_today=q.calls_abandoned_today,
+                calls_answered_within_sla=q.calls_answered_within_sla,
+                sla_percent=float(q.sla) if q.sla is not None else 100.0,
+                alarm=bool(q.alarm_flag),
+            )
+            for q in rows
+            if self._watched_queue(str(q.id))
+        )
+        snapshot = QueueSnapshot(self.tenant, taken_at, queues)
+        self.store.put_queues(self.tenant, snapshot)
+        if self.sink is not None:
+            await self.sink.on_queues(self.tenant, snapshot)
+
+    async def poll_agent_stats(self) -> None:
+        rows = await self.client.agent_stats("Today")
+        taken_at = self.clock.now()
+        out = []
+        for r in rows:
+            team = r.user_group_name
+            if team is None:
+                known = self.tracker.get(str(r.user_id))
+                team = known.team if known is not None else ""
+            out.append(
+                TickerRow(
+                    key=str(r.user_id),
+                    description=team,
+                    values={
+                        "requests_offered": float(r.overview.requests_offered),
+                        "requests_answered": float(r.overview.requests_answered),
+                        "logged_on_seconds": float(r.overview.logged_on_seconds),
+                        "in_pause_seconds": float(r.overview.in_pause_seconds),
+                    },
+                )
+            )
+        await self._publish_ticker("agent_stats", taken_at, out)
+
+    async def poll_queue_ticker(self) -> None:
+        rows = await self.client.visual_queue_ticker("Today")
+        taken_at = self.clock.now()
+        out = [
+            TickerRow(
+                key=str(r.id),
+                description=r.description,
+                values={
+                    "calls_offered": float(r.calls_offered),
+                    "calls_answered": float(r.calls_answered),
+                    "calls_abandoned": float(r.calls_abandoned),
+                    "calls_answered_within_sla": float(r.calls_answered_within_sla),
+                    "calls_abandoned_within_sla": float(r.calls_abandoned_within_sla),
+                    "ciqs_offered": float(r.ciqs_offered),
+                    "ciqs_answered": float(r.ciqs_answered),
+                    "surveys_answered": float(r.surveys_answered),
+                },
+            )
+            for r in rows
+            if self._watched_queue(str(r.id))
+        ]
+        await self._publish_ticker("visual_queue_ticker", taken_at, out)
+
+    async def poll_access_points(self) -> None:
+        rows = await self.client.access_point_tickers("Today")
+        taken_at = self.clock.now()
+        out = [
+            TickerRow(
+                key=r.accesspoint,
+                description=r.description,
+                values={
+                    "requests_offered": float(r.requests_offered),
+                    "requests_answered": float(r.requests_answered),
+                },
+            )
+            for r in rows
+        ]
+        await self._publish_ticker("access_point_tickers", taken_at, out)
+
+    async def _publish_ticker(self, kind: str, taken_at: datetime, rows: list[TickerRow]) -> None:
+        snapshot = TickerSnapshot(self.tenant, kind, taken_at, tuple(rows))
+        self.store.put_ticker(self.tenant, snapshot)
+        if self.sink is not None:
+            await self.sink.on_ticker(self.tenant, snapshot)

@@ -1,0 +1,256 @@
+"""`puzzel-monitor run`: configuration, Puzzel clients, pollers, exporter and HTTP server.
+
+`Service` holds the running parts and is usable in-process (tests, `demo`): construct it, `await
+start()`, `await stop()`. The engine pipeline plugs in through the constructor: `sink` (a
+`monitor.pollers.SnapshotSink`) receives every snapshot after the exporter's store has it,
+`engine` (a `monitor.exporter.EngineView`) feeds the engine-derived metrics, and `routes` /
+`middlewares` are mounted on the HTTP app next to /metrics. `service.exporter.registry` exists
+from construction on, for components that register their own metrics. On a `VirtualClock` the
+service does not run its scheduler loop: the caller drives `service.scheduler.run_until(end)`.
+
+`run_command` is the CLI entry point. Exit codes: 0 after SIGTERM/SIGINT (graceful: stop
+scheduling, let polls in flight finish for up to `grace` seconds, cancel the rest, close the
+sessions), 2 for a bad configuration (one line naming the key), 3 when the metrics port cannot be
+bound or something fatal happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from monitor.clock import Clock, SystemClock
+from monitor.config import (
+    Config,
+    ConfigError,
+    PuzzelIdCredentialsConfig,
+    TenantConfig,
+    iter_secrets,
+    load_config,
+)
+from monitor.exporter import EngineView, Exporter, build_http_app
+from monitor.logging import configure_logging
+from monitor.pollers import LatestSnapshots, SnapshotSink, TenantPollers
+from monitor.puzzel.auth import PasswordCredentials, PuzzelIdCredentials
+from monitor.puzzel.client import PuzzelClient
+from monitor.scheduler import Scheduler
+
+log = structlog.get_logger("monitor.service")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_RUNTIME = 3
+DEFAULT_GRACE = 5.0
+
+
+class ServiceError(Exception):
+    """The service cannot start or keep running (exit code 3)."""
+
+
+def make_client(
+    tenant: TenantConfig, *, session: aiohttp.ClientSession, clock: Clock
+) -> PuzzelClient:
+    """A Puzzel client for one configured tenant, on the shared session."""
+    creds = tenant.credentials
+    auth: PuzzelIdCredentials | PasswordCredentials
+    if isinstance(creds, PuzzelIdCredentialsConfig):
+        auth = PuzzelIdCredentials(
+            client_id=creds.client_id,
+            client_secret=creds.client_secret,
+            customer_key=tenant.customer_key,
+            user_id=creds.user_id,
+        )
+    else:
+        auth = PasswordCredentials(
+            customer_key=tenant.customer_key,
+            user_name=creds.user_name,
+            password=creds.password,
+        )
+    return PuzzelClient(
+        auth,
+        api_base_url=tenant.api_base_url,
+        auth_base_url=tenant.auth_base_url,
+        id_base_url=tenant.id_base_url,
+        session=session,
+        clock=clock,
+        timeout=tenant.request_timeout,
+        max_rate=tenant.rate_limit.requests_per_second,
+        burst=tenant.rate_limit.burst,
+        timezone=tenant.timezone,
+    )
+
+
+class Service:
+    """The running monitor: one session, a client and pollers per tenant, the exporter."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        sink: SnapshotSink | None = None,
+        engine: EngineView | None = None,
+        routes: Iterable[Iterable[web.AbstractRouteDef]] = (),
+        middlewares: Sequence[Any] = (),
+        host: str | None = None,
+        port: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.sink = sink
+        self.store = LatestSnapshots()
+        self.scheduler = Scheduler(self.clock, seed=seed)
+        self.clients: dict[str, PuzzelClient] = {}
+        self.pollers: dict[str, TenantPollers] = {}
+        self.exporter = Exporter(
+            self.store,
+            tenants=lambda: list(self.pollers.values()),
+            clients=lambda: dict(self.clients),
+            engine=engine,
+            per_agent_series=config.exporter.per_agent_series,
+        )
+        self.host = host if host is not None else config.exporter.host
+        self.port = port if port is not None else config.exporter.port
+        self._routes = [list(r) for r in routes]
+        self._middlewares = list(middlewares)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self.bound_port: int | None = None
+
+    async def start(self) -> None:
+        """Serve HTTP, then start polling. Raises ServiceError if the port cannot be bound."""
+        app = build_http_app(self.exporter, routes=self._routes, middlewares=self._middlewares)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as e:
+            await self._runner.cleanup()
+            self._runner = None
+            raise ServiceError(
+                f"cannot listen on {self.host}:{self.port}: {e.strerror or e}"
+            ) from None
+        self.bound_port = _bound_port(self._runner) or self.port
+        self._session = aiohttp.ClientSession()
+        for tenant in self.config.tenants:
+            client = make_client(tenant, session=self._session, clock=self.clock)
+            pollers = TenantPollers(tenant, client, self.clock, self.store, self.sink)
+            pollers.register(self.scheduler)
+            self.clients[tenant.customer_key] = client
+            self.pollers[tenant.customer_key] = pollers
+        if not self.scheduler.virtual:  # on a VirtualClock the caller drives run_until
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self.scheduler.run_forever(), name="scheduler"
+            )
+        log.info(
+            "started",
+            tenants=[t.customer_key for t in self.config.tenants],
+            metrics=f"http://{self.host}:{self.bound_port}/metrics",
+        )
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The error that ended the scheduler loop, if it died."""
+        task = self._loop_task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
+    async def wait_failed(self) -> BaseException | None:
+        """Return when the scheduler loop ends (only on a fatal error, or after stop)."""
+        if self._loop_task is None:
+            return None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._loop_task)
+        return self.failed
+
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop scheduling, let polls in flight finish for up to `grace` seconds, cancel the
+        rest, stop serving and close the HTTP session."""
+        self.scheduler.stop()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loop_task
+            self._loop_task = None
+        in_flight = self.scheduler.in_flight
+        drained = await self.scheduler.drain(grace)
+        if not drained:
+            log.info("cancelled polls still running after the grace period", polls=in_flight)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        log.info("stopped")
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None
+
+
+async def serve(service: Service, *, grace: float = DEFAULT_GRACE) -> int:
+    """Start `service`, run until SIGTERM/SIGINT or a fatal error, stop it; return the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        try:
+            await service.start()
+        except ServiceError as e:
+            log.error("cannot start", error=str(e))
+            await service.stop(grace=0)
+            return EXIT_RUNTIME
+        stopper = asyncio.ensure_future(stop.wait())
+        failer = asyncio.ensure_future(service.wait_failed())
+        await asyncio.wait({stopper, failer}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (stopper, failer):
+            t.cancel()
+        error = service.failed
+        if stop.is_set():
+            log.info("shutting down", grace_seconds=grace)
+        await service.stop(grace=grace)
+        if error is not None:
+            log.error("fatal error", error=f"{type(error).__name__}: {error}")
+            return EXIT_RUNTIME
+        return EXIT_OK
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`puzzel-monitor run -c config.yaml`."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"puzzel-monitor: configuration error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    level: str = config.log.level
+    cli_level = getattr(args, "log_level", "info")
+    if cli_level and cli_level.lower() != "info":  # an explicit --log-level wins
+        level = cli_level.lower()
+    configure_logging(level, config.log.format, secrets=iter_secrets(config))
+    try:
+        return asyncio.run(serve(Service(config)))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return EXIT_OK
+    except Exception as e:  # last resort: one line, not a traceback
+        print(f"puzzel-monitor: fatal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_RUNTIME

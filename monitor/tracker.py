@@ -1,0 +1,219 @@
+"""State-entry times ("since") for each agent of one tenant, derived from poll-to-poll transitions.
+
+Puzzel's per-group state call says what state each agent is in, not since when. So:
+
+- an agent seen in a new state (or seen for the first time) entered it at the latest at the time of
+  that poll: `since` = that poll's time, `since_exact` = False (the true entry lies between the
+  previous poll and this one; the tracker cannot see a state that came and went between polls);
+- while the state stays the same, `since` is kept from poll to poll;
+- where a per-user status duration was fetched (`correct`), `since` = fetch time - duration and
+  `since_exact` = True; a row that carries its own duration is exact at once;
+- an agent missing from every group that answered this cycle is forgotten; agents of groups that
+  did not answer are kept as they were.
+
+Pure bookkeeping: no I/O, no clock (times come with the polls). `export_state()` /
+`import_state()` round-trip through plain JSON-able dicts so a restart keeps the "since" values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.snapshots import AgentObservation, AgentSnapshot
+from monitor.states import AgentState, StateKind
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """One agent as one group poll reported it, before the tracker adds `since`."""
+
+    agent_id: str
+    name: str
+    team: str
+    state: AgentState
+    calls_offered: int = 0
+    calls_answered: int = 0
+    status_duration_seconds: float | None = None  # if the group call carries one
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPoll:
+    """The answer of one group's state call in a cycle."""
+
+    team: str
+    taken_at: datetime
+    rows: Sequence[AgentRow]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """What `observe_cycle` learned: the snapshots, and which agents changed state."""
+
+    snapshots: tuple[AgentSnapshot, ...]
+    changed: tuple[str, ...]  # agent ids in a new state (or new), in poll order
+    appeared: tuple[str, ...]
+    disappeared: tuple[str, ...]
+
+
+class StateTracker:
+    """Per-tenant tracker of agent states and their entry times."""
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self._agents: dict[str, AgentObservation] = {}
+        self._snap_time: dict[str, datetime] = {}  # team -> taken_at of its latest poll
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def get(self, agent_id: str) -> AgentObservation | None:
+        return self._agents.get(agent_id)
+
+    def agents(self) -> list[AgentObservation]:
+        return list(self._agents.values())
+
+    def observe_cycle(self, polls: Iterable[GroupPoll]) -> CycleResult:
+        """Fold one cycle's group answers into the tracked states."""
+        polls = list(polls)
+        answered = {p.team for p in polls}
+        seen: dict[str, AgentObservation] = {}
+        changed: list[str] = []
+        appeared: list[str] = []
+        for poll in polls:
+            for row in poll.rows:
+                if row.agent_id in seen:
+                    continue  # listed by two groups: the first answer wins
+                previous = self._agents.get(row.agent_id)
+                obs = self._next(previous, row, poll.taken_at)
+                if previous is None:
+                    appeared.append(row.agent_id)
+                if previous is None or previous.state != row.state:
+                    changed.append(row.agent_id)
+                seen[row.agent_id] = obs
+            self._snap_time[poll.team] = poll.taken_at
+        gone = [
+            aid for aid, obs in self._agents.items() if obs.team in answered and aid not in seen
+        ]
+        for aid in gone:
+            del self._agents[aid]
+        self._agents.update(seen)
+        return CycleResult(
+            snapshots=tuple(self.snapshot(p.team, p.taken_at) for p in polls),
+            changed=tuple(changed),
+            appeared=tuple(appeared),
+            disappeared=tuple(gone),
+        )
+
+    @staticmethod
+    def _next(previous: AgentObservation | None, row: AgentRow, at: datetime) -> AgentObservation:
+        if row.status_duration_seconds is not None and row.status_duration_seconds >= 0:
+            since, exact = at - timedelta(seconds=row.status_duration_seconds), True
+        elif previous is not None and previous.state == row.state:
+            since, exact = previous.since, previous.since_exact
+        else:
+            since, exact = at, False
+        return AgentObservation(
+            agent_id=row.agent_id,
+            name=row.name,
+            team=row.team,
+            state=row.state,
+            since=since,
+            since_exact=exact,
+            calls_offered=row.calls_offered,
+            calls_answered=row.calls_answered,
+        )
+
+    def correct(
+        self,
+        agent_id: str,
+        state: AgentState,
+        status_duration_seconds: float,
+        fetched_at: datetime,
+    ) -> bool:
+        """Apply a per-user status duration. Ignored (False) when the agent is unknown or the
+        per-user answer shows another state than the tracked one (it changed in between; the next
+        group poll will see that)."""
+        obs = self._agents.get(agent_id)
+        if obs is None or status_duration_seconds < 0 or not _same_state(obs.state, state):
+            return False
+        since = fetched_at - timedelta(seconds=status_duration_seconds)
+        self._agents[agent_id] = replace(obs, since=since, since_exact=True)
+        return True
+
+    def snapshot(self, team: str, taken_at: datetime | None = None) -> AgentSnapshot:
+        """The current view of one team, as an AgentSnapshot."""
+        at = taken_at or self._snap_time.get(team)
+        if at is None:
+            raise KeyError(f"team {team!r} has not been polled")
+        agents = tuple(a for a in self._agents.values() if a.team == team)
+        return AgentSnapshot(tenant=self.tenant, team=team, taken_at=at, agents=agents)
+
+    def forget_team(self, team: str) -> None:
+        """Drop a team no longer watched."""
+        self._agents = {k: v for k, v in self._agents.items() if v.team != team}
+        self._snap_time.pop(team, None)
+
+    # --- persistence ------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "tenant": self.tenant,
+            "agents": {
+                aid: {
+                    "name": a.name,
+                    "team": a.team,
+                    "kind": a.state.kind.value,
+                    "pause_type": a.state.pause_type,
+                    "raw": a.state.raw,
+                    "since": a.since.isoformat(),
+                    "since_exact": a.since_exact,
+                }
+                for aid, a in self._agents.items()
+            },
+            "teams": {team: at.isoformat() for team, at in self._snap_time.items()},
+        }
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Restore from `export_state()` output. Raises ValueError on a foreign or bad dict."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"tracker state version {state.get('version')!r} is not supported")
+        if state.get("tenant") != self.tenant:
+            raise ValueError(f"tracker state is for tenant {state.get('tenant')!r}")
+        agents: dict[str, AgentObservation] = {}
+        try:
+            for aid, a in dict(state.get("agents", {})).items():
+                agents[str(aid)] = AgentObservation(
+                    agent_id=str(aid),
+                    name=str(a["name"]),
+                    team=str(a["team"]),
+                    state=AgentState(StateKind(a["kind"]), a.get("pause_type"), a.get("raw")),
+                    since=_aware(datetime.fromisoformat(a["since"])),
+                    since_exact=bool(a["since_exact"]),
+                )
+            teams = {
+                str(t): _aware(datetime.fromisoformat(v))
+                for t, v in dict(state.get("teams", {})).items()
+            }
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"tracker state is malformed: {e}") from None
+        self._agents = agents
+        self._snap_time = teams
+
+
+def _same_state(a: AgentState, b: AgentState) -> bool:
+    if a.kind != b.kind:
+        return False
+    # a per-user answer without a pause type name still confirms a pause
+    return a.kind is not StateKind.PAUSE or b.pause_type is None or a.pause_type == b.pause_type
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError(f"time {when.isoformat()} has no time zone")
+    return when
