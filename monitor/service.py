@@ -22,11 +22,12 @@ import contextlib
 import signal
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from monitor.clock import Clock, SystemClock
 from monitor.config import (
@@ -37,6 +38,7 @@ from monitor.config import (
     iter_secrets,
     load_config,
 )
+from monitor.engine.loader import RulesError
 from monitor.exporter import EngineView, Exporter, build_http_app
 from monitor.logging import configure_logging
 from monitor.pollers import LatestSnapshots, SnapshotSink, TenantPollers
@@ -104,6 +106,7 @@ class Service:
         host: str | None = None,
         port: int | None = None,
         seed: int | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
@@ -118,6 +121,7 @@ class Service:
             clients=lambda: dict(self.clients),
             engine=engine,
             per_agent_series=config.exporter.per_agent_series,
+            registry=registry,
         )
         self.host = host if host is not None else config.exporter.host
         self.port = port if port is not None else config.exporter.port
@@ -204,7 +208,18 @@ def _bound_port(runner: web.AppRunner) -> int | None:
     return None
 
 
-async def serve(service: Service, *, grace: float = DEFAULT_GRACE) -> int:
+class Servable(Protocol):
+    @property
+    def failed(self) -> BaseException | None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None: ...
+
+    async def wait_failed(self) -> BaseException | None: ...
+
+
+async def serve(service: Servable, *, grace: float = DEFAULT_GRACE) -> int:
     """Start `service`, run until SIGTERM/SIGINT or a fatal error, stop it; return the exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -247,8 +262,15 @@ def run_command(args: argparse.Namespace) -> int:
     if cli_level and cli_level.lower() != "info":  # an explicit --log-level wins
         level = cli_level.lower()
     configure_logging(level, config.log.format, secrets=iter_secrets(config))
+    from monitor.assembly import Monitor  # noqa: PLC0415 - assembly imports this module
+
     try:
-        return asyncio.run(serve(Service(config)))
+        monitor = Monitor(config)
+    except RulesError as e:
+        print(f"puzzel-monitor: rules error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return asyncio.run(serve(monitor))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return EXIT_OK
     except Exception as e:  # last resort: one line, not a traceback

@@ -22,7 +22,7 @@ from monitor.clock import SystemClock
 from monitor.service import Service
 from monitor.simulator.app import create_app
 from monitor.simulator.simulator import Simulator
-from tests.redis_server import free_port
+from tests.redis_server import RedisServer, free_port
 from tests.service.simserver import SimServers, config_for, tenant_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,9 +61,12 @@ async def live_sim() -> AsyncIterator[LiveSimulator]:
         await sim.server.close()
 
 
-def write_config(tmp_path: Path, tenant: dict[str, Any], port: int) -> Path:
+def write_config(
+    tmp_path: Path, tenant: dict[str, Any], port: int, redis_url: str | None = None
+) -> Path:
     config = {
         "tenants": [tenant],
+        "redis": {"url": redis_url or "redis://127.0.0.1:1/0"},
         "exporter": {"host": "127.0.0.1", "port": port},
         "log": {"format": "json", "level": "info"},
     }
@@ -103,13 +106,13 @@ async def wait_ready(port: int, proc: asyncio.subprocess.Process, within: float 
 
 
 async def test_sigterm_during_a_poll_exits_0_without_traceback(
-    tmp_path: Path, live_sim: LiveSimulator
+    tmp_path: Path, live_sim: LiveSimulator, redis_server: RedisServer
 ) -> None:
     """SIGTERM while a poll waits on a slow Puzzel: exit 0 within the grace period, no
     traceback, and a JSON 'stopped' log line."""
     tenant = tenant_dict(live_sim.sim, await live_sim.start())
     port = free_port()
-    proc = await start_run(write_config(tmp_path, tenant, port))
+    proc = await start_run(write_config(tmp_path, tenant, port, redis_server.url))
     try:
         await wait_ready(port, proc)
         live_sim.sim.faults.latency = 30.0  # every answer from now on hangs past the grace
@@ -130,17 +133,30 @@ async def test_sigterm_during_a_poll_exits_0_without_traceback(
     assert events[-1] == "stopped"
 
 
-async def test_taken_port_exits_3(tmp_path: Path, live_sim: LiveSimulator) -> None:
+async def test_taken_port_exits_3(
+    tmp_path: Path, live_sim: LiveSimulator, redis_server: RedisServer
+) -> None:
     """When the metrics port is taken, `run` exits 3 with a message naming the address."""
     tenant = tenant_dict(live_sim.sim, await live_sim.start())
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        proc = await start_run(write_config(tmp_path, tenant, port))
+        proc = await start_run(write_config(tmp_path, tenant, port, redis_server.url))
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 3
     assert f"127.0.0.1:{port}" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+async def test_unreachable_redis_exits_3(tmp_path: Path, live_sim: LiveSimulator) -> None:
+    """When Redis cannot be reached at start-up, `run` exits 3 with a one-line message."""
+    tenant = tenant_dict(live_sim.sim, await live_sim.start())
+    config = write_config(tmp_path, tenant, free_port(), f"redis://127.0.0.1:{free_port()}/0")
+    proc = await start_run(config)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 3, stderr.decode()
+    assert "cannot reach Redis" in stderr.decode()
     assert "Traceback" not in stderr.decode()
 
 
