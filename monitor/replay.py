@@ -211,9 +211,7 @@ async def run_replay(
                     await pollers.run_poll("queues", pollers.poll_queues)
                     result.polls += 1
                 schedules_now = await pipeline.schedules_at(now)
-                wake = next_due(
-                    pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset
-                )
+                wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
                 next_agents = _next_poll(now, scenario.start, c_agents, agent_times, wake)
                 if scenario.queues:
                     next_queues = _next_poll(now, scenario.start, c_queues, queue_times, wake)
