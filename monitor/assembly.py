@@ -132,6 +132,8 @@ class Monitor:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.service.stop(grace=grace)
+        with contextlib.suppress(Exception):  # Redis may be the reason we are stopping
+            await self.pipelines.persist()
         await self.alerting.stop(grace=grace)
         if self._own_redis:
             with contextlib.suppress(Exception):

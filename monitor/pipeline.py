@@ -70,6 +70,7 @@ class _ScheduleCache:
     start: datetime
     end: datetime
     segments: dict[str, list[Segment]]
+    checked_at: datetime
 
 
 class TenantPipeline:
@@ -87,6 +88,8 @@ class TenantPipeline:
         publisher: AlertPublisher | None = None,
         observers: Sequence[TransitionObserver] = (),
         schedule_window: timedelta = timedelta(hours=24),
+        schedule_check_interval: timedelta = timedelta(seconds=30),
+        persist_interval: timedelta = timedelta(seconds=30),
     ) -> None:
         self.tenant = tenant
         self.ruleset = ruleset
@@ -97,6 +100,13 @@ class TenantPipeline:
         self._observers = list(observers)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
+        # A schedule edit takes effect within this long; the version is not read every cycle.
+        self._check_interval = schedule_check_interval
+        # The engine's memory is saved with every transition, and otherwise at most this often:
+        # a restart then resumes from a state at most this old, which re-accounts that stretch
+        # from the next observation but can neither repeat nor lose a transition.
+        self._persist_interval = persist_interval
+        self._persisted_at: datetime | None = None
         self.state = EngineState()
         self.evaluations: list[AgentEvaluation] = []
         self.open_transitions: dict[str, AlertTransition] = {}
@@ -111,18 +121,17 @@ class TenantPipeline:
         self.open_transitions = {t.key: t for t in self.state.firing_alerts()}
 
     async def schedules_at(self, now: datetime) -> dict[str, list[Segment]]:
-        version = await self._schedules.version(self.tenant)
         cache = self._cache
         margin = self._window / 4
-        if (
-            cache is None
-            or cache.version != version
-            or now < cache.start + margin
-            or now > cache.end - margin
-        ):
+        in_window = cache is not None and cache.start + margin <= now <= cache.end - margin
+        if cache is not None and in_window and abs(now - cache.checked_at) < self._check_interval:
+            return cache.segments
+        version = await self._schedules.version(self.tenant)
+        if cache is None or cache.version != version or not in_window:
             start, end = now - self._window, now + self._window
             segs = await self._schedules.segments_between(self.tenant, start, end)
-            cache = self._cache = _ScheduleCache(version, start, end, segs)
+            cache = self._cache = _ScheduleCache(version, start, end, segs, now)
+        cache.checked_at = now
         return cache.segments
 
     # --- SnapshotSink -------------------------------------------------------------------------
@@ -165,7 +174,7 @@ class TenantPipeline:
             self.state, now=now, schedules=schedules, ruleset=self.ruleset
         )
         self.state = state
-        await self._store.save(self.tenant, self.state.to_dict())
+        await self.persist()
         return list(accruals)
 
     async def _commit(self, state: EngineState, transitions: Sequence[AlertTransition]) -> None:
@@ -180,7 +189,18 @@ class TenantPipeline:
                 else:
                     self.open_transitions.pop(t.key, None)
         self.state = state
-        await self._store.save(self.tenant, state.to_dict())
+        now = self._clock.now()
+        if (
+            transitions
+            or self._persisted_at is None
+            or abs(now - self._persisted_at) >= self._persist_interval
+        ):
+            await self.persist()
+
+    async def persist(self) -> None:
+        """Save the engine's memory now (also called on shutdown)."""
+        await self._store.save(self.tenant, self.state.to_dict())
+        self._persisted_at = self._clock.now()
 
     def last_evaluated(self) -> datetime | None:
         """Up to when the engine has settled its books (None before the first evaluation)."""
@@ -222,6 +242,10 @@ class PipelineSet:
     async def start(self) -> None:
         for p in self.by_tenant.values():
             await p.start()
+
+    async def persist(self) -> None:
+        for p in self.by_tenant.values():
+            await p.persist()
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
         await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)

@@ -6,17 +6,18 @@ client and pollers read it, the engine evaluates, transitions go to the alert ou
 schedules sit in a Redis store (embedded, or a real one with `--redis-url`). Only the clock is
 virtual.
 
-Polls happen on the scenario's cadence grid (`start + k * cadence`), but a poll whose answer and
-evaluation could not differ from the previous one is skipped: the next poll is the first grid
-time at or after the next scenario change (a state, a queue field, a schedule boundary) or the
-engine's next deadline (`next_due`). What the monitor concludes is the same as polling every
-cycle; a one-day scenario just takes seconds instead of minutes.
+Polls happen on the scenario's cadence grid (`start + k * cadence`), but a poll that could not
+change what the monitor concludes is skipped: the next poll is the first grid time at or after
+the next scenario change that the rules can tell apart (a state whose signature differs, a queue
+field, a schedule boundary) or the engine's next deadline (`next_due`). The alerts and
+adherence are the same as with a poll every cycle; a day just takes seconds instead of minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import math
 import sys
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from monitor.clock import VirtualClock
 from monitor.config import CadencesConfig, PuzzelIdCredentialsConfig, RateLimitConfig, TenantConfig
 from monitor.engine.engine import next_due
 from monitor.engine.loader import RulesError, ruleset_from_mapping
-from monitor.engine.model import AlertTransition, RuleName
+from monitor.engine.model import AlertTransition, RuleName, RuleSet
 from monitor.logging import configure_logging
 from monitor.pipeline import TenantPipeline
 from monitor.pollers import LatestSnapshots, TenantPollers
@@ -45,6 +46,7 @@ from monitor.service import make_client
 from monitor.simulator.app import create_app
 from monitor.simulator.simulator import Simulator
 from monitor.state_store import RedisEngineStateStore
+from monitor.states import LOGGED_OFF, AgentState, StateKind
 
 log = structlog.get_logger(__name__)
 
@@ -86,10 +88,30 @@ def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
     return origin + timedelta(seconds=max(k, 0) * step)
 
 
-def _change_times(scenario: Scenario) -> tuple[list[datetime], list[datetime]]:
+def _signature(state: AgentState, ruleset: RuleSet) -> tuple[object, ...]:
+    """What the engine can tell apart about a state: which activities allow it, and the kinds
+    and pause types that rules single out. Changes between states with equal signatures
+    (available -> connecting -> connected, say) cannot alter an alert or an accrual."""
+    allowed = tuple(a.allows(state) for a in ruleset.activities.values())
+    kind = state.kind if state.kind in _SINGLED_OUT else None
+    return allowed, kind, state.pause_type
+
+
+_SINGLED_OUT = frozenset(
+    {StateKind.LOGGED_OFF, StateKind.PAUSE, StateKind.WRAP_UP, StateKind.UNKNOWN}
+)
+
+
+def _change_times(scenario: Scenario, ruleset: RuleSet) -> tuple[list[datetime], list[datetime]]:
+    """The instants at which what the monitor would conclude can change."""
     agent_times: set[datetime] = set()
     for agent in scenario.agents:
-        agent_times.update(t for t, _ in agent.states)
+        previous = _signature(LOGGED_OFF, ruleset)
+        for t, state in agent.states:
+            signature = _signature(state, ruleset)
+            if signature != previous:
+                agent_times.add(t)
+            previous = signature
         for seg in agent.segments:
             agent_times.update((seg.start, seg.end))
     queue_times = {t for q in scenario.queues for t, _ in q.states}
@@ -97,10 +119,8 @@ def _change_times(scenario: Scenario) -> tuple[list[datetime], list[datetime]]:
 
 
 def _next_after(times: Sequence[datetime], t: datetime) -> datetime | None:
-    for x in times:  # short lists; bisect would not pay for itself here
-        if x > t:
-            return x
-    return None
+    i = bisect.bisect_right(times, t)
+    return times[i] if i < len(times) else None
 
 
 async def run_replay(
@@ -184,7 +204,7 @@ async def run_replay(
         observers=[record],
     )
     await pipeline.start()
-    agent_times, queue_times = _change_times(scenario)
+    agent_times, queue_times = _change_times(scenario, ruleset)
     end = scenario.end if stop_at is None else min(stop_at, scenario.end)
     # A restarted monitor resumes from where its engine state says it stopped.
     start = pipeline.last_evaluated() or scenario.start
@@ -212,9 +232,16 @@ async def run_replay(
                     result.polls += 1
                 schedules_now = await pipeline.schedules_at(now)
                 wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
-                next_agents = _next_poll(now, scenario.start, c_agents, agent_times, wake)
+                # a poll that did not run keeps its date unless something new brings it closer
+                next_agents = _sooner(
+                    None if now == next_agents else next_agents,
+                    _next_poll(now, scenario.start, c_agents, agent_times, wake),
+                )
                 if scenario.queues:
-                    next_queues = _next_poll(now, scenario.start, c_queues, queue_times, wake)
+                    next_queues = _sooner(
+                        None if now == next_queues else next_queues,
+                        _next_poll(now, scenario.start, c_queues, queue_times, wake),
+                    )
             clock.set(end)
             if stop_at is None or stop_at >= scenario.end:
                 await pipeline.close_books(end)
@@ -242,6 +269,12 @@ def _next_poll(
     if wake is not None:
         candidates.append(_grid_ceil(max(wake, now + timedelta(seconds=step)), origin, step))
     return min(candidates) if candidates else None
+
+
+def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
 
 
 def _adherence(pipeline: TenantPipeline, scenario: Scenario) -> list[AdherenceRecord]:
@@ -426,7 +459,9 @@ def check(result: ReplayResult) -> list[str]:
 
 def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout or sys.stdout
-    configure_logging(getattr(args, "log_level", "warning") or "warning", "console")
+    # replay's stdout is its result; only warnings (or debug, when asked for) go to stderr
+    level = "debug" if getattr(args, "log_level", "") == "debug" else "warning"
+    configure_logging(level, "console")
     try:
         scenario = load_scenario(args.file)
         # validate the rules before anything starts, so a bad scenario exits 2 cleanly

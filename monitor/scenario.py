@@ -225,18 +225,25 @@ class Scenario:
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_DROPPED = (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG, _BOOL_TAG)
 
 
 class ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader without YAML 1.1 sexagesimal numbers, octal-by-leading-zero or timestamps.
+    """SafeLoader without YAML 1.1 sexagesimal numbers, octal-by-leading-zero, timestamps or
+    yes/no/on/off booleans.
 
-    `10:00` and `2026-03-02T07:30:00` stay strings; `true`, `null`, `42`, `0.5`, `1e3` keep their
-    usual meaning.
+    `10:00`, `2026-03-02T07:30:00` and `off` (an activity) stay strings; `true`, `false`, `null`,
+    `42`, `0.5`, `1e3` keep their usual meaning.
     """
 
 
 ScenarioLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG)]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG, _BOOL_TAG)
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 ScenarioLoader.add_implicit_resolver(
@@ -244,6 +251,9 @@ ScenarioLoader.add_implicit_resolver(
     # no leading zeros: SafeLoader's int constructor would read them as octal
     re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
     list("-+0123456789"),
+)
+ScenarioLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 ScenarioLoader.add_implicit_resolver(
     _FLOAT_TAG,
