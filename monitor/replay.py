@@ -202,6 +202,8 @@ async def run_replay(
         clock=clock,
         publisher=outbox,
         observers=[record],
+        # saved with every transition regardless; a longer idle interval keeps a day quick
+        persist_interval=timedelta(minutes=5),
     )
     await pipeline.start()
     agent_times, queue_times = _change_times(scenario, ruleset)

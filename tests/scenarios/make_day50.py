@@ -31,7 +31,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 HERE = Path(__file__).resolve().parent
-OUT = HERE / "day_50_agents.yaml"
+# Two densities of the same day: `day_50_agents.yaml` at the granularity a WFM feed shows (long
+# stretches on the phone with occasional wrap-ups), and `day_50_agents_dense.yaml` with every
+# contact's connecting/connected/wrap_up cycle (about 11,000 state changes): a stress test.
+OUTPUTS = {"wfm": HERE / "day_50_agents.yaml", "dense": HERE / "day_50_agents_dense.yaml"}
+CYCLES: dict[str, list[tuple[tuple[str, None], int, int]]] = {
+    "dense": [
+        (("available", None), 40, 300),
+        (("connecting", None), 4, 20),
+        (("connected", None), 60, 420),
+        (("wrap_up", None), 10, 110),
+    ],
+    "wfm": [
+        (("available", None), 900, 3000),
+        (("wrap_up", None), 30, 150),
+    ],
+}
 
 PHONE_STATES = frozenset({"available", "connecting", "connected", "busy", "wrap_up", "no_answer"})
 DEFAULT_ACTIVITIES: dict[str, frozenset[str]] = {
@@ -332,24 +347,21 @@ def _shift(rng: random.Random, start: int, hours: int) -> list[tuple[int, int, s
     return segs
 
 
-def _handle_contacts(rng: random.Random, a: int, b: int, out: list[tuple[int, State]]) -> None:
+def _handle_contacts(
+    rng: random.Random, a: int, b: int, out: list[tuple[int, State]], variant: str
+) -> None:
     """Contact-handling cycles from `a` until just before `b` (the caller sets the state at b)."""
     t = a
-    cycle = [
-        (("available", None), 40, 300),
-        (("connecting", None), 4, 20),
-        (("connected", None), 60, 420),
-        (("wrap_up", None), 10, 110),
-    ]
+    cycle = CYCLES[variant]
     i = 0
     while t < b:
-        st, lo, hi = cycle[i % 4]
+        st, lo, hi = cycle[i % len(cycle)]
         out.append((t, st))
         t += rng.randint(lo, hi)
         i += 1
 
 
-def generate() -> tuple[RefScenario, list[Plan], dict[str, str]]:
+def generate(variant: str = "wfm") -> tuple[RefScenario, list[Plan], dict[str, str]]:
     rng = random.Random(50)
     plans: list[Plan] = []
     notes: dict[str, str] = {}
@@ -389,7 +401,7 @@ def generate() -> tuple[RefScenario, list[Plan], dict[str, str]]:
                 continue
             if act == "phone":
                 stop = min(e, logoff)
-                _handle_contacts(rng, max(cursor, s), stop, states)
+                _handle_contacts(rng, max(cursor, s), stop, states, variant)
                 cursor = e
                 continue
             # a pause (or a meeting) taken a little late, ended before the segment is over
@@ -405,7 +417,7 @@ def generate() -> tuple[RefScenario, list[Plan], dict[str, str]]:
             if nxt is None or nxt[2] != "phone":
                 states.append((pe, ("available", None)))
             else:
-                _handle_contacts(rng, pe, min(nxt[1], logoff), states)
+                _handle_contacts(rng, pe, min(nxt[1], logoff), states, variant)
                 cursor = nxt[1]
         if incident == "long_wrap_up":
             # a wrap-up of 6m41s half an hour into the shift: the cycle resumes after it
@@ -637,15 +649,16 @@ def main(argv: list[str]) -> int:
         for path in argv[1:]:
             verify(path)
         return 0
-    sc, plans, notes = generate()
-    OUT.write_text(render(sc, plans, notes), encoding="utf-8")
-    alerts, _ = reference(sc)
-    print(f"wrote {OUT} ({len(alerts)} alerts expected)")
-    for a in alerts:
-        print(
-            f"  {a.rule} {a.subject} {a.subject_id} {hms(a.at)} -> "
-            f"{'-' if a.resolved is None else hms(a.resolved)}"
-        )
+    for variant, out in OUTPUTS.items():
+        sc, plans, notes = generate(variant)
+        out.write_text(render(sc, plans, notes), encoding="utf-8")
+        alerts, _ = reference(sc)
+        print(f"wrote {out} ({len(alerts)} alerts expected)")
+        for a in alerts:
+            print(
+                f"  {a.rule} {a.subject} {a.subject_id} {hms(a.at)} -> "
+                f"{'-' if a.resolved is None else hms(a.resolved)}"
+            )
     return 0
 
 
