@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.alerts.model import fingerprint
 from monitor.assembly import Monitor
 from monitor.clock import SystemClock
 from monitor.config import Config
@@ -331,6 +332,8 @@ async def test_break_overrun_reaches_alertmanager_webhook_and_resolves(
     assert resolved_payload["status"] == "resolved"
     assert resolved["labels"] == labels
     assert resolved["fingerprint"] == firing["fingerprint"]
+    # our fingerprint (used by the outbox and the webhook sink) is Alertmanager's own
+    assert firing["fingerprint"] == fingerprint(labels)
     assert resolved_at > arrived
     ends = parse_time(resolved["endsAt"])
     assert script.back - timedelta(seconds=1) <= ends <= script.back + timedelta(seconds=5)
