@@ -1,0 +1,301 @@
+"""1. Cost per agent-state cycle, against the floor of decoding the same JSON with orjson.
+
+The simulator's answers are captured once over loopback HTTP (`bench.tape.capture`), then fed
+to the monitor through the client's HTTP seam: envelope + pydantic validation, pollers, tracker,
+engine, outbox, the engine state written to a real redis-server, and one /metrics render. The
+HTTP stack and the simulator's cost of producing the answers are not in these figures.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+from prometheus_client import generate_latest
+
+from bench.common import (
+    BENCH_START,
+    BenchResult,
+    PipelinesView,
+    constant,
+    groups_for,
+    median,
+    timed,
+)
+from bench.tape import ReplayTenant, Tape, capture
+from monitor.clock import VirtualClock
+from monitor.exporter import Exporter
+from monitor.simulator.simulator import Simulator
+
+GOAL_RATIO = 5.0
+STAGES = ("client_parse", "tracker", "engine", "redis_write", "metrics_render", "other")
+
+
+@dataclass
+class CycleMeasure:
+    """Medians over every timed cycle of every repeat (seconds, CPU unless named wall)."""
+
+    agents: int
+    groups: int
+    queues: int
+    cycles: int
+    body_bytes: int
+    full_cpu: float
+    full_wall: float
+    poll_cpu: float  # the state cycle without the metrics render
+    floor_cpu: float
+    stages: dict[str, float]
+    redis_write_wall: float
+    state_bytes: int
+    render_cpu: float
+    render_bytes: int
+    render_off_cpu: float  # per-agent series off
+    render_off_bytes: int
+    series_on: int
+    series_off: int
+    queue_poll_cpu: float | None
+    profile: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return self.full_cpu / self.floor_cpu if self.floor_cpu > 0 else float("nan")
+
+
+def floor_of(bodies: list[bytes], repeats: int = 3) -> float:
+    """CPU seconds to merely decode `bodies` with orjson.loads (median of `repeats`)."""
+    samples = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for b in bodies:
+            orjson.loads(b)
+        samples.append(time.process_time() - t0)
+    return median(samples)
+
+
+def _series(body: bytes) -> int:
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+async def build_tape(
+    agents: int, queues: int, cycles: int, seed: int = 1
+) -> tuple[Simulator, Tape]:
+    clock = VirtualClock(BENCH_START)
+    sim = Simulator.random(
+        agents=agents, groups=groups_for(agents), queues=queues, seed=seed, clock=clock
+    )
+    tape = await capture(sim, clock, cycles=cycles)
+    return sim, tape
+
+
+def _top_functions(profiler: cProfile.Profile, n: int = 12) -> list[str]:
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    rows = []
+    for func, (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        filename, line, name = func
+        short = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        rows.append((tt, ct, f"{short}:{line}({name})"))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows) or 1.0
+    return [
+        f"{tt / total:5.1%} self {tt:6.3f}s  cum {ct:6.3f}s  {where}" for tt, ct, where in rows[:n]
+    ]
+
+
+async def measure_cycle(
+    sim: Simulator,
+    tape: Tape,
+    redis: aioredis.Redis,
+    *,
+    repeats: int = 3,
+    profile: bool = False,
+) -> CycleMeasure:
+    """Replay `tape` `repeats` times through a fresh monitor; medians of the timed cycles."""
+    full: list[float] = []
+    full_wall: list[float] = []
+    polls: list[float] = []
+    floors: list[float] = []
+    renders: list[float] = []
+    renders_off: list[float] = []
+    stage_samples: dict[str, list[float]] = {s: [] for s in STAGES}
+    redis_wall: list[float] = []
+    queue_polls: list[float] = []
+    render_bytes = render_off_bytes = series_on = series_off = state_bytes = 0
+    prof_lines: list[str] = []
+    schedules_loaded = False
+    async with aiohttp.ClientSession() as session:
+        for _ in range(repeats):
+            rt = ReplayTenant(tape, sim, redis, session)
+            await redis.delete(rt.state_store.key(rt.tenant))
+            if not schedules_loaded:
+                await rt.load_schedules(sim)
+                schedules_loaded = True
+            await rt.start()
+            view = PipelinesView([rt.pipeline])
+
+            def tenants(rt: ReplayTenant = rt) -> list[Any]:
+                return [rt.pollers]
+
+            def clients(rt: ReplayTenant = rt) -> dict[str, Any]:
+                return {rt.tenant: rt.client}
+
+            exporter = Exporter(rt.store, tenants=tenants, clients=clients, engine=view)
+            exporter_off = Exporter(
+                rt.store, tenants=tenants, clients=clients, engine=view, per_agent_series=False
+            )
+            # warm-up cycle: first sight of every agent, schedules read, token fetched
+            await rt.state_cycle()
+            await rt.queue_poll()
+            generate_latest(exporter.registry)
+            rt.stages.reset()
+            for c in range(1, tape.timed_cycles + 1):
+                with timed() as t_poll:
+                    await rt.state_cycle()
+                with timed() as t_render:
+                    body = generate_latest(exporter.registry)
+                st = rt.stages.reset()
+                served = [b for _, b in rt.player.served]
+                floors.append(floor_of(served))
+                t0 = time.process_time()
+                state_bytes = len(orjson.dumps(rt.pipeline.state.to_dict()))
+                to_dict = time.process_time() - t0
+                polls.append(t_poll.cpu)
+                full.append(t_poll.cpu + t_render.cpu)
+                full_wall.append(t_poll.wall + t_render.wall)
+                renders.append(t_render.cpu)
+                redis_w = st.get("redis_write", 0.0)
+                # the pipeline serialises its state (to_dict) before the store's save: count
+                # that as part of writing the state, not of the engine
+                write = redis_w + to_dict
+                engine = max(0.0, st.get("pipeline", 0.0) - redis_w - to_dict)
+                parts = {
+                    "client_parse": st.get("client_parse", 0.0),
+                    "tracker": st.get("tracker", 0.0),
+                    "engine": engine,
+                    "redis_write": write,
+                    "metrics_render": t_render.cpu,
+                }
+                parts["other"] = max(0.0, full[-1] - sum(parts.values()))
+                for k, v in parts.items():
+                    stage_samples[k].append(v)
+                redis_wall.append(st.get("redis_write_wall", 0.0))
+                with timed() as t_off:
+                    body_off = generate_latest(exporter_off.registry)
+                renders_off.append(t_off.cpu)
+                render_bytes, render_off_bytes = len(body), len(body_off)
+                series_on, series_off = _series(body), _series(body_off)
+                if c % 3 == 0:
+                    with timed() as t_q:
+                        await rt.queue_poll()
+                    queue_polls.append(t_q.cpu)
+            if profile and not prof_lines:
+                profiler = cProfile.Profile()
+                rt2 = ReplayTenant(tape, sim, redis, session, instrument=False)
+                await redis.delete(rt2.state_store.key(rt2.tenant))
+                await rt2.start()
+                view2 = PipelinesView([rt2.pipeline])
+                exp2 = Exporter(
+                    rt2.store,
+                    tenants=constant([rt2.pollers]),
+                    clients=constant({rt2.tenant: rt2.client}),
+                    engine=view2,
+                )
+                await rt2.state_cycle()
+                for _ in range(tape.timed_cycles):
+                    profiler.enable()
+                    await rt2.state_cycle()
+                    generate_latest(exp2.registry)
+                    profiler.disable()
+                prof_lines = _top_functions(profiler)
+    return CycleMeasure(
+        agents=tape.agents,
+        groups=tape.groups,
+        queues=tape.queues,
+        cycles=len(full),
+        body_bytes=int(median([tape.cycle_bytes(i) for i in range(1, len(tape.cycles))])),
+        full_cpu=median(full),
+        full_wall=median(full_wall),
+        poll_cpu=median(polls),
+        floor_cpu=median(floors),
+        stages={k: median(v) for k, v in stage_samples.items()},
+        redis_write_wall=median(redis_wall),
+        state_bytes=state_bytes,
+        render_cpu=median(renders),
+        render_bytes=render_bytes,
+        render_off_cpu=median(renders_off),
+        render_off_bytes=render_off_bytes,
+        series_on=series_on,
+        series_off=series_off,
+        queue_poll_cpu=median(queue_polls) if queue_polls else None,
+        profile=prof_lines,
+    )
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 2)
+
+
+def report_cycle(result: BenchResult, m: CycleMeasure) -> None:
+    n = f"{m.agents:,} agents"
+    result.add(
+        f"state cycle CPU, {n} ({m.groups} groups, {m.queues} queues)",
+        ms(m.full_cpu),
+        "ms",
+        ratio=round(m.ratio, 1),
+        ratio_of="orjson floor",
+        goal=f"< {GOAL_RATIO:g}x floor",
+        met=m.ratio < GOAL_RATIO,
+    )
+    result.add(f"  orjson.loads floor, {n} ({m.body_bytes / 1e6:.2f} MB)", ms(m.floor_cpu), "ms")
+    for stage in STAGES:
+        v = m.stages[stage]
+        result.add(
+            f"  stage {stage}, {n}",
+            ms(v),
+            "ms",
+            ratio=round(v / m.floor_cpu, 1) if m.floor_cpu else None,
+            ratio_of="orjson floor",
+        )
+    result.add(
+        f"  state cycle without /metrics render, {n}",
+        ms(m.poll_cpu),
+        "ms",
+        ratio=round(m.poll_cpu / m.floor_cpu, 1) if m.floor_cpu else None,
+        ratio_of="orjson floor",
+    )
+    result.add(f"  wall time of the cycle, {n}", ms(m.full_wall), "ms")
+    if m.queue_poll_cpu is not None:
+        result.add(f"  queue poll CPU ({m.queues} queues, every 15 s)", ms(m.queue_poll_cpu), "ms")
+
+
+async def run(
+    *, sizes: list[tuple[int, int]], cycles: int, repeats: int, redis_url: str, profile: bool = True
+) -> BenchResult:
+    """`sizes`: (agents, queues) pairs."""
+    result = BenchResult("cycle", "Cost per agent-state cycle")
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        for agents, queues in sizes:
+            sim, tape = await build_tape(agents, queues, cycles)
+            m = await measure_cycle(sim, tape, redis, repeats=repeats, profile=profile)
+            report_cycle(result, m)
+            result.data[str(agents)] = {k: v for k, v in m.__dict__.items() if k != "profile"} | {
+                "ratio": m.ratio,
+                "profile_top": m.profile,
+            }
+    finally:
+        await redis.aclose()
+    result.notes.append(
+        "Bodies captured once from the simulator over loopback HTTP, then fed through "
+        "PuzzelClient._http (no sockets): envelope + pydantic validation, pollers, tracker, "
+        "engine, outbox, engine state to a private redis-server, one /metrics render per cycle. "
+        "CPU = time.process_time of this process; medians over every timed cycle."
+    )
+    return result
