@@ -212,7 +212,7 @@ class TenantPollers:
         self.clock = clock
         self.store = store
         self.sink = sink
-        self.tracker = tracker or StateTracker(self.tenant)
+        self.tracker = tracker if tracker is not None else StateTracker(self.tenant)
         self.health = {kind: PollHealth(self.tenant, kind) for kind in tenant.cadences.enabled()}
         self.scheduler: Scheduler | None = None
         self._pause_names: dict[int, str] = {}
