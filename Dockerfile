@@ -9,6 +9,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
+# the shipped operator rules: `rules_path: rules` (the default) resolves to /app/rules; compose
+# mounts the project's rules/ over it so operators edit them without rebuilding
+COPY rules ./rules
 RUN pip install . \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent puzzel
 

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("file")
     rp.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
     rp.add_argument("--check", action="store_true", help="compare against the scenario's expect")
+    rp.add_argument(
+        "--redis-url",
+        help="use this Redis (keys under pzm-replay:, cleared first) instead of the embedded store",
+    )
 
     d = sub.add_parser("demo", help="simulator + monitor + metrics, with no setup")
     d.add_argument("--redis-url", help="use this Redis instead of the embedded store")

@@ -1,10 +1,10 @@
-"""`puzzel-monitor replay FILE [--json] [--check]`: a scenario through the whole pipeline in
+"""`puzzel-monitor replay FILE [--json] [--check] [--redis-url URL]`: a scenario through the whole pipeline in
 virtual time (../shared/scenario-format.md is the contract).
 
 The scenario is served by the simulator's scripted mode over real HTTP on loopback; the real
 client and pollers read it, the engine evaluates, transitions go to the alert outbox, and the
-schedules sit in a Redis store (embedded, or a real one with `--redis-url`). Only the clock is
-virtual.
+schedules, the engine's memory and the outbox sit in Redis (an embedded in-memory store, or a
+real one with `--redis-url`). Only the clock is virtual.
 
 Polls happen on the scenario's cadence grid (`start + k * cadence`), but a poll that could not
 change what the monitor concludes is skipped: the next poll is the first grid time at or after
@@ -459,6 +459,20 @@ def check(result: ReplayResult) -> list[str]:
 # --- command --------------------------------------------------------------------------------
 
 
+async def _replay_cli(scenario: Scenario, redis_url: str | None) -> ReplayResult:
+    if redis_url is None:
+        return await run_replay(scenario)
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        # a fresh replay: nothing left from an earlier one may be resumed
+        keys = [k async for k in redis.scan_iter(match="pzm-replay:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        return await run_replay(scenario, redis=redis)
+    finally:
+        await redis.aclose()
+
+
 def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout or sys.stdout
     # replay's stdout is its result; only warnings (or debug, when asked for) go to stderr
@@ -473,7 +487,11 @@ def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) ->
     except (ScenarioError, RulesError, OSError) as exc:
         print(f"puzzel-monitor replay: {exc}", file=sys.stderr)
         return 2
-    result = asyncio.run(run_replay(scenario))
+    try:
+        result = asyncio.run(_replay_cli(scenario, getattr(args, "redis_url", None)))
+    except (aioredis.ConnectionError, OSError) as exc:
+        print(f"puzzel-monitor replay: cannot reach Redis: {exc}", file=sys.stderr)
+        return 3
     lines = json_lines(result) if args.json else human_lines(result)
     for line in lines:
         print(line, file=out)
