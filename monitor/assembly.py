@@ -108,6 +108,8 @@ class Monitor:
         except (aioredis.ConnectionError, OSError) as e:
             raise ServiceError(f"cannot reach Redis: {e}") from None
         await self.pipelines.start()
+        for tenant, pipeline in self.pipelines.by_tenant.items():
+            self.service.trackers[tenant] = pipeline.seed_tracker()
         await self.alerting.start()
         self.service.scheduler.add(
             "housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL, first_run_in=5.0

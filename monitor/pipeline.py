@@ -28,6 +28,8 @@ from monitor.engine.engine import (
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
 from monitor.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
 from monitor.state_store import EngineStateStore
+from monitor.tracker import STATE_VERSION as TRACKER_STATE_VERSION
+from monitor.tracker import StateTracker
 
 log = structlog.get_logger(__name__)
 
@@ -201,6 +203,31 @@ class TenantPipeline:
         """Save the engine's memory now (also called on shutdown)."""
         await self._store.save(self.tenant, self.state.to_dict())
         self._persisted_at = self._clock.now()
+
+    def seed_tracker(self) -> StateTracker:
+        """A state tracker that starts from what the engine remembers, so that after a restart
+        an agent still in the same state keeps its entry time instead of starting anew."""
+        tracker = StateTracker(self.tenant)
+        tracker.import_state(
+            {
+                "version": TRACKER_STATE_VERSION,
+                "tenant": self.tenant,
+                "agents": {
+                    aid: {
+                        "name": m.name,
+                        "team": m.team,
+                        "kind": m.state.kind.value,
+                        "pause_type": m.state.pause_type,
+                        "raw": m.state.raw,
+                        "since": m.since.isoformat(),
+                        "since_exact": False,
+                    }
+                    for aid, m in self.state.agents.items()
+                },
+                "teams": {},
+            }
+        )
+        return tracker
 
     def last_evaluated(self) -> datetime | None:
         """Up to when the engine has settled its books (None before the first evaluation)."""

@@ -1,5 +1,5 @@
-"""`puzzel-monitor replay FILE [--json] [--check] [--redis-url URL]`: a scenario through the whole pipeline in
-virtual time (../shared/scenario-format.md is the contract).
+"""`puzzel-monitor replay FILE [--json] [--check] [--redis-url URL]`: a scenario through the
+whole pipeline in virtual time (../shared/scenario-format.md is the contract).
 
 The scenario is served by the simulator's scripted mode over real HTTP on loopback; the real
 client and pollers read it, the engine evaluates, transitions go to the alert outbox, and the

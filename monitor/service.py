@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -45,6 +45,7 @@ from monitor.pollers import LatestSnapshots, SnapshotSink, TenantPollers
 from monitor.puzzel.auth import PasswordCredentials, PuzzelIdCredentials
 from monitor.puzzel.client import PuzzelClient
 from monitor.scheduler import Scheduler
+from monitor.tracker import StateTracker
 
 log = structlog.get_logger("monitor.service")
 
@@ -107,8 +108,11 @@ class Service:
         port: int | None = None,
         seed: int | None = None,
         registry: CollectorRegistry | None = None,
+        trackers: Mapping[str, StateTracker] | None = None,
     ) -> None:
         self.config = config
+        # trackers seeded from persisted engine memory, so durations survive a restart
+        self.trackers = dict(trackers or {})
         self.clock: Clock = clock or SystemClock()
         self.sink = sink
         self.store = LatestSnapshots()
@@ -150,7 +154,14 @@ class Service:
         self._session = aiohttp.ClientSession()
         for tenant in self.config.tenants:
             client = make_client(tenant, session=self._session, clock=self.clock)
-            pollers = TenantPollers(tenant, client, self.clock, self.store, self.sink)
+            pollers = TenantPollers(
+                tenant,
+                client,
+                self.clock,
+                self.store,
+                self.sink,
+                tracker=self.trackers.get(tenant.customer_key),
+            )
             pollers.register(self.scheduler)
             self.clients[tenant.customer_key] = client
             self.pollers[tenant.customer_key] = pollers
