@@ -5,8 +5,10 @@ Rules, for each job:
 - Steady cadence: slots are `start, start + interval, start + 2 * interval, ...`; the next slot
   is the previous *slot* plus the interval, not the previous completion plus the interval, so a
   slow run does not make the cadence drift.
-- Jitter: each run starts at its slot plus a random offset in `[0, jitter)` drawn from a seeded
-  `random.Random`, so tenants do not hit Puzzel in lock-step, and a replay is reproducible.
+- Jitter: each job gets one random phase in `[0, jitter)` (drawn once from a seeded
+  `random.Random`) and every run starts at its slot plus that phase. Tenants and endpoint kinds
+  do not hit Puzzel in lock-step, yet each job keeps an exact interval between runs, so jitter
+  never stretches the time to notice a change beyond one interval; a replay is reproducible.
 - Never two runs of one job at once: a slot that comes due while the previous run is still going
   is skipped and counted in `JobStats.overruns` (not queued behind it).
 - `postpone(job, seconds)`: the next run is no earlier than now + seconds (a 429's Retry-After);
@@ -62,12 +64,13 @@ class Job:
     func: JobFunc
     interval: float
     jitter: float = 0.0
+    phase: float = 0.0  # this job's fixed offset in [0, jitter), drawn once
     backoff_after: int = 3
     max_interval: float = 300.0
     stats: JobStats = field(default_factory=JobStats)
     # scheduling state (clock.monotonic() seconds)
     slot: float = 0.0  # the slot of the next run, before jitter
-    due: float = 0.0  # slot + this run's jitter
+    due: float = 0.0  # slot + phase
     running: asyncio.Task[None] | None = None
     postponed_until: float | None = None
     order: int = 0
@@ -120,6 +123,7 @@ class Scheduler:
             max_interval=max_interval if max_interval is not None else max(interval * 8, 300.0),
             order=len(self._jobs),
         )
+        job.phase = self._rng.uniform(0.0, job.jitter) if job.jitter > 0 else 0.0
         job.slot = self.clock.monotonic() + first_run_in
         job.due = job.slot + self._draw(job)
         self._jobs[name] = job
@@ -146,7 +150,7 @@ class Scheduler:
         self._wake.set()
 
     def _draw(self, job: Job) -> float:
-        return self._rng.uniform(0.0, job.jitter) if job.jitter > 0 else 0.0
+        return job.phase
 
     # --- running ----------------------------------------------------------------------------
 

@@ -142,6 +142,19 @@ class Outbox:
         self.dashboard_url = dashboard_url
         self.resolved_retention = resolved_retention
         self._groups_ready = False
+        # in-process sink workers are woken the moment something is written, instead of at
+        # their next poll of the stream (the poll remains, for entries from other processes)
+        self._nudges: list[asyncio.Event] = []
+
+    def subscribe(self) -> asyncio.Event:
+        """An event set whenever this outbox writes a notification."""
+        event = asyncio.Event()
+        self._nudges.append(event)
+        return event
+
+    def _nudge(self) -> None:
+        for event in self._nudges:
+            event.set()
 
     def sent_key(self, sink: str, n: Notification) -> str:
         return f"{self.prefix}:sent:{sink}:{n.idempotency_part}"
@@ -201,6 +214,8 @@ class Outbox:
                             pipe.xadd(self.stream, {b"n": notification.to_json()})
                             written += 1
                     await pipe.execute()
+                    if written:
+                        self._nudge()
                     return written
                 except WatchError:
                     continue
@@ -437,6 +452,7 @@ class SinkWorker:
         self.idempotency_ttl = idempotency_ttl
         self.read_count = read_count
         self.stopping = asyncio.Event()
+        self.nudged = outbox.subscribe()
         self._backlog: list[_Entry] | None = None
         if metrics is not None:
             metrics.init_sink(name)
@@ -454,10 +470,11 @@ class SinkWorker:
             return
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
         stopper = asyncio.ensure_future(self.stopping.wait())
+        nudger = asyncio.ensure_future(self.nudged.wait())
         try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({sleeper, stopper, nudger}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, stopper):
+            for task in (sleeper, stopper, nudger):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -525,6 +542,7 @@ class SinkWorker:
         """Read what is new, deliver what is ready, then wait a little if nothing moved."""
         if self._backlog is None:
             self._backlog = await self._load_backlog()
+        self.nudged.clear()  # anything written from here on is read by the next step
         self._backlog.extend(await self._read_new())
         wake = await self._process()
         if self.stopping.is_set():

@@ -29,30 +29,37 @@ async def test_steady_cadence_without_jitter() -> None:
     assert clock.now() == T0 + timedelta(seconds=22)
 
 
-async def test_jitter_is_bounded_seeded_and_does_not_drift() -> None:
-    """With jitter each run is within [slot, slot + jitter), slots stay on the grid, and the
-    same seed gives the same times."""
+async def test_jitter_is_a_fixed_seeded_phase_per_job() -> None:
+    """With jitter each job runs at slot + its own phase in [0, jitter): intervals stay exact,
+    jobs are spread apart, and the same seed gives the same times."""
 
-    async def run(seed: int) -> list[float]:
+    async def run(seed: int) -> tuple[list[float], list[float]]:
         clock = VirtualClock(T0)
         sched = Scheduler(clock, seed=seed)
-        times: list[float] = []
+        a: list[float] = []
+        b: list[float] = []
 
-        async def job() -> None:
-            times.append(clock.monotonic())
+        async def job_a() -> None:
+            a.append(clock.monotonic())
             await clock.sleep(0.3)  # a run that takes time does not push the cadence
 
-        sched.add("a", job, 5.0, jitter=1.0)
-        await sched.run_until(T0 + timedelta(seconds=100))
-        return times
+        async def job_b() -> None:
+            b.append(clock.monotonic())
 
-    times = await run(7)
-    assert len(times) == 20
-    for k, t in enumerate(times):
-        assert 5.0 * k <= t < 5.0 * k + 1.0
-    assert len({round(t % 5.0, 6) for t in times}) > 1  # jitter actually varies
-    assert times == await run(7)
-    assert times != await run(8)
+        sched.add("a", job_a, 5.0, jitter=1.0)
+        sched.add("b", job_b, 5.0, jitter=1.0)
+        await sched.run_until(T0 + timedelta(seconds=100))
+        return a, b
+
+    a, b = await run(7)
+    assert len(a) == 20
+    phase = a[0]
+    assert 0.0 <= phase < 1.0
+    for k, t in enumerate(a):
+        assert t == pytest.approx(5.0 * k + phase)  # exact interval: no drift, no stretch
+    assert b[0] != pytest.approx(phase)  # another job, another phase
+    assert (a, b) == await run(7)
+    assert (a, b) != await run(8)
 
 
 async def test_overrun_is_counted_not_queued() -> None:
