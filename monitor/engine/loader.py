@@ -70,7 +70,7 @@ DEFAULT_RULES: dict[RuleName, RuleConfig] = {
         RuleConfig(RuleName.EARLY_LOGOFF, after=_m(2)),
         RuleConfig(RuleName.BREAK_OVERRUN, after=_m(2), escalate_after=_m(10)),
         RuleConfig(RuleName.LONG_WRAP_UP, after=_m(3)),
-        RuleConfig(RuleName.LONG_PAUSE, after=_m(20)),
+        RuleConfig(RuleName.LONG_PAUSE, after=_m(45)),
         RuleConfig(RuleName.UNSCHEDULED_LOGIN, after=_m(10), severity="info"),
         RuleConfig(
             RuleName.QUEUE_SLA_BELOW,
