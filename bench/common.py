@@ -213,6 +213,7 @@ def tenant_config(
     queues: float | None = QUEUE_CADENCE,
     tickers: float | None = TICKER_CADENCE,
     virtual: bool = True,
+    combined_state_call: bool = True,
 ) -> TenantConfig:
     """A tenant of the simulator at `base`, with the shipped cadences (5 s states, 15 s queues,
     60 s tickers) unless told otherwise. On a virtual clock the client's rate limit is lifted:
@@ -233,6 +234,7 @@ def tenant_config(
         id_base_url=base,
         user_groups="all",
         visual_queues="all",
+        combined_state_call=combined_state_call,
         cadences=CadencesConfig(
             user_states=STATE_CADENCE,
             queues=queues,

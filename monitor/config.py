@@ -236,6 +236,10 @@ class TenantConfig(_Model):
     cadences: CadencesConfig = CadencesConfig()
     user_state_budget: int = Field(default=10, ge=0)
     """Per-user state requests allowed per agent-state cycle (exact state-entry times)."""
+    combined_state_call: bool = True
+    """With `user_groups: all`, one unfiltered agent-state call per cycle returns every group
+    (Puzzel's `userGroupName` filter is optional); false makes one call per group instead.
+    With a list of groups there is always one call per listed group."""
     rate_limit: RateLimitConfig = RateLimitConfig()
     request_timeout: Seconds = 10.0
 

@@ -333,24 +333,42 @@ class TenantPollers:
             self._groups_fetched = now
         return list(self._groups)
 
+    async def _combined_state_call(
+        self, groups: list[str]
+    ) -> tuple[list[str], list[tuple[str, datetime, list[UserGroupAgentState]]]]:
+        """Every group's agents from one unfiltered call, split by their user group."""
+        rows = await self.client.user_group_state_information("Today")
+        now = self.clock.now()
+        by_group: dict[str, list[UserGroupAgentState]] = {g: [] for g in groups}
+        for row in rows:
+            by_group.setdefault(row.user_group_name, []).append(row)
+        return list(by_group), [(g, now, r) for g, r in by_group.items()]
+
     async def poll_user_states(self) -> None:
         groups = await self.watched_groups()
-        answers = await asyncio.gather(
-            *(self.client.user_group_state_information("Today", user_group_name=g) for g in groups),
-            return_exceptions=True,
-        )
-        requests = len(groups)
         polls: list[GroupPoll] = []
         failed: list[tuple[str, BaseException]] = []
         raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
-        now = self.clock.now()
-        for group, answer in zip(groups, answers, strict=True):
-            if isinstance(answer, BaseException):
-                if isinstance(answer, asyncio.CancelledError):
-                    raise answer
-                failed.append((group, answer))
-            else:
-                raw.append((group, now, answer))
+        if self.config.user_groups == "all" and self.config.combined_state_call:
+            groups, raw = await self._combined_state_call(groups)
+            requests = 1
+        else:
+            answers = await asyncio.gather(
+                *(
+                    self.client.user_group_state_information("Today", user_group_name=g)
+                    for g in groups
+                ),
+                return_exceptions=True,
+            )
+            requests = len(groups)
+            now = self.clock.now()
+            for group, answer in zip(groups, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    if isinstance(answer, asyncio.CancelledError):
+                        raise answer
+                    failed.append((group, answer))
+                else:
+                    raw.append((group, now, answer))
         await self._ensure_pause_names(
             [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
         )

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.exporter import Exporter
@@ -41,13 +42,16 @@ def endpoints_since(server: SimServer, start: int) -> Counter[str]:
     return Counter(str(r.endpoint) for r in server.sim.requests[start:])
 
 
+@pytest.mark.parametrize("combined", [False, True], ids=["per_group", "combined"])
 async def test_state_cycle_makes_one_request_per_group(
-    make_sim_server: Callable[..., Any],
+    make_sim_server: Callable[..., Any], combined: bool
 ) -> None:
     """With 1,000 agents in 10 groups and 20 queues, a state cycle makes one request per group
-    plus at most the per-user budget, and what it publishes matches the simulator."""
+    (or one in all, combined) plus at most the per-user budget, and what it publishes matches
+    the simulator."""
     server: SimServer = await make_sim_server(agents=1000, groups=10, queues=20)
-    tenant = server.tenant(user_state_budget=10)
+    tenant = server.tenant(user_state_budget=10, combined_state_call=combined)
+    state_calls = 1 if combined else 10
     store, sink = LatestSnapshots(), RecordingSink()
     async with aiohttp.ClientSession() as session:
         client = make_client(tenant, session=session, clock=server.clock)
@@ -57,7 +61,7 @@ async def test_state_cycle_makes_one_request_per_group(
         await pollers.run_poll("user_states", pollers.poll_user_states)
         first = endpoints_since(server, start)
         # the first cycle also lists the groups, names pause types and gets a token
-        assert first["user_group_state_information"] == 10
+        assert first["user_group_state_information"] == state_calls
         assert first["user_groups"] == 1
         assert first["pause_types"] <= 1
         assert first["user_state_information"] <= 10
@@ -69,17 +73,20 @@ async def test_state_cycle_makes_one_request_per_group(
             "oidc_token",
         }
         groups = [r.user_group_name for r in server.sim.requests[start:] if r.user_group_name]
-        assert sorted(groups) == sorted(g.name for g in server.sim.centre.user_groups())
+        if combined:
+            assert groups == []  # unfiltered: every group in one answer
+        else:
+            assert sorted(groups) == sorted(g.name for g in server.sim.centre.user_groups())
 
         for _ in range(3):
             server.clock.advance(5)
             start = len(server.sim.requests)
             await pollers.run_poll("user_states", pollers.poll_user_states)
             steady = endpoints_since(server, start)
-            assert steady["user_group_state_information"] == 10
+            assert steady["user_group_state_information"] == state_calls
             assert steady["user_state_information"] <= 10
             assert steady["pause_types"] == steady["user_groups"] == 0  # cached
-            assert sum(steady.values()) <= 10 + 10
+            assert sum(steady.values()) <= state_calls + 10
             assert pollers.last_cycle_requests == sum(steady.values())
 
         start = len(server.sim.requests)
@@ -166,7 +173,7 @@ async def test_failing_endpoint_is_down_and_stale_while_others_keep_cadence(
     state_times = [
         r.monotonic
         for r in server.sim.requests
-        if r.endpoint == "user_group_state_information" and r.user_group_name == "Support"
+        if r.endpoint == "user_group_state_information"  # one combined call per cycle
     ]
     assert state_times == [5.0 * k for k in range(13)]
     queue_times = [
