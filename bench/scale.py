@@ -22,6 +22,9 @@ BUDGET = 0.5  # seconds of CPU per 5 s cycle
 
 
 async def cycle_cost(agents: int, redis: aioredis.Redis, cycles: int) -> float:
+    # each probe starts from an empty store: schedules left by a larger probe would otherwise be
+    # evaluated too (scheduled agents that no poll lists count as logged off)
+    await redis.flushdb()
     sim, tape = await build_tape(agents, max(4, agents // 20), cycles)
     m = await measure_cycle(sim, tape, redis, repeats=1)
     return m.full_cpu
@@ -71,6 +74,7 @@ async def max_agents(
 
 async def tenants_cost(tenants: int, agents: int, redis: aioredis.Redis, cycles: int) -> float:
     """CPU of one 5 s round: every tenant's state cycle plus one /metrics render of them all."""
+    await redis.flushdb()
     sim, tape = await build_tape(agents, max(4, agents // 20), cycles)
     store = LatestSnapshots()
     view = PipelinesView()
