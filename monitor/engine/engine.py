@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from monitor.durations import format_duration
 from monitor.engine.model import (
     Accrual,
     Activity,
@@ -881,19 +882,28 @@ def _evaluate_quiet_agent(
     new.productive_seconds += prod_s
     new.productive_scheduled_seconds += prod_sched_s
     new.accounted_until = end
+    return _settled(obs.agent_id, new, seg, (sched_s, adh_s, prod_s, prod_sched_s))
+
+
+def _settled(
+    agent_id: str,
+    mem: AgentMemory,
+    seg: Segment | None,
+    seconds: tuple[float, float, float, float],
+) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
+    """The evaluation and the accrual (scheduled, adherent, productive, productive-scheduled
+    seconds; None when all are zero) of an agent whose memory is settled up to now."""
     ev = AgentEvaluation(
-        agent_id=obs.agent_id,
-        team=new.team,
-        state=st,
-        state_since=new.since,
+        agent_id=agent_id,
+        team=mem.team,
+        state=mem.state,
+        state_since=mem.since,
         activity=seg.activity if seg is not None else None,
-        adherent=adherent,
-        adherent_since=new.adherent_since,
+        adherent=mem.adherent,
+        adherent_since=mem.adherent_since,
     )
-    acc = None
-    if sched_s or adh_s or prod_s or prod_sched_s:
-        acc = Accrual(obs.agent_id, new.team, sched_s, adh_s, prod_s, prod_sched_s)
-    return new, ev, acc
+    acc = Accrual(agent_id, mem.team, *seconds) if any(seconds) else None
+    return mem, ev, acc
 
 
 def _evaluate_agent(
@@ -1041,19 +1051,7 @@ def _evaluate_agent(
         mem.adherent_since = ordered[i]
     mem.adherent = adherent
 
-    ev = AgentEvaluation(
-        agent_id=obs.agent_id,
-        team=mem.team,
-        state=phase.state,
-        state_since=phase.since,
-        activity=seg_now.activity if seg_now is not None else None,
-        adherent=adherent,
-        adherent_since=mem.adherent_since,
-    )
-    acc = None
-    if sched_s or adh_s or prod_s or prod_sched_s:
-        acc = Accrual(obs.agent_id, mem.team, sched_s, adh_s, prod_s, prod_sched_s)
-    return mem, ev, acc
+    return _settled(obs.agent_id, mem, seg_now, (sched_s, adh_s, prod_s, prod_sched_s))
 
 
 def _close_agent_condition(
@@ -1432,13 +1430,5 @@ def _segment_from_dict(d: Mapping[str, Any] | None) -> Segment | None:
 
 
 def _fmt(delta: timedelta) -> str:
-    """`1h 5m`, `2m 30s`, `45s` (monitor.durations.format_duration, kept local: the engine
-    imports only the model, states and snapshots)."""
-    seconds = max(int(delta.total_seconds()), 0)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h {m}m" if m else f"{h}h"
-    if m:
-        return f"{m}m {s}s" if s else f"{m}m"
-    return f"{s}s"
+    """`1h 5m`, `2m 30s`, `45s`."""
+    return format_duration(delta)
