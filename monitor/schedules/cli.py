@@ -32,6 +32,8 @@ EXIT_INPUT = 2
 EXIT_RUNTIME = 3
 
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
+# the configuration's own override of `redis.url` works here too, without -c
+CONFIG_REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS__URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -55,7 +57,8 @@ class Settings:
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
     """Tenant time zone and Redis from the flags, the environment and the configuration file:
-    `--redis-url` > $PUZZEL_MONITOR_REDIS_URL > config `redis.url` > the default; `--timezone`
+    `--redis-url` > $PUZZEL_MONITOR_REDIS_URL (or $PUZZEL_MONITOR_REDIS__URL) > config
+    `redis.url` > the default; `--timezone`
     > the tenant's configured time zone."""
     tenant: str = args.tenant
     config: Any = None
@@ -78,7 +81,11 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise _Fail(EXIT_INPUT, f"unknown time zone {zone!r} (expected e.g. Europe/Oslo)") from None
-    url = getattr(args, "redis_url", None) or os.environ.get(REDIS_URL_ENV)
+    url = (
+        getattr(args, "redis_url", None)
+        or os.environ.get(REDIS_URL_ENV)
+        or os.environ.get(CONFIG_REDIS_URL_ENV)
+    )
     password = None
     if config is not None:
         url = url or config.redis.url
