@@ -66,6 +66,9 @@ class StateTracker:
     def __init__(self, tenant: str) -> None:
         self.tenant = tenant
         self._agents: dict[str, AgentObservation] = {}
+        # agent ids per team, rebuilt after a change of membership: snapshot() is called for
+        # every team every cycle, and filtering all agents per team is O(agents x teams)
+        self._teams: dict[str, list[str]] | None = None
         self._snap_time: dict[str, datetime] = {}  # team -> taken_at of its latest poll
 
     def __len__(self) -> int:
@@ -102,6 +105,7 @@ class StateTracker:
         for aid in gone:
             del self._agents[aid]
         self._agents.update(seen)
+        self._teams = None
         return CycleResult(
             snapshots=tuple(self.snapshot(p.team, p.taken_at) for p in polls),
             changed=tuple(changed),
@@ -150,12 +154,18 @@ class StateTracker:
         at = taken_at or self._snap_time.get(team)
         if at is None:
             raise KeyError(f"team {team!r} has not been polled")
-        agents = tuple(a for a in self._agents.values() if a.team == team)
+        if self._teams is None:
+            teams: dict[str, list[str]] = {}
+            for aid, obs in self._agents.items():
+                teams.setdefault(obs.team, []).append(aid)
+            self._teams = teams
+        agents = tuple(self._agents[aid] for aid in self._teams.get(team, ()))
         return AgentSnapshot(tenant=self.tenant, team=team, taken_at=at, agents=agents)
 
     def forget_team(self, team: str) -> None:
         """Drop a team no longer watched."""
         self._agents = {k: v for k, v in self._agents.items() if v.team != team}
+        self._teams = None
         self._snap_time.pop(team, None)
 
     # --- persistence ------------------------------------------------------------------------
@@ -203,6 +213,7 @@ class StateTracker:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"tracker state is malformed: {e}") from None
         self._agents = agents
+        self._teams = None
         self._snap_time = teams
 
 
