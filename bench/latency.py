@@ -34,7 +34,6 @@ from bench.common import (
     BenchResult,
     PipelinesView,
     SimServer,
-    free_port,
     median,
     percentile,
     tenant_config,
@@ -51,6 +50,7 @@ from monitor.scheduler import Scheduler
 from monitor.service import make_client
 from monitor.simulator.simulator import Simulator
 from monitor.state_store import RedisEngineStateStore
+from monitor.testing import free_port
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "prometheus-alertmanager"
