@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from monitor.config import CadencesConfig, PuzzelIdCredentialsConfig, RateLimitConfig, TenantConfig
+from monitor.config import CadencesConfig, RateLimitConfig, TenantConfig
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
 from monitor.pipeline import TenantPipeline
-from monitor.simulator.app import create_app
+from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.simulator import Simulator
 from monitor.testing import RedisServer
 
@@ -156,33 +156,29 @@ def tenant_config(
     rate = (
         RateLimitConfig(requests_per_second=1e6, burst=1_000_000) if virtual else RateLimitConfig()
     )
-    return TenantConfig(
-        customer_key=customer_key or sim.customer_key,
-        timezone=str(sim.timezone),
-        credentials=PuzzelIdCredentialsConfig(
-            client_id=sim.credentials.client_id,
-            client_secret=sim.credentials.client_secret,
-            user_id=str(sim.credentials.user_id),
-        ),
-        api_base_url=f"{base}/ContactCentre5",
-        auth_base_url=f"{base}/auth",
-        id_base_url=base,
-        user_groups="all",
-        visual_queues="all",
-        combined_state_call=combined_state_call,
-        cadences=CadencesConfig(
-            user_states=STATE_CADENCE,
-            queues=queues,
-            agent_stats=tickers,
-            queue_ticker=tickers,
-            access_points=tickers,
-            jitter=0,
-        ),
-        user_state_budget=user_state_budget,
-        rate_limit=rate,
-        # in virtual time the in-process simulator's real serving time must not count as a
-        # Puzzel timeout (100 concurrent 10,000-agent answers take seconds of real CPU)
-        request_timeout=600.0 if virtual else 10.0,
+    settings = tenant_settings(sim, base)
+    if customer_key is not None:
+        settings["customer_key"] = customer_key
+    return TenantConfig.model_validate(
+        {
+            **settings,
+            "user_groups": "all",
+            "visual_queues": "all",
+            "combined_state_call": combined_state_call,
+            "cadences": CadencesConfig(
+                user_states=STATE_CADENCE,
+                queues=queues,
+                agent_stats=tickers,
+                queue_ticker=tickers,
+                access_points=tickers,
+                jitter=0,
+            ),
+            "user_state_budget": user_state_budget,
+            "rate_limit": rate,
+            # in virtual time the in-process simulator's real serving time must not count as a
+            # Puzzel timeout (100 concurrent 10,000-agent answers take seconds of real CPU)
+            "request_timeout": 600.0 if virtual else 10.0,
+        }
     )
 
 

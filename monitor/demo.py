@@ -34,7 +34,6 @@ from monitor.config import (
     CadencesConfig,
     Config,
     ExporterConfig,
-    PuzzelIdCredentialsConfig,
     RateLimitConfig,
     RedisConfig,
     TenantConfig,
@@ -53,7 +52,7 @@ from monitor.engine.model import RuleSet
 from monitor.logging import configure_logging
 from monitor.schedules.store import ScheduleStore
 from monitor.service import ServiceError
-from monitor.simulator.app import create_app
+from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.simulator import Simulator
 
@@ -86,32 +85,24 @@ def demo_rules(rules_dir: Path) -> RuleSet:
 
 def demo_config(sim_root: str, sim: Simulator, options: DemoOptions) -> Config:
     """The monitor's configuration: one tenant, the simulator's URLs and credentials."""
-    creds = sim.credentials
     return Config(
         tenants=[
-            TenantConfig(
-                customer_key=sim.customer_key,
-                name="Demo contact centre",
-                timezone=str(sim.timezone),
-                credentials=PuzzelIdCredentialsConfig(
-                    client_id=creds.client_id,
-                    client_secret=creds.client_secret,
-                    user_id=str(creds.user_id),
-                ),
-                api_base_url=f"{sim_root}/ContactCentre5",
-                auth_base_url=f"{sim_root}/auth",
-                id_base_url=sim_root,
-                cadences=CadencesConfig(
-                    user_states=5.0,
-                    queues=5.0,
-                    agent_stats=30.0,
-                    queue_ticker=30.0,
-                    access_points=30.0,
-                    jitter=0.2,
-                ),
-                # exact state-entry times for every agent that changed, from the first poll on
-                user_state_budget=max(10, options.agents),
-                rate_limit=RateLimitConfig(requests_per_second=500.0, burst=1000),
+            TenantConfig.model_validate(
+                {
+                    **tenant_settings(sim, sim_root),
+                    "name": "Demo contact centre",
+                    "cadences": CadencesConfig(
+                        user_states=5.0,
+                        queues=5.0,
+                        agent_stats=30.0,
+                        queue_ticker=30.0,
+                        access_points=30.0,
+                        jitter=0.2,
+                    ),
+                    # exact state-entry times for every agent that changed, from the first poll
+                    "user_state_budget": max(10, options.agents),
+                    "rate_limit": RateLimitConfig(requests_per_second=500.0, burst=1000),
+                }
             )
         ],
         redis=RedisConfig(url=options.redis_url or "redis://127.0.0.1:6379/0"),

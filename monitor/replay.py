@@ -33,7 +33,7 @@ from aiohttp import web
 
 from monitor.alerts.outbox import Outbox
 from monitor.clock import VirtualClock
-from monitor.config import CadencesConfig, PuzzelIdCredentialsConfig, RateLimitConfig, TenantConfig
+from monitor.config import CadencesConfig, RateLimitConfig, TenantConfig
 from monitor.engine.engine import next_due
 from monitor.engine.loader import RulesError, ruleset_from_mapping
 from monitor.engine.model import AlertTransition, RuleName, RuleSet
@@ -43,7 +43,7 @@ from monitor.pollers import LatestSnapshots, TenantPollers
 from monitor.scenario import Scenario, ScenarioError, load_scenario
 from monitor.schedules.store import ScheduleStore
 from monitor.service import make_client
-from monitor.simulator.app import create_app
+from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.simulator import Simulator
 from monitor.state_store import RedisEngineStateStore
 from monitor.states import LOGGED_OFF, AgentState, StateKind
@@ -151,30 +151,23 @@ async def run_replay(
     tenant = scenario.customer_key
     c_agents = scenario.cadence_user_states.total_seconds()
     c_queues = scenario.cadence_queues.total_seconds()
-    tenant_cfg = TenantConfig(
-        customer_key=tenant,
-        timezone=str(scenario.timezone),
-        credentials=PuzzelIdCredentialsConfig(
-            client_id=sim.credentials.client_id,
-            client_secret=sim.credentials.client_secret,
-            user_id=str(sim.credentials.user_id),
-        ),
-        api_base_url=f"{base}/ContactCentre5",
-        auth_base_url=f"{base}/auth",
-        id_base_url=base,
-        user_groups="all",
-        visual_queues="all",
-        cadences=CadencesConfig(
-            user_states=c_agents,
-            queues=c_queues if scenario.queues else None,
-            agent_stats=None,
-            queue_ticker=None,
-            access_points=None,
-            jitter=0,
-        ),
-        user_state_budget=max(10, len(scenario.agents)),
-        # the virtual clock does not move while a poll runs, so a real rate would stall it
-        rate_limit=RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
+    tenant_cfg = TenantConfig.model_validate(
+        {
+            **tenant_settings(sim, base),
+            "user_groups": "all",
+            "visual_queues": "all",
+            "cadences": CadencesConfig(
+                user_states=c_agents,
+                queues=c_queues if scenario.queues else None,
+                agent_stats=None,
+                queue_ticker=None,
+                access_points=None,
+                jitter=0,
+            ),
+            "user_state_budget": max(10, len(scenario.agents)),
+            # the virtual clock does not move while a poll runs, so a real rate would stall it
+            "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
+        }
     )
     ruleset = ruleset_from_mapping(
         scenario.rules, scenario.activities, only_listed=True, source=scenario.source

@@ -48,6 +48,27 @@ def base_urls(root: str) -> dict[str, str]:
     return {host: root + prefix for host, prefix in HOST_PREFIXES.items()}
 
 
+def tenant_settings(sim: Simulator, root: str) -> dict[str, Any]:
+    """How a monitor reaches the simulator served at `root`: the connection part of a
+    `tenants[]` entry (customer key, time zone, Puzzel ID credentials, base URLs), as a config
+    file would hold it. The secret stays a SecretStr."""
+    creds = sim.credentials
+    urls = base_urls(root)
+    return {
+        "customer_key": sim.customer_key,
+        "timezone": str(sim.timezone),
+        "credentials": {
+            "method": "puzzel_id",
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+            "user_id": str(creds.user_id),
+        },
+        "api_base_url": urls["api"],
+        "auth_base_url": urls["auth"],
+        "id_base_url": urls["id"],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     endpoint: Endpoint
