@@ -17,6 +17,7 @@ from bench import cycle, economy, latency, scale, scrape
 from bench.common import BenchResult, RedisProcess, machine
 from bench.report import table
 from monitor.logging import configure_logging
+from monitor.testing import RedisServer
 
 NAMES = ("cycle", "economy", "scale", "latency", "scrape")
 
@@ -73,7 +74,7 @@ class Plan:
         )
 
 
-async def run_all(names: list[str], plan: Plan, redis: RedisProcess) -> list[BenchResult]:
+async def run_all(names: list[str], plan: Plan, redis: RedisServer) -> list[BenchResult]:
     db = redis.url.rsplit("/", 1)[0]
     results: list[BenchResult] = []
 

@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from monitor.config import CadencesConfig, RateLimitConfig, TenantConfig
-from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
-from monitor.pipeline import TenantPipeline
 from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.simulator import Simulator
 from monitor.testing import RedisServer
@@ -180,40 +178,6 @@ def tenant_config(
             "request_timeout": 600.0 if virtual else 10.0,
         }
     )
-
-
-class PipelinesView:
-    """The exporter's `EngineView` over the pipelines of several tenants.
-
-    `TenantPipeline` answers for its own tenant; the activity list comes from its ruleset when
-    the pipeline does not provide `activities()` itself."""
-
-    def __init__(self, pipelines: Sequence[TenantPipeline] = ()) -> None:
-        self.pipelines = {p.tenant: p for p in pipelines}
-
-    def add(self, pipeline: TenantPipeline) -> None:
-        self.pipelines[pipeline.tenant] = pipeline
-
-    def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
-        p = self.pipelines.get(tenant)
-        return p.agent_evaluations(tenant) if p is not None else []
-
-    def accrued(self, tenant: str) -> Sequence[Accrual]:
-        p = self.pipelines.get(tenant)
-        return p.accrued(tenant) if p is not None else []
-
-    def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
-        p = self.pipelines.get(tenant)
-        return p.open_alerts(tenant) if p is not None else []
-
-    def activities(self, tenant: str) -> Sequence[str]:
-        p = self.pipelines.get(tenant)
-        if p is None:
-            return []
-        own = getattr(p, "activities", None)
-        if callable(own):
-            return list(own(tenant))
-        return list(p.ruleset.activities)
 
 
 def constant(value: T) -> Callable[[], T]:

@@ -23,7 +23,6 @@ from prometheus_client import generate_latest
 from bench.common import (
     BENCH_START,
     BenchResult,
-    PipelinesView,
     constant,
     groups_for,
     median,
@@ -32,6 +31,7 @@ from bench.common import (
 from bench.tape import ReplayTenant, Tape, capture
 from monitor.clock import VirtualClock
 from monitor.exporter import Exporter
+from monitor.pipeline import PipelineSet
 from monitor.simulator.simulator import Simulator
 
 GOAL_RATIO = 5.0
@@ -138,7 +138,7 @@ async def measure_cycle(
                 await rt.load_schedules(sim)
                 schedules_loaded = True
             await rt.start()
-            view = PipelinesView([rt.pipeline])
+            view = PipelineSet([rt.pipeline])
 
             def tenants(rt: ReplayTenant = rt) -> list[Any]:
                 return [rt.pollers]
@@ -200,7 +200,7 @@ async def measure_cycle(
                 rt2 = ReplayTenant(tape, sim, redis, session, instrument=False)
                 await redis.delete(rt2.state_store.key(rt2.tenant))
                 await rt2.start()
-                view2 = PipelinesView([rt2.pipeline])
+                view2 = PipelineSet([rt2.pipeline])
                 exp2 = Exporter(
                     rt2.store,
                     tenants=constant([rt2.pollers]),

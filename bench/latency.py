@@ -32,7 +32,6 @@ from pydantic import SecretStr
 from bench.common import (
     STATE_CADENCE,
     BenchResult,
-    PipelinesView,
     SimServer,
     median,
     percentile,
@@ -43,7 +42,7 @@ from monitor.alerts.service import AlertingService
 from monitor.clock import SystemClock
 from monitor.engine.loader import ruleset_from_mapping
 from monitor.exporter import Exporter, build_http_app
-from monitor.pipeline import StaticSchedules, TenantPipeline
+from monitor.pipeline import PipelineSet, StaticSchedules, TenantPipeline
 from monitor.pollers import LatestSnapshots, TenantPollers
 from monitor.scenario import parse_scenario
 from monitor.scheduler import Scheduler
@@ -316,7 +315,7 @@ async def measure(
                     store,
                     tenants=lambda: [pollers],
                     clients=lambda: {cfg.customer_key: client},
-                    engine=PipelinesView([pipeline]),
+                    engine=PipelineSet([pipeline]),
                 )
                 exporter_runner = web.AppRunner(build_http_app(exporter), access_log=None)
                 await exporter_runner.setup()

@@ -12,10 +12,11 @@ import aiohttp
 import redis.asyncio as aioredis
 from prometheus_client import generate_latest
 
-from bench.common import BenchResult, PipelinesView, median, timed
+from bench.common import BenchResult, median, timed
 from bench.cycle import build_tape, measure_cycle
 from bench.tape import ReplayTenant
 from monitor.exporter import Exporter
+from monitor.pipeline import PipelineSet
 from monitor.pollers import LatestSnapshots
 
 BUDGET = 0.5  # seconds of CPU per 5 s cycle
@@ -77,7 +78,7 @@ async def tenants_cost(tenants: int, agents: int, redis: aioredis.Redis, cycles:
     await redis.flushdb()
     sim, tape = await build_tape(agents, max(4, agents // 20), cycles)
     store = LatestSnapshots()
-    view = PipelinesView()
+    view = PipelineSet()
     rts: list[ReplayTenant] = []
     costs: list[float] = []
     async with aiohttp.ClientSession() as session:

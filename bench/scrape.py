@@ -30,7 +30,6 @@ from bench.common import (
     STATE_CADENCE,
     TICKER_CADENCE,
     BenchResult,
-    PipelinesView,
     SimServer,
     groups_for,
     median,
@@ -44,7 +43,7 @@ from monitor.alerts.outbox import Outbox
 from monitor.clock import VirtualClock
 from monitor.engine.loader import default_ruleset
 from monitor.exporter import Exporter
-from monitor.pipeline import TenantPipeline
+from monitor.pipeline import PipelineSet, TenantPipeline
 from monitor.pollers import LatestSnapshots, TenantPollers
 from monitor.schedules.store import ScheduleStore
 from monitor.service import make_client
@@ -68,7 +67,7 @@ async def render_cost(agents: int, queues: int, redis_url: str, renders: int = 5
             for _ in range(tape.timed_cycles + 1):
                 await rt.state_cycle()
             await rt.queue_poll()
-            view = PipelinesView([rt.pipeline])
+            view = PipelineSet([rt.pipeline])
             for label, per_agent in (("on", True), ("off", False)):
                 exporter = Exporter(
                     rt.store,
@@ -136,7 +135,7 @@ async def memory_hour(agents: int, cycles: int, redis_url: str) -> dict[str, Any
                 store,
                 tenants=lambda: [pollers],
                 clients=lambda: {tenant: client},
-                engine=PipelinesView([pipeline]),
+                engine=PipelineSet([pipeline]),
             )
             kinds = {
                 "user_states": (STATE_CADENCE, pollers.poll_user_states),

@@ -263,8 +263,11 @@ class TenantPipeline:
 class PipelineSet:
     """All tenants' pipelines behind one `SnapshotSink` and one `EngineView`."""
 
-    def __init__(self, pipelines: Sequence[TenantPipeline]) -> None:
+    def __init__(self, pipelines: Sequence[TenantPipeline] = ()) -> None:
         self.by_tenant = {p.tenant: p for p in pipelines}
+
+    def add(self, pipeline: TenantPipeline) -> None:
+        self.by_tenant[pipeline.tenant] = pipeline
 
     async def start(self) -> None:
         for p in self.by_tenant.values():
