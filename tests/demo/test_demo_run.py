@@ -174,6 +174,13 @@ def test_every_dashboard_query_returns_data(demo: DemoRun, tmp_path: Path) -> No
         else:
             pytest.fail("Prometheus never scraped the demo successfully")
         time.sleep(SCRAPE_DATA_SECONDS)  # rates and increases need a stretch of samples
+        # the "current exceptions" panel needs an open agent exception; the demo's first one
+        # fires about 40 s in, so wait for it (then for a scrape) rather than for a fixed time
+        deadline = time.monotonic() + 90
+        while not any("firing" in ln and " agent " in ln for _, ln in list(demo.lines)):
+            assert time.monotonic() < deadline, "no agent alert fired in the demo"
+            time.sleep(0.5)
+        time.sleep(3)
         assert demo.proc.poll() is None, "the demo stopped before the queries ran"
         queries = dashboard_queries(tenant=DEMO_TENANT, team=".*")
         assert len(queries) > 30
