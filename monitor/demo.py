@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,7 @@ from monitor.engine.loader import RulesError, default_ruleset, load_rules
 from monitor.engine.model import RuleSet
 from monitor.logging import configure_logging
 from monitor.schedules.store import ScheduleStore
-from monitor.service import ServiceError
+from monitor.service import EXIT_INTERRUPTED, ServiceError, StopSignals
 from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.simulator import Simulator
@@ -216,10 +215,7 @@ def banner(demo: Demo) -> list[str]:
 
 
 async def run_demo(options: DemoOptions, *, out: TextIO, live: bool) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals(asyncio.get_running_loop())
     clock: Clock = SystemClock()
     if options.speed != 1:
         clock = ShiftedClock(clock.now(), options.speed)
@@ -253,13 +249,12 @@ async def run_demo(options: DemoOptions, *, out: TextIO, live: bool) -> int:
         if failed is not None:
             print(f"puzzel-monitor demo: the monitor failed: {failed}", file=sys.stderr)
             return EXIT_RUNTIME
-        return EXIT_OK
+        return stop.exit_code()
     finally:
         if view is not None:
             await view.stop()
         await demo.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        stop.close()
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -290,7 +285,7 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"puzzel-monitor demo: rules error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
-        return EXIT_OK
+        return EXIT_INTERRUPTED
     except Exception as e:  # last resort: one line, not a traceback
         print(f"puzzel-monitor demo: fatal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_RUNTIME

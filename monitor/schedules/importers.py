@@ -93,6 +93,8 @@ class _Collector:
     entries: list[_Entry] = field(default_factory=list)
     agents: set[str] = field(default_factory=set)
     dates: set[date] = field(default_factory=set)
+    empty_where: str = ""
+    """Where to point when the source holds no segments at all (e.g. a CSV's header line)."""
 
     def __post_init__(self) -> None:
         self._activities = {a.lower(): a for a in self.known_activities}
@@ -176,6 +178,10 @@ class _Collector:
         if not agent or _BAD_ID.search(agent):
             self.issue(where, f"agent: invalid agent id {agent!r} (no blanks or '|')")
             return None
+        if not agent.isascii() or not agent.isdigit():
+            # Puzzel user ids are numbers; a name here would never match an agent's state
+            self.issue(where, f"agent: expected a Puzzel user id (digits only), got {agent!r}")
+            return None
         if self.known_agents is not None and agent not in self.known_agents:
             self.issue(where, f"unknown agent {agent!r}: Puzzel does not know this user id")
             return None
@@ -211,6 +217,9 @@ class _Collector:
         self.dates.add(day)
 
     def plan(self) -> ImportPlan:
+        if not self.entries and not self.agents and not self.issues:
+            # an empty import would still bump the schedule version and look like success
+            self.issue(self.empty_where, "no segments: nothing to import")
         by_agent: dict[str, list[_Entry]] = defaultdict(list)
         for e in self.entries:
             by_agent[e.segment.agent_id].append(e)
@@ -289,6 +298,7 @@ def parse_csv(
             if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
                 continue
             if columns is None:
+                c.empty_where = f"{line} (header only)"
                 columns = _csv_header(c, line, row)
                 if columns is None:
                     break
