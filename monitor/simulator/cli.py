@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -102,7 +103,39 @@ async def serve(sim: Simulator, host: str, port: int, description: str) -> int:
     return EXIT_OK
 
 
+def publish_schedules(args: argparse.Namespace) -> int:
+    """`simulate --schedules-out FILE`: the schedules the same arguments' centre follows."""
+    from monitor.simulator.centre import RandomCentre  # noqa: PLC0415
+    from monitor.simulator.publish import write_schedules  # noqa: PLC0415
+
+    if args.scenario or not 1 <= args.schedule_days <= 60:
+        problem = (
+            "--schedules-out needs random mode (no --scenario)"
+            if args.scenario
+            else (f"--schedule-days must be 1..60, got {args.schedule_days}")
+        )
+        print(f"puzzel-monitor simulate: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    sim, _ = build_simulator(args)
+    assert isinstance(sim.centre, RandomCentre)
+    today = SystemClock().now().astimezone(sim.timezone).date()
+    out = Path(args.schedules_out)
+    try:
+        count = write_schedules(sim.centre, out, today, args.schedule_days)
+    except OSError as exc:
+        print(f"puzzel-monitor simulate: cannot write {out}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(f"{out}: {count} segment(s), {args.schedule_days} day(s) from {today}", flush=True)
+    return EXIT_OK
+
+
 def simulate_command(args: argparse.Namespace) -> int:
+    if getattr(args, "schedules_out", None):
+        try:
+            return publish_schedules(args)
+        except ValueError as exc:
+            print(f"puzzel-monitor simulate: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     try:
         sim, description = build_simulator(args)
     except ScenarioError as exc:

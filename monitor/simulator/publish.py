@@ -1,0 +1,48 @@
+"""The schedules a simulated centre follows, written as a schedule file the monitor imports.
+
+A random centre's day is a pure function of its seed, the agent and the date, so the file can be
+written by a separate process (the compose stack's `schedules` service) and still match what the
+running simulator does. Every agent gets every date, an empty day when it has the day off, so an
+import covers the whole roster and no agent shows up as unknown."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.simulator.centre import RandomCentre
+
+
+def schedule_document(centre: RandomCentre, first: date, days: int) -> list[dict[str, Any]]:
+    """The JSON import format (docs/schedules.md): one agent-day per agent and local date."""
+    tz = centre.timezone
+    out: list[dict[str, Any]] = []
+    for n in range(days):
+        day = first + timedelta(days=n)
+        by_agent: dict[str, list[list[str]]] = defaultdict(list)
+        for s in centre.schedules_for(day):
+            by_agent[s.agent_id].append([_local(s.start, tz), _local(s.end, tz), s.activity])
+        for user in centre.users():
+            segments = by_agent.get(user.agent_id, [])
+            out.append({"agent": user.agent_id, "date": day.isoformat(), "segments": segments})
+    return out
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> str:
+    # the importer reads zone-less times in the tenant's zone, the one the centre plans in
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def write_schedules(centre: RandomCentre, path: Path, first: date, days: int) -> int:
+    """Write `days` days from `first` to `path` (atomically: a reader never sees half a file);
+    return the number of segments."""
+    document = schedule_document(centre, first, days)
+    tmp = path.with_name(f".{path.name}.tmp")
+    lines = ",\n".join(json.dumps(item) for item in document)  # one agent-day a line
+    tmp.write_text(f"[\n{lines}\n]\n", encoding="utf-8")
+    tmp.replace(path)
+    return sum(len(d["segments"]) for d in document)
