@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -224,7 +224,22 @@ class SnapshotCollector:
                     paused.add_metric([tenant, team, pause_type], float(n))
         yield from (agents, paused)
         if self.per_agent:
-            yield from (code, since)
+            yield from (code, since, self._agent_info())
+
+    def _agent_info(self) -> Metric:
+        # names live on one info series so the other per-agent series need no name label (a
+        # rename would otherwise split their history); dashboards join on agent_id
+        info = GaugeMetricFamily(
+            "puzzelmon_agent_info",
+            "Always 1: the agent's name, for joins on agent_id. Every agent of the latest "
+            "agent-state poll, logged on or not.",
+            labels=["tenant", "team", "agent_id", "name"],
+        )
+        for tenant in sorted(self.store.agents):
+            for team, snap in sorted(self.store.agents[tenant].items()):
+                for a in snap.agents:
+                    info.add_metric([tenant, team, a.agent_id, a.name], 1.0)
+        return info
 
     def _engine(self, engine: EngineView) -> Iterator[Metric]:
         tenants = sorted({*self.store.agents, *(s.tenant for s in self.tenants())})
@@ -436,6 +451,9 @@ class Exporter:
         per_agent_series: bool = True,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        # client_python's counters add an undocumented `*_created` series each; dashboards and
+        # rules never use them, so they only cost series (a process-wide switch in the library)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self.collector = SnapshotCollector(
             store,
