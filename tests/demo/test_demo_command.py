@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import socket
 import subprocess
@@ -125,3 +126,22 @@ async def test_a_real_redis_holds_the_demo_under_its_own_prefix(
     assert any(":sched:" in k for k in demo_keys), demo_keys
     assert "pzm-demo:12345:engine" in demo_keys
     assert keys - demo_keys == {"pzm:tenant-data"}
+
+
+@pytest.mark.skipif(
+    shutil.which("make") is None or not (ROOT / ".venv" / "bin" / "puzzel-monitor").exists(),
+    reason="needs make and the repository's .venv (make deps)",
+)
+def test_make_demo_passes_args_through() -> None:
+    """`make demo ARGS="--port P --duration 2"` runs the demo on port P and stops by itself."""
+    port = free_port()
+    done = subprocess.run(
+        ["make", "-s", "demo", f"ARGS=--port {port} --duration 2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"http://127.0.0.1:{port}/metrics" in done.stdout
