@@ -286,6 +286,13 @@ class SnapshotCollector:
             "When each open exception's condition began.",
             labels=["tenant", "team", "agent_id", "rule"],
         )
+        # queues are few and named by Puzzel, so their exceptions are listed whatever
+        # per_agent_series says (the dashboards' current-exceptions table shows both kinds)
+        queue_started = GaugeMetricFamily(
+            "puzzelmon_queue_exception_started_timestamp_seconds",
+            "When each open queue exception's condition began.",
+            labels=["tenant", "queue", "rule"],
+        )
         for tenant in tenants:
             if self.per_agent:
                 index = {name: i for i, name in enumerate(engine.activities(tenant))}
@@ -315,12 +322,17 @@ class SnapshotCollector:
                         [tenant, team, alert.subject_id, alert.rule.value],
                         alert.condition_since.timestamp(),
                     )
+                elif alert.subject == "queue":
+                    queue_started.add_metric(
+                        [tenant, alert.subject_id, alert.rule.value],
+                        alert.condition_since.timestamp(),
+                    )
             for (team, rule), n in sorted(open_counts.items()):
                 exceptions.add_metric([tenant, team, rule], float(n))
         if self.per_agent:
             yield from (activity, adherent)
         yield from counters.values()
-        yield exceptions
+        yield from (exceptions, queue_started)
         if self.per_agent:
             yield started
 

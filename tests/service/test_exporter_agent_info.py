@@ -1,15 +1,18 @@
-"""Issue 15's metric changes: `puzzelmon_agent_info` carries names for joins, and counters have
-no undocumented `*_created` series."""
+"""Issue 15's metric changes: `puzzelmon_agent_info` carries names for joins, queue exceptions
+have a start-time series, and counters have no undocumented `*_created` series."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from prometheus_client import enable_created_metrics, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerts.metrics import AlertMetrics
 from monitor.exporter import Exporter
-from tests.service.test_exporter import TENANT, filled_store, make_exporter
+from tests.service.test_exporter import T0, TENANT, engine_view, filled_store, make_exporter
 
 
 def info_series(exporter: Exporter) -> dict[str, dict[str, str]]:
@@ -49,3 +52,23 @@ def test_no_created_series_even_for_the_delivery_counters() -> None:
     assert "puzzelmon_notifications_total" in text
     assert "_created" not in text
     assert "_created" not in openmetrics
+
+
+@pytest.mark.parametrize("per_agent", [True, False])
+def test_queue_exceptions_have_their_own_start_series(per_agent: bool) -> None:
+    """An open queue exception is exported with its queue and rule and the time its condition
+    began, with or without per-agent series (the current-exceptions table lists queues too)."""
+    exporter, _ = make_exporter(filled_store(), engine=engine_view(), per_agent=per_agent)
+    text = generate_latest(exporter.registry).decode()
+    samples = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "puzzelmon_queue_exception_started_timestamp_seconds"
+    ]
+    assert [(s.labels, s.value) for s in samples] == [
+        (
+            {"tenant": TENANT, "queue": "4101", "rule": "queue_wait_above"},
+            (T0 - timedelta(minutes=10)).timestamp(),
+        )
+    ]
