@@ -58,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the random centre's schedules as a JSON schedule file and exit (no serving)",
     )
     s.add_argument("--schedule-days", type=int, default=7, help="days from today in that file")
+    s.add_argument(
+        "--start-now",
+        action="store_true",
+        help="with --scenario: move the scenario to start now, for `run` on the wall clock",
+    )
+    s.add_argument(
+        "--schedules-redis",
+        metavar="URL",
+        help="with --scenario: load its schedules into this Redis (as `run` reads them) first",
+    )
 
     r = sub.add_parser("run", help="run the monitor service")
     r.add_argument("-c", "--config", required=True, help="YAML configuration file")

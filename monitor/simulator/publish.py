@@ -1,4 +1,5 @@
-"""The schedules a simulated centre follows, written as a schedule file the monitor imports.
+"""The schedules a simulated centre follows, for the monitor: a random centre's as a schedule
+file, a scenario's (moved to start now) straight into the schedule store.
 
 A random centre's day is a pure function of its seed, the agent and the date, so the file can be
 written by a separate process (the compose stack's `schedules` service) and still match what the
@@ -9,11 +10,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import redis.asyncio as aioredis
+
+from monitor.scenario import Scenario, ScenarioAgent, ScenarioQueue
+from monitor.schedules.store import ReplaceResult, ScheduleStore
 from monitor.simulator.centre import RandomCentre
 
 
@@ -46,3 +52,46 @@ def write_schedules(centre: RandomCentre, path: Path, first: date, days: int) ->
     tmp.write_text(f"[\n{lines}\n]\n", encoding="utf-8")
     tmp.replace(path)
     return sum(len(d["segments"]) for d in document)
+
+
+def started_now(scenario: Scenario, now: datetime) -> Scenario:
+    """`scenario` moved in time so that it starts at `now` (whole seconds): every state change,
+    queue change and schedule segment keeps its distance from the start, so a monitor on the
+    wall clock sees the scenario's incidents as they were written. Its `expect` times no longer
+    apply and are dropped."""
+    start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
+    delta = start - scenario.start
+
+    def agent(a: ScenarioAgent) -> ScenarioAgent:
+        return replace(
+            a,
+            segments=tuple(
+                replace(s, start=s.start + delta, end=s.end + delta) for s in a.segments
+            ),
+            states=tuple((at + delta, state) for at, state in a.states),
+        )
+
+    def queue(q: ScenarioQueue) -> ScenarioQueue:
+        return replace(q, states=tuple((at + delta, fields) for at, fields in q.states))
+
+    return replace(
+        scenario,
+        start=scenario.start + delta,
+        end=scenario.end + delta,
+        agents=tuple(agent(a) for a in scenario.agents),
+        queues=tuple(queue(q) for q in scenario.queues),
+        expect=None,
+    )
+
+
+async def load_scenario_schedules(
+    scenario: Scenario, redis: aioredis.Redis, *, key_prefix: str = "pzm"
+) -> ReplaceResult:
+    """Make the scenario's schedules the whole schedule of its agents on the dates they cover,
+    in the store `run` reads (tenant: the scenario's customer key)."""
+    return await ScheduleStore(redis, key_prefix=key_prefix).replace(
+        scenario.customer_key,
+        scenario.timezone,
+        [s for a in scenario.agents for s in a.segments],
+        agents={a.id for a in scenario.agents},
+    )
