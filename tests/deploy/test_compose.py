@@ -218,7 +218,7 @@ def _shell_invocations(service: dict[str, Any]) -> list[list[str]]:
     """The `puzzel-monitor ...` commands in a service's `sh -c` script."""
     assert service["entrypoint"] == ["sh", "-c"]
     (script,) = service["command"]
-    steps = re.split(r"&&|;|\bdo\b|\bdone\b", script)
+    steps = re.split(r"&&|;|\b(?:do|done|if|then|else|fi)\b", script)
     return [shlex.split(s) for s in steps if s.strip().startswith("puzzel-monitor")]
 
 
