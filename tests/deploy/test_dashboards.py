@@ -359,7 +359,11 @@ def test_current_exceptions_include_queues_and_names() -> None:
     assert NAME_JOIN.search(expr)
     assert "or on (tenant, agent_id) label_replace(" in expr  # no name: still listed
     assert "puzzelmon_queue_exception_started_timestamp_seconds" in expr
-    assert "group_left (queue_name) max by (tenant, queue, queue_name)" in expr
+    # the queue's name only: its requests-waiting value must not scale the duration
+    assert (
+        "+ on (tenant, queue) group_left (queue_name) 0 * max by (tenant, queue, queue_name)"
+        in (expr)
+    )
     assert '"who", "queue $1", "queue_name"' in expr
     organize = panel["transformations"][0]["options"]
     assert organize["renameByName"]["who"] == "Who"
