@@ -66,7 +66,16 @@ def tenant_settings(sim: Simulator, root: str) -> dict[str, Any]:
         "api_base_url": urls["api"],
         "auth_base_url": urls["auth"],
         "id_base_url": urls["id"],
+        "endpoints": simulated_endpoints(sim),
     }
+
+
+def simulated_endpoints(sim: Simulator) -> dict[str, bool]:
+    """The unverified endpoints this simulator serves, turned on (a real tenant turns on only
+    those `doctor` finds)."""
+    if getattr(sim, "profile", "full") != "full":
+        return {}
+    return {name: True for name, e in ENDPOINTS.items() if not e.verified}
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,9 @@ class FakeTenant:
     def refresh_overruns(self) -> None:
         self.refreshed += 1
 
+    def supported(self) -> dict[str, bool]:
+        return {k: h.supported for k, h in self.health.items() if h.supported is not None}
+
 
 @dataclass
 class FakeClient:
