@@ -42,6 +42,10 @@ from monitor.states import AgentState, StateKind
 Profile = Literal["full", "public"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 DEFAULT_PROFILE: Profile = "full"
+PROFILE_SUMMARIES: dict[Profile, str] = {
+    "full": "every endpoint and field the client knows",
+    "public": "only the paths and fields public evidence shows; unevidenced paths answer 404",
+}
 
 Json = dict[str, Any]
 
