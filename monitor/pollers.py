@@ -239,6 +239,7 @@ class TenantPollers:
         self._groups_fetched: float | None = None
         self.last_cycle_requests = 0  # group + per-user calls made by the latest state cycle
         self._missing: dict[str, float] = {}  # per-user endpoint -> when it last answered 404
+        self._pause_checked: dict[str, float] = {}  # paused agent -> when users/{id} was asked
         # supported or not, for the endpoints called on the side (per-user calls, pause types)
         self.aux_supported: dict[str, bool] = {}
 
@@ -513,12 +514,12 @@ class TenantPollers:
         times exact. Otherwise the confirmed `users/{userId}` names the pause type of paused
         agents whose rows carry none."""
         budget = self.config.user_state_budget
-        if budget <= 0 or not changed:
+        if budget <= 0:
             return 0
         if self.client.enabled("user_state_information") and self._endpoint_usable(
             "user_state_information"
         ):
-            return await self._fetch_durations(changed, budget)
+            return await self._fetch_durations(changed, budget) if changed else 0
         if self.client.enabled("user") and self._endpoint_usable("user"):
             return await self._fetch_pause_types(changed, budget)
         return 0
@@ -565,18 +566,25 @@ class TenantPollers:
             if info.status_duration_seconds is not None:
                 self.tracker.correct(agent_id, state, info.status_duration_seconds, fetched_at)
             if state.pause_type is not None:
-                self.tracker.name_pause(agent_id, state.pause_type)
+                self.tracker.name_pause(agent_id, state.pause_type, fetched_at)
 
         await asyncio.gather(*(one(o.agent_id) for o in chosen))
         return len(chosen)
 
     async def _fetch_pause_types(self, changed: Sequence[str], budget: int) -> int:
-        candidates = [self.tracker.get(a) for a in changed]
-        chosen = [
-            o.agent_id
-            for o in candidates
-            if o is not None and o.state.kind is StateKind.PAUSE and o.state.pause_type is None
-        ][:budget]
+        """Name new pauses first; spend what is left of the budget re-checking the pauses
+        checked longest ago, since rows cannot show one pause type turning into another."""
+        paused = [o for o in self.tracker.agents() if o.state.kind is StateKind.PAUSE]
+        fresh = set(changed)
+        untyped = [o.agent_id for o in paused if o.state.pause_type is None and o.agent_id in fresh]
+        rest = sorted(
+            (o.agent_id for o in paused if o.agent_id not in set(untyped)),
+            key=lambda a: self._pause_checked.get(a, float("-inf")),
+        )
+        chosen = [*untyped, *rest][:budget]
+        self._pause_checked = {
+            a: t for a, t in self._pause_checked.items() if a in {o.agent_id for o in paused}
+        }
 
         async def one(agent_id: str) -> None:
             try:
@@ -588,9 +596,10 @@ class TenantPollers:
                 log.debug("user unavailable", tenant=self.tenant, agent=agent_id, error=str(e))
                 return
             self._found("user")
+            self._pause_checked[agent_id] = self.clock.monotonic()
             name = self.pause_name(user.pause_type_id, user.pause_type_name)
             if name is not None:
-                self.tracker.name_pause(agent_id, name)
+                self.tracker.name_pause(agent_id, name, self.clock.now())
 
         await asyncio.gather(*(one(a) for a in chosen))
         return len(chosen)
