@@ -70,10 +70,14 @@ class SimServers:
     def __init__(self) -> None:
         self.servers: list[TestServer] = []
 
-    async def start(self, agents: int = 60, groups: int = 3, queues: int = 4) -> SimServer:
+    async def start(
+        self, agents: int = 60, groups: int = 3, queues: int = 4, profile: str = "full"
+    ) -> SimServer:
         """A random-mode simulator on a VirtualClock at T0 (frozen until advanced)."""
         clock = VirtualClock(T0)
-        sim = Simulator.random(agents=agents, groups=groups, queues=queues, clock=clock, seed=3)
+        sim = Simulator.random(
+            agents=agents, groups=groups, queues=queues, clock=clock, seed=3, profile=profile
+        )
         app = create_app(sim)
         broken: set[str] = set()
         missing: set[str] = set()
