@@ -225,6 +225,13 @@ class SnapshotCollector:
             "the per-user status duration).",
             labels=["tenant", "team", "agent_id", "state"],
         )
+        entry = GaugeMetricFamily(
+            "puzzelmon_agent_state_entry",
+            "Always 1; `entry` says where the state's entry time comes from: exact (a status "
+            "duration), transition (a poll saw the change) or first_seen (the agent was already "
+            "in the state when the monitor first saw it: the time in state is at least this).",
+            labels=["tenant", "team", "agent_id", "entry"],
+        )
         for tenant in sorted(self.store.agents):
             for team, snap in sorted(self.store.agents[tenant].items()):
                 counts = dict.fromkeys(StateKind, 0)
@@ -237,13 +244,14 @@ class SnapshotCollector:
                         key = [tenant, team, a.agent_id]
                         code.add_metric(key, float(STATE_CODES[a.state.kind]))
                         since.add_metric([*key, a.state.kind.value], a.since.timestamp())
+                        entry.add_metric([*key, a.entry], 1.0)
                 for kind, n in counts.items():
                     agents.add_metric([tenant, team, kind.value], float(n))
                 for pause_type, n in sorted(pauses.items()):
                     paused.add_metric([tenant, team, pause_type], float(n))
         yield from (agents, paused)
         if self.per_agent:
-            yield from (code, since)
+            yield from (code, since, entry)
 
     def _engine(self, engine: EngineView) -> Iterator[Metric]:
         tenants = sorted({*self.store.agents, *(s.tenant for s in self.tenants())})

@@ -199,8 +199,9 @@ async def test_run_against_public_profile_is_ready_within_two_cycles(
     await server.start_server()
     tenant = tenant_dict(sim, str(server.make_url("")).rstrip("/"))
     tenant["endpoints"] = {"agent_stats": True, "visual_queue_ticker": True}
-    tenant["cadences"] = {"user_states": "2s", "queues": "2s", "agent_stats": "2s",
-                          "queue_ticker": "2s", "access_points": "off", "jitter": "off"}  # fmt: skip
+    two = "2s"
+    tenant["cadences"] = {"user_states": two, "queues": two, "agent_stats": two,
+                          "queue_ticker": two, "access_points": "off", "jitter": "off"}  # fmt: skip
     port = free_port()
     proc = await start_run(write_config(tmp_path, tenant, port, redis_server.url))
     try:
