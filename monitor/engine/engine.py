@@ -998,6 +998,9 @@ def _evaluate_agent(
             )
             if rule is RuleName.BREAK_OVERRUN and phase.pause_start is not None:
                 details["value"] = _fmt(end - phase.pause_start)
+            if obs.first_seen and not obs.since_exact and cond.since <= phase.since:
+                # the state began before the monitor first saw it: held for at least this long
+                details["entry"] = "first_seen"
             mem.open[rule] = emit.fire(
                 rule,
                 cfg,
