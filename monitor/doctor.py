@@ -477,7 +477,7 @@ HEADERS = ("endpoint", "path", "http", "code", "rows", "missing", "unknown", "ms
 def _names(items: tuple[str, ...], limit: int = 3) -> str:
     if not items:
         return "-"
-    more = f" +{len(items) - limit}" if len(items) > limit else ""
+    more = f",+{len(items) - limit}" if len(items) > limit else ""
     return ",".join(items[:limit]) + more
 
 
