@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.config import TenantConfig
-from monitor.doctor import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, SPECS, check_tenants
+from monitor.doctor import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    SPECS,
+    check_tenants,
+    judge,
+    unknown_fields,
+)
 from monitor.puzzel.endpoints import CONFIGURABLE, ENDPOINTS
 from tests.doctor.conftest import AGENTS, SiteFactory
 
@@ -153,3 +161,21 @@ async def test_tenant_selects_one_and_an_unknown_key_is_a_config_error(site: Sit
     unknown = await s.doctor(config, tenant="424242")
     assert unknown.code == EXIT_CONFIG
     assert "424242" in unknown.err
+
+
+def test_judge_names_missing_required_fields_and_unknown_ones() -> None:
+    spec = SPECS["user_group_state_information"]
+    rows = [
+        {"userId": 1, "contactCentreStatus": "Pause", "name": "x", "stats": {}},
+        {"contactCentreStatus": "LoggedOn"},
+    ]
+    verdict, count, missing, detail = judge(spec, rows, name="user_group_state_information")
+    assert (verdict, count, missing) == ("shape problem", 2, ("userId",))
+    assert detail == "1 of 2 rows would be dropped"
+    assert unknown_fields(spec.model, rows) == ("name", "stats")
+    assert judge(SPECS["user"], {"firstName": "A"}, name="user")[:3] == (
+        "shape problem",
+        1,
+        ("id",),
+    )
+    assert judge(SPECS["users"], {"not": "a list"}, name="users")[0] == "shape problem"
