@@ -187,17 +187,18 @@ def judge(spec: Spec, data: Any, *, name: str) -> tuple[str, int, tuple[str, ...
         try:
             parsed = parse_rows(spec.model, data, endpoint=name)
         except PuzzelMalformedResponse as exc:
-            return SHAPE, 0, (exc.field or "result",), exc.detail
+            return SHAPE, 0, (exc.field or "result",), str(exc)
         missing = tuple(sorted({r.field for r in parsed.rejected}))
         rows = len(data) if isinstance(data, list) else 0
         if not missing:
             return OK, rows, (), ""
-        return SHAPE, rows, missing, f"{len(parsed.rejected)} of {rows} rows would be dropped"
+        dropped = f"{name}: {len(parsed.rejected)} of {rows} rows would be dropped"
+        return SHAPE, rows, missing, dropped
     try:
         parse_as(spec.model, data, endpoint=name)
     except PuzzelMalformedResponse as exc:
         where = (exc.field or "result").removeprefix("result.")
-        return SHAPE, int(data is not None), (where,), exc.detail
+        return SHAPE, int(data is not None), (where,), str(exc)
     return OK, 1, (), ""
 
 
@@ -513,7 +514,7 @@ def print_report(report: TenantReport, out: TextIO) -> None:
         print("  " + line, file=out)
     notes = [p for p in report.probes if p.detail and p.verdict != UNSUPPORTED]
     for p in notes:
-        print(f"  - {p.endpoint}: {p.detail}", file=out)
+        print(f"  - {p.detail}", file=out)  # client errors start with the endpoint
     off_ok = [p.endpoint for p in report.probes if not p.on and p.verdict == OK]
     if off_ok:
         print(

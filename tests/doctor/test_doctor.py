@@ -171,7 +171,7 @@ def test_judge_names_missing_required_fields_and_unknown_ones() -> None:
     ]
     verdict, count, missing, detail = judge(spec, rows, name="user_group_state_information")
     assert (verdict, count, missing) == ("shape problem", 2, ("userId",))
-    assert detail == "1 of 2 rows would be dropped"
+    assert detail == "user_group_state_information: 1 of 2 rows would be dropped"
     assert unknown_fields(spec.model, rows) == ("name", "stats")
     assert judge(SPECS["user"], {"firstName": "A"}, name="user")[:3] == (
         "shape problem",
