@@ -27,6 +27,7 @@ _HANDLERS = {
     "schedules import": "monitor.schedules.cli:import_command",
     "schedules show": "monitor.schedules.cli:show_command",
     "rules check": "monitor.engine.loader:check_command",
+    "doctor": "monitor.doctor:doctor_command",
 }
 
 
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latency", type=float, default=0.0, help="added latency in seconds")
     s.add_argument("--legacy-dates", action="store_true", help="serve /Date(ms)/ dates")
     s.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime, s")
+    s.add_argument(
+        "--profile",
+        choices=("full", "public"),
+        default="full",
+        help="full: every shape the client knows; public: only what public evidence shows",
+    )
     s.add_argument(
         "--schedules-out",
         metavar="FILE",
@@ -113,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rc = rl.add_parser("check", help="validate the files in rules/")
     rc.add_argument("path", nargs="?", default="rules")
+
+    dr = sub.add_parser("doctor", help="call every Puzzel endpoint once and say what works")
+    dr.add_argument("-c", "--config", required=True, help="YAML configuration file")
+    dr.add_argument("--tenant", metavar="KEY", help="check only the tenant with this customer key")
+    dr.add_argument(
+        "--record", metavar="DIR", help="write each answer, personal data replaced, as a fixture"
+    )
     return p
 
 

@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import math
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,6 +82,7 @@ class ReplayResult:
     adherence: list[AdherenceRecord] = field(default_factory=list)
     polls: int = 0
     requests: int = 0
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)
 
 
 def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
@@ -129,11 +131,13 @@ async def run_replay(
     redis: aioredis.Redis | None = None,
     key_prefix: str = "pzm-replay",
     stop_at: datetime | None = None,
+    profile: str = "full",
 ) -> ReplayResult:
     """Replay `scenario` and return what the monitor concluded.
 
     `redis` defaults to an embedded in-memory store; `stop_at` ends the run early (used by the
-    restart test, which then replays the rest with a fresh monitor on the same Redis).
+    restart test, which then replays the rest with a fresh monitor on the same Redis);
+    `profile` is the simulator's (`public`: only the shapes public evidence shows).
     """
     own_redis = redis is None
     if redis is None:
@@ -141,7 +145,7 @@ async def run_replay(
 
         redis = fakeredis.FakeAsyncRedis()
     clock = VirtualClock(scenario.start)
-    sim = Simulator.from_scenario(scenario, clock=clock)
+    sim = Simulator.from_scenario(scenario, clock=clock, profile=profile)
     runner = web.AppRunner(create_app(sim, clock=clock), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -165,6 +169,8 @@ async def run_replay(
                 jitter=0,
             ),
             "user_state_budget": max(10, len(scenario.agents)),
+            # with no pause types endpoint, the names an operator would configure
+            "pause_types": {str(i): name for name, i in sim.centre.pause_types().items()},
             # the virtual clock does not move while a poll runs, so a real rate would stall it
             "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
         }
@@ -242,6 +248,7 @@ async def run_replay(
                 await pipeline.close_books(end)
                 result.adherence = _adherence(pipeline, scenario)
             result.requests = len(sim.requests)
+            result.requests_by_endpoint = dict(Counter(str(r.endpoint) for r in sim.requests))
     finally:
         await runner.cleanup()
         if own_redis:

@@ -119,18 +119,9 @@ def documented_metrics() -> dict[str, str]:
     return out
 
 
-# Metrics a dashboard may read before docs/metrics.md lists them, because the exporter change that
-# adds them is being made in parallel (issue 15's unsupported-endpoints panel). Name -> (type,
-# labels). docs/metrics.md wins once it has the row; then the entry can go.
-PENDING_METRICS: dict[str, tuple[str, set[str]]] = {
-    "puzzelmon_endpoint_supported": ("gauge", {"tenant", "endpoint"}),
-}
-
-
 def documented_labels() -> dict[str, set[str]]:
-    """Metric name -> its label names, from the table in docs/metrics.md (`agent_id*` counts),
-    and the pending metrics'."""
-    out: dict[str, set[str]] = {name: labels for name, (_, labels) in PENDING_METRICS.items()}
+    """Metric name -> its label names, from the table in docs/metrics.md (`agent_id*` counts)."""
+    out: dict[str, set[str]] = {}
     for line in METRICS_DOC.read_text(encoding="utf-8").splitlines():
         m = re.match(r"^\|\s*`(puzzelmon_\w+)`\s*\|[^|]*\|([^|]*)\|", line)
         if m:
@@ -177,7 +168,7 @@ def recorded_metrics() -> set[str]:
 
 def known_metric(name: str) -> bool:
     """True if `name` is exported by the monitor, recorded by a rule, or Prometheus' own."""
-    if name in BUILTIN_METRICS or name in recorded_metrics() or name in PENDING_METRICS:
+    if name in BUILTIN_METRICS or name in recorded_metrics():
         return True
     docs = documented_metrics()
     return name in docs or (base_name(name) in docs and docs[base_name(name)] == "histogram")

@@ -28,7 +28,7 @@ from monitor.config import Config
 from monitor.engine.loader import ruleset_from_mapping
 from monitor.scenario import Scenario, parse_scenario
 from monitor.schedules.store import ScheduleStore
-from monitor.simulator.app import base_urls, create_app
+from monitor.simulator.app import base_urls, create_app, simulated_endpoints
 from monitor.simulator.simulator import Simulator
 from tests.alerts.helpers import Receiver
 from tests.redis_server import free_port
@@ -207,6 +207,7 @@ def monitor_config(sim: Simulator, root: str, alertmanager_url: str) -> Config:
                     "api_base_url": urls["api"],
                     "auth_base_url": urls["auth"],
                     "id_base_url": urls["id"],
+                    "endpoints": simulated_endpoints(sim),
                     "cadences": {
                         "user_states": CADENCE,
                         "queues": "off",

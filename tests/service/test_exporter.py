@@ -50,6 +50,9 @@ class FakeTenant:
     def refresh_overruns(self) -> None:
         self.refreshed += 1
 
+    def supported(self) -> dict[str, bool]:
+        return {k: h.supported for k, h in self.health.items() if h.supported is not None}
+
 
 @dataclass
 class FakeClient:
@@ -141,10 +144,14 @@ def make_exporter(
         {
             "user_states": health("user_states", up=True, polls=4, failures=1),
             "queues": health("queues", up=False, polls=2, failures=2),
+            "agent_stats": health("agent_stats", up=False, polls=1, failures=0),
         },
         ready=True,
     )
+    tenant.health["user_states"].supported = True
+    tenant.health["agent_stats"].supported = False  # answered 404: the tenant lacks it
     client = FakeClient()
+    client.stats.of("user_group_state_information").rejected["userId"] = 3
     client.stats.of("user_group_state_information").requests = 12
     client.stats.of("user_group_state_information").failures = 2
     client.stats.of("user_group_state_information").retries = 1
@@ -287,6 +294,21 @@ def test_per_agent_series_off_drops_agent_id_and_sums_per_team() -> None:
     assert value("puzzelmon_scheduled_seconds_total", team) == 1200
     assert value("puzzelmon_adherent_seconds_total", team) == 650
     assert value("puzzelmon_agents", {**team, "state": "pause"}) == 2
+
+
+def test_unsupported_endpoints_and_rejected_rows() -> None:
+    """An endpoint the tenant lacks: supported 0 and no `up` series; one it answers: supported
+    1; an endpoint never answered yet: no supported series. Rejected rows by field."""
+    exporter, _ = make_exporter(filled_store())
+    value = exporter.registry.get_sample_value
+    t = {"tenant": TENANT}
+    assert value("puzzelmon_endpoint_supported", {**t, "endpoint": "agent_stats"}) == 0
+    assert value("puzzelmon_up", {**t, "endpoint": "agent_stats"}) is None
+    assert value("puzzelmon_endpoint_supported", {**t, "endpoint": "user_states"}) == 1
+    assert value("puzzelmon_endpoint_supported", {**t, "endpoint": "queues"}) is None
+    assert value("puzzelmon_up", {**t, "endpoint": "queues"}) == 0
+    rejected = {**t, "endpoint": "user_group_state_information", "field": "userId"}
+    assert value("puzzelmon_rows_rejected_total", rejected) == 3
 
 
 def test_metric_names_match_the_reference() -> None:
