@@ -15,10 +15,11 @@ from aiohttp import web
 from monitor.clock import SystemClock
 from monitor.scenario import ScenarioError, load_scenario
 from monitor.simulator.app import base_urls, create_app
+from monitor.simulator.centre import RandomCentre
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.faults import Faults
 from monitor.simulator.profiles import DEFAULT_PROFILE, PROFILE_SUMMARIES
-from monitor.simulator.publish import load_scenario_schedules, started_now
+from monitor.simulator.publish import load_scenario_schedules, started_now, write_schedules
 from monitor.simulator.scripted import ScriptedCentre
 from monitor.simulator.simulator import Simulator
 
@@ -119,15 +120,12 @@ async def serve(sim: Simulator, host: str, port: int, description: str) -> int:
 
 def publish_schedules(args: argparse.Namespace) -> int:
     """`simulate --schedules-out FILE`: the schedules the same arguments' centre follows."""
-    from monitor.simulator.centre import RandomCentre  # noqa: PLC0415
-    from monitor.simulator.publish import write_schedules  # noqa: PLC0415
-
-    if args.scenario or not 1 <= args.schedule_days <= 60:
-        problem = (
-            "--schedules-out needs random mode (no --scenario)"
-            if args.scenario
-            else (f"--schedule-days must be 1..60, got {args.schedule_days}")
-        )
+    problem = None
+    if args.scenario:
+        problem = "--schedules-out needs random mode (no --scenario)"
+    elif not 1 <= args.schedule_days <= 60:
+        problem = f"--schedule-days must be 1..60, got {args.schedule_days}"
+    if problem:
         print(f"puzzel-monitor simulate: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     sim, _ = build_simulator(args)
