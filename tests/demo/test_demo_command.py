@@ -136,7 +136,8 @@ def test_make_demo_passes_args_through() -> None:
     """`make demo ARGS="--port P --duration 2"` runs the demo on port P and stops by itself."""
     port = free_port()
     done = subprocess.run(
-        ["make", "-s", "demo", f"ARGS=--port {port} --duration 2"],
+        # -o deps: the test must not reinstall the venv when pyproject.toml has changed
+        ["make", "-s", "-o", "deps", "demo", f"ARGS=--port {port} --duration 2"],
         cwd=ROOT,
         capture_output=True,
         text=True,
