@@ -768,26 +768,51 @@ def _evaluate_quiet_agent(
     adherent = None if act is None else act.allows(st)
     if adherent != mem.adherent:
         return None
-    dur = (end - p0).total_seconds()
-    productive = ruleset.activities.get(ruleset.productive_activity)
-    sched_s = dur if act is not None else 0.0
-    adh_s = dur if adherent else 0.0
-    prod_s = dur if productive is not None and productive.allows(st) else 0.0
-    prod_sched_s = dur if seg is not None and seg.activity == ruleset.productive_activity else 0.0
+    seconds = _accrue([((end - p0).total_seconds(), st, seg)], ruleset)
     new = mem.copy()
-    new.scheduled_seconds += sched_s
-    new.adherent_seconds += adh_s
-    new.productive_seconds += prod_s
-    new.productive_scheduled_seconds += prod_sched_s
+    _book(new, seconds)
     new.accounted_until = end
-    return _settled(obs.agent_id, new, seg, (sched_s, adh_s, prod_s, prod_sched_s))
+    return _settled(obs.agent_id, new, seg, seconds)
+
+
+Seconds = tuple[float, float, float, float]
+
+
+def _accrue(
+    pieces: Iterable[tuple[float, AgentState, Segment | None]], ruleset: RuleSet
+) -> Seconds:
+    """The accrual loop: (scheduled, adherent, productive, productive-scheduled) seconds of
+    pieces of time, each `duration` seconds long in one state under one segment."""
+    sched_s = adh_s = prod_s = prod_sched_s = 0.0
+    productive = ruleset.activities.get(ruleset.productive_activity)
+    for dur, st, seg in pieces:
+        if dur <= 0:
+            continue
+        act = _judged(ruleset, seg)
+        if act is not None:
+            sched_s += dur
+            if act.allows(st):
+                adh_s += dur
+        if productive is not None and productive.allows(st):
+            prod_s += dur
+        if seg is not None and seg.activity == ruleset.productive_activity:
+            prod_sched_s += dur
+    return sched_s, adh_s, prod_s, prod_sched_s
+
+
+def _book(mem: AgentMemory, seconds: Seconds) -> None:
+    s_s, a_s, p_s, ps_s = seconds
+    mem.scheduled_seconds += s_s
+    mem.adherent_seconds += a_s
+    mem.productive_seconds += p_s
+    mem.productive_scheduled_seconds += ps_s
 
 
 def _settled(
     agent_id: str,
     mem: AgentMemory,
     seg: Segment | None,
-    seconds: tuple[float, float, float, float],
+    seconds: Seconds,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
     """The evaluation and the accrual (scheduled, adherent, productive, productive-scheduled
     seconds; None when all are zero) of an agent whose memory is settled up to now."""
@@ -904,27 +929,11 @@ def _evaluate_agent(
         mem.open[rule] = fire_if_due(emit, rule, cfg, cond, target, now=end, details=details)
 
     # accruals, piece by piece
-    sched_s = adh_s = prod_s = prod_sched_s = 0.0
-    productive = ruleset.activities.get(ruleset.productive_activity)
-    for a, b in pairwise(ordered):
-        dur = (b - a).total_seconds()
-        if dur <= 0:
-            continue
-        st = phase_at(a).state
-        seg = sched.at(a)
-        act = _judged(ruleset, seg)
-        if act is not None:
-            sched_s += dur
-            if act.allows(st):
-                adh_s += dur
-        if productive is not None and productive.allows(st):
-            prod_s += dur
-        if seg is not None and seg.activity == ruleset.productive_activity:
-            prod_sched_s += dur
-    mem.scheduled_seconds += sched_s
-    mem.adherent_seconds += adh_s
-    mem.productive_seconds += prod_s
-    mem.productive_scheduled_seconds += prod_sched_s
+    seconds = _accrue(
+        (((b - a).total_seconds(), phase_at(a).state, sched.at(a)) for a, b in pairwise(ordered)),
+        ruleset,
+    )
+    _book(mem, seconds)
 
     # remember the new phase
     mem.state = phase.state
@@ -949,7 +958,7 @@ def _evaluate_agent(
         mem.adherent_since = ordered[i]
     mem.adherent = adherent
 
-    return _settled(obs.agent_id, mem, seg_now, (sched_s, adh_s, prod_s, prod_sched_s))
+    return _settled(obs.agent_id, mem, seg_now, seconds)
 
 
 def _close_agent_condition(
@@ -991,35 +1000,22 @@ def account_until(
     now = _utc(now)
     new = state.shallow_copy()
     accruals: list[Accrual] = []
-    productive = ruleset.activities.get(ruleset.productive_activity)
     for agent_id, old in state.agents.items():
         if old.accounted_until >= now:
             continue
         mem = old.copy()
         sched = _schedule_for(schedules.get(agent_id))
         ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
-        s_s = a_s = p_s = ps_s = 0.0
-        for a, b in pairwise(ordered):
-            dur = (b - a).total_seconds()
-            seg = sched.at(a)
-            act = _judged(ruleset, seg)
-            if act is not None:
-                s_s += dur
-                if act.allows(mem.state):
-                    a_s += dur
-            if productive is not None and productive.allows(mem.state):
-                p_s += dur
-            if seg is not None and seg.activity == ruleset.productive_activity:
-                ps_s += dur
-        mem.scheduled_seconds += s_s
-        mem.adherent_seconds += a_s
-        mem.productive_seconds += p_s
-        mem.productive_scheduled_seconds += ps_s
+        seconds = _accrue(
+            (((b - a).total_seconds(), mem.state, sched.at(a)) for a, b in pairwise(ordered)),
+            ruleset,
+        )
+        _book(mem, seconds)
         mem.accounted_until = now
         mem.segment = sched.at(now)
         new.agents[agent_id] = mem
-        if s_s or a_s or p_s or ps_s:
-            accruals.append(Accrual(agent_id, mem.team, s_s, a_s, p_s, ps_s))
+        if any(seconds):
+            accruals.append(Accrual(agent_id, mem.team, *seconds))
     return new, accruals
 
 
