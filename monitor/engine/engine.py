@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from monitor.core.snapshots import AgentObservation, QueueObservation
+from monitor.core.states import AgentState, StateKind
 from monitor.engine.conditions import (
     Emitter,
     OpenCondition,
@@ -50,8 +52,6 @@ from monitor.engine.model import (
     Segment,
     Subject,
 )
-from monitor.snapshots import AgentObservation, QueueObservation
-from monitor.states import AgentState, StateKind
 
 __all__ = [
     "AGENT_RULES",

@@ -37,7 +37,7 @@ import aiohttp
 import orjson
 import structlog
 
-from monitor.clock import Clock, SystemClock
+from monitor.core.clock import Clock, SystemClock
 from monitor.puzzel.auth import (
     DEFAULT_SKEW,
     PasswordCredentials,

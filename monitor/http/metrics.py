@@ -10,7 +10,7 @@ exactly those of docs/metrics.md.
 client_python's aiohttp handler: exactly one Content-Type), `/` (a landing page), `/healthz` (200
 while the process runs) and `/readyz` (200 once every tenant's first agent-state poll succeeded,
 else 503 saying which tenants are still waiting), plus any extra routes and middlewares (the
-`/api/v1` routes with `monitor.api_auth.bearer_middleware`).
+`/api/v1` routes with `monitor.http.auth.bearer_middleware`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from prometheus_client.core import (
 )
 
 from monitor import __version__
+from monitor.core.states import STATE_CODES, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
-from monitor.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
+from monitor.ingest.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
 from monitor.puzzel.stats import ClientStats
-from monitor.states import STATE_CODES, StateKind
 
 DEFAULT_PORT = 8912
 UNKNOWN_PAUSE_TYPE = "unknown"
@@ -62,7 +62,7 @@ class EngineView(Protocol):
 
 
 class TenantSource(Protocol):
-    """One tenant's pollers as the exporter sees them (`monitor.pollers.TenantPollers`)."""
+    """One tenant's pollers as the exporter sees them (`monitor.ingest.pollers.TenantPollers`)."""
 
     @property
     def tenant(self) -> str: ...
