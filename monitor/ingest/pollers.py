@@ -437,35 +437,20 @@ class TenantPollers:
 
     async def poll_user_states(self) -> None:
         groups = await self.watched_groups()
-        polls: list[GroupPoll] = []
         failed: list[tuple[str, BaseException]] = []
-        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
         if self.config.user_groups == "all" and self.config.combined_state_call:
             groups, raw = await self._combined_state_call(groups)
             requests = 1
         else:
-            answers = await asyncio.gather(
-                *(
-                    self.client.user_group_state_information("Today", user_group_name=g)
-                    for g in groups
-                ),
-                return_exceptions=True,
-            )
+            raw, failed = await self._per_group_state_calls(groups)
             requests = len(groups)
-            now = self.clock.now()
-            for group, answer in zip(groups, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if isinstance(answer, asyncio.CancelledError):
-                        raise answer
-                    failed.append((group, answer))
-                else:
-                    raw.append((group, now, answer))
         if self.client.enabled("pause_types"):
             await self._ensure_pause_names(
                 [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
             )
-        for group, at, rows in raw:
-            polls.append(GroupPoll(group, at, [self._row(group, r) for r in rows]))
+        polls = [
+            GroupPoll(group, at, [self._row(group, r) for r in rows]) for group, at, rows in raw
+        ]
         for team in list({a.team for a in self.tracker.agents()} - set(groups)):
             self.tracker.forget_team(team)
         self.store.keep_teams(self.tenant, groups)
@@ -482,6 +467,28 @@ class TenantPollers:
                 raise failed[0][1]
             names = ", ".join(g for g, _ in failed)
             raise PollFailed(f"{len(failed)} of {len(groups)} user groups failed: {names}")
+
+    async def _per_group_state_calls(
+        self, groups: list[str]
+    ) -> tuple[
+        list[tuple[str, datetime, list[UserGroupAgentState]]], list[tuple[str, BaseException]]
+    ]:
+        """One state call per group, concurrently: the answers, and the groups that failed."""
+        answers = await asyncio.gather(
+            *(self.client.user_group_state_information("Today", user_group_name=g) for g in groups),
+            return_exceptions=True,
+        )
+        now = self.clock.now()
+        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
+        failed: list[tuple[str, BaseException]] = []
+        for group, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, asyncio.CancelledError):
+                raise answer
+            if isinstance(answer, BaseException):
+                failed.append((group, answer))
+            else:
+                raw.append((group, now, answer))
+        return raw, failed
 
     def pause_name(self, pause_type_id: int | None, name: str | None = None) -> str | None:
         """A pause type's name: as sent, from the tenant's `pause_types` map, from the pause
