@@ -21,13 +21,13 @@ EXIT_INTERRUPTED = 130
 # subcommand -> "module:function"; each function takes the parsed Namespace and returns an exit code
 _HANDLERS = {
     "simulate": "monitor.simulator.cli:simulate_command",
-    "run": "monitor.service:run_command",
-    "replay": "monitor.replay:replay_command",
-    "demo": "monitor.demo:demo_command",
-    "schedules import": "monitor.schedules.cli:import_command",
-    "schedules show": "monitor.schedules.cli:show_command",
-    "rules check": "monitor.engine.loader:check_command",
-    "doctor": "monitor.doctor:doctor_command",
+    "run": "monitor.app.service:run_command",
+    "replay": "monitor.simulator.replay:replay_command",
+    "demo": "monitor.demo.demo:demo_command",
+    "schedules import": "monitor.app.schedules_cli:import_command",
+    "schedules show": "monitor.app.schedules_cli:show_command",
+    "rules check": "monitor.rules.loader:check_command",
+    "doctor": "monitor.app.doctor:doctor_command",
 }
 
 

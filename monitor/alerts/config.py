@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.durations import parse_duration
+from monitor.core.durations import parse_duration
 
 
 def _duration(value: object) -> timedelta:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from monitor.durations import format_duration
+from monitor.core.durations import format_duration
 from monitor.engine.model import AlertTransition
 
 Status = Literal["firing", "resolved"]

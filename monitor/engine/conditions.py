@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.durations import format_duration
+from monitor.core.durations import format_duration
 from monitor.engine.model import AlertTransition, RuleConfig, RuleName, Subject
 
 

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from monitor.core.snapshots import AgentObservation, QueueObservation
+from monitor.core.states import AgentState, StateKind
 from monitor.engine.conditions import (
     Emitter,
     OpenCondition,
@@ -50,8 +52,6 @@ from monitor.engine.model import (
     Segment,
     Subject,
 )
-from monitor.snapshots import AgentObservation, QueueObservation
-from monitor.states import AgentState, StateKind
 
 __all__ = [
     "AGENT_RULES",
@@ -515,32 +515,58 @@ def _holding(
 ) -> dict[RuleName, datetime]:
     """The agent rules whose condition holds at `t`, each with when it began to hold."""
     out: dict[RuleName, datetime] = {}
+    _schedule_rules(out, t=t, ph=ph, sched=sched, ruleset=ruleset, cfgs=cfgs)
+    _state_rules(out, t=t, ph=ph, sched=sched, ruleset=ruleset, cfgs=cfgs)
+    _presence_rules(out, t=t, ph=ph, sched=sched, cfgs=cfgs)
+    return out
+
+
+def _schedule_rules(
+    out: dict[RuleName, datetime],
+    *,
+    t: datetime,
+    ph: _Phase,
+    sched: _Schedule,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> None:
+    """out_of_adherence, late_login and early_logoff: the state against the activity now."""
     st = ph.state
-    kind = st.kind
-    seg = sched.at(t)
-    act = _judged(ruleset, seg)
+    act = _judged(ruleset, sched.at(t))
+    if act is None or act.allows(st):
+        return
 
     def disallows(s: Segment) -> bool:
         a = _judged(ruleset, s)
         return a is not None and not a.allows(st)
 
-    if act is not None and not act.allows(st):
-        if RuleName.OUT_OF_ADHERENCE in cfgs:
-            out[RuleName.OUT_OF_ADHERENCE] = max(ph.since, sched.run_start(t, disallows))
-        if kind is StateKind.LOGGED_OFF and (
-            RuleName.LATE_LOGIN in cfgs or RuleName.EARLY_LOGOFF in cfgs
-        ):
-            shift = sched.shift_at(t)
-            if shift is not None:
-                lou = ph.logged_on_until
-                rule = (
-                    RuleName.EARLY_LOGOFF
-                    if lou is not None and lou > shift[0]
-                    else RuleName.LATE_LOGIN
-                )
-                if rule in cfgs:
-                    start = max(sched.run_start(t, disallows), shift[0], ph.since)
-                    out[rule] = start
+    if RuleName.OUT_OF_ADHERENCE in cfgs:
+        out[RuleName.OUT_OF_ADHERENCE] = max(ph.since, sched.run_start(t, disallows))
+    if st.kind is not StateKind.LOGGED_OFF or not (
+        RuleName.LATE_LOGIN in cfgs or RuleName.EARLY_LOGOFF in cfgs
+    ):
+        return
+    shift = sched.shift_at(t)
+    if shift is None:
+        return
+    lou = ph.logged_on_until
+    rule = RuleName.EARLY_LOGOFF if lou is not None and lou > shift[0] else RuleName.LATE_LOGIN
+    if rule in cfgs:
+        out[rule] = max(sched.run_start(t, disallows), shift[0], ph.since)
+
+
+def _state_rules(
+    out: dict[RuleName, datetime],
+    *,
+    t: datetime,
+    ph: _Phase,
+    sched: _Schedule,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> None:
+    """break_overrun, long_pause, long_wrap_up and unmapped_state: the state and its length."""
+    st = ph.state
+    kind = st.kind
     if kind is StateKind.PAUSE:
         if RuleName.BREAK_OVERRUN in cfgs and ph.pause_start is not None:
             over = sched.overrun_at(ph.pause_start, ruleset.break_activities)
@@ -557,14 +583,24 @@ def _holding(
             out[RuleName.LONG_WRAP_UP] = ph.since
     elif kind is StateKind.UNKNOWN and RuleName.UNMAPPED_STATE in cfgs:
         out[RuleName.UNMAPPED_STATE] = ph.since
-    if kind is not StateKind.LOGGED_OFF:
-        has_schedule = bool(sched.segments)
-        if not has_schedule and RuleName.UNKNOWN_AGENT in cfgs:
-            out[RuleName.UNKNOWN_AGENT] = ph.since
-        elif seg is None and RuleName.UNSCHEDULED_LOGIN in cfgs:
-            gap = sched.gap_start(t)
-            out[RuleName.UNSCHEDULED_LOGIN] = max(ph.since, gap) if gap else ph.since
-    return out
+
+
+def _presence_rules(
+    out: dict[RuleName, datetime],
+    *,
+    t: datetime,
+    ph: _Phase,
+    sched: _Schedule,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> None:
+    """unknown_agent and unscheduled_login: logged on without a schedule, or outside it."""
+    if ph.state.kind is StateKind.LOGGED_OFF:
+        return
+    if not sched.segments and RuleName.UNKNOWN_AGENT in cfgs:
+        out[RuleName.UNKNOWN_AGENT] = ph.since
+    elif sched.at(t) is None and RuleName.UNSCHEDULED_LOGIN in cfgs:
+        gap = sched.gap_start(t)
+        out[RuleName.UNSCHEDULED_LOGIN] = max(ph.since, gap) if gap else ph.since
 
 
 def _first_phase(obs: AgentObservation, now: datetime) -> _Phase:
@@ -768,26 +804,51 @@ def _evaluate_quiet_agent(
     adherent = None if act is None else act.allows(st)
     if adherent != mem.adherent:
         return None
-    dur = (end - p0).total_seconds()
-    productive = ruleset.activities.get(ruleset.productive_activity)
-    sched_s = dur if act is not None else 0.0
-    adh_s = dur if adherent else 0.0
-    prod_s = dur if productive is not None and productive.allows(st) else 0.0
-    prod_sched_s = dur if seg is not None and seg.activity == ruleset.productive_activity else 0.0
+    seconds = _accrue([((end - p0).total_seconds(), st, seg)], ruleset)
     new = mem.copy()
-    new.scheduled_seconds += sched_s
-    new.adherent_seconds += adh_s
-    new.productive_seconds += prod_s
-    new.productive_scheduled_seconds += prod_sched_s
+    _book(new, seconds)
     new.accounted_until = end
-    return _settled(obs.agent_id, new, seg, (sched_s, adh_s, prod_s, prod_sched_s))
+    return _settled(obs.agent_id, new, seg, seconds)
+
+
+Seconds = tuple[float, float, float, float]
+
+
+def _accrue(
+    pieces: Iterable[tuple[float, AgentState, Segment | None]], ruleset: RuleSet
+) -> Seconds:
+    """The accrual loop: (scheduled, adherent, productive, productive-scheduled) seconds of
+    pieces of time, each `duration` seconds long in one state under one segment."""
+    sched_s = adh_s = prod_s = prod_sched_s = 0.0
+    productive = ruleset.activities.get(ruleset.productive_activity)
+    for dur, st, seg in pieces:
+        if dur <= 0:
+            continue
+        act = _judged(ruleset, seg)
+        if act is not None:
+            sched_s += dur
+            if act.allows(st):
+                adh_s += dur
+        if productive is not None and productive.allows(st):
+            prod_s += dur
+        if seg is not None and seg.activity == ruleset.productive_activity:
+            prod_sched_s += dur
+    return sched_s, adh_s, prod_s, prod_sched_s
+
+
+def _book(mem: AgentMemory, seconds: Seconds) -> None:
+    s_s, a_s, p_s, ps_s = seconds
+    mem.scheduled_seconds += s_s
+    mem.adherent_seconds += a_s
+    mem.productive_seconds += p_s
+    mem.productive_scheduled_seconds += ps_s
 
 
 def _settled(
     agent_id: str,
     mem: AgentMemory,
     seg: Segment | None,
-    seconds: tuple[float, float, float, float],
+    seconds: Seconds,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
     """The evaluation and the accrual (scheduled, adherent, productive, productive-scheduled
     seconds; None when all are zero) of an agent whose memory is settled up to now."""
@@ -804,6 +865,20 @@ def _settled(
     return mem, ev, acc
 
 
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """The time being settled, `p0` to `end`: the old phase, then the new one from `change_at`."""
+
+    old: _Phase
+    new: _Phase
+    change_at: datetime | None
+    p0: datetime
+    end: datetime
+
+    def at(self, t: datetime) -> _Phase:
+        return self.new if self.change_at is not None and t >= self.change_at else self.old
+
+
 def _evaluate_agent(
     old_mem: AgentMemory | None,
     obs: AgentObservation,
@@ -815,64 +890,95 @@ def _evaluate_agent(
     emit: Emitter,
     rules_changed: bool,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
+    mem, span = _begin(old_mem, obs, now)
+    first = old_mem is None
+    events = _events(span, sched, ruleset)
+    ordered = sorted(events | {span.p0, span.end})
+    seg_now = sched.at(span.end)
+    # p0 was evaluated by the previous call; look again only if what held there may differ
+    skip_p0 = not first and not rules_changed and span.change_at != span.p0 and len(ordered) > 1
+    # Nothing happened since p0 (same state, no boundary, same segment in force): what held
+    # at p0 still holds, so only the firing deadlines below need checking.
+    quiet = skip_p0 and not events and seg_now == mem.segment
+    if not quiet:
+        _open_and_close(mem, obs.agent_id, ordered, span, skip_p0=skip_p0, sched=sched,
+                        ruleset=ruleset, cfgs=cfgs, emit=emit)  # fmt: skip
+    _fire_due(mem, obs, span, seg_now, cfgs=cfgs, emit=emit)
+    seconds = _accrue(
+        (((b - a).total_seconds(), span.at(a).state, sched.at(a)) for a, b in pairwise(ordered)),
+        ruleset,
+    )
+    _book(mem, seconds)
+    _remember(mem, span, seg_now, ordered, first=first, sched=sched, ruleset=ruleset)
+    return _settled(obs.agent_id, mem, seg_now, seconds)
+
+
+def _begin(
+    old_mem: AgentMemory | None, obs: AgentObservation, now: datetime
+) -> tuple[AgentMemory, _Span]:
+    """The memory to settle and the span to settle it over."""
     if old_mem is None:
         # First sight: conditions may have begun before (they use `since`), but time is only
         # accounted from now: the counters must not claim time the monitor did not observe.
         phase = _first_phase(obs, now)
         mem = AgentMemory(
-            name=obs.name,
-            team=obs.team,
-            state=phase.state,
-            since=phase.since,
-            accounted_until=now,
+            name=obs.name, team=obs.team, state=phase.state, since=phase.since, accounted_until=now
         )
-        old_phase, change, p0 = phase, None, now
-        first = True
-    else:
-        mem = old_mem.copy()
-        if obs.name:
-            mem.name = obs.name
-        if obs.team:
-            mem.team = obs.team
-        old_phase = _Phase(
-            mem.state, mem.since, mem.pause_start, mem.pause_type_start, mem.logged_on_until
-        )
-        p0 = mem.accounted_until
-        phase, change = _next_phase(old_phase, obs, p0, max(now, p0))
-        first = False
+        return mem, _Span(phase, phase, None, now, now)
+    mem = old_mem.copy()
+    if obs.name:
+        mem.name = obs.name
+    if obs.team:
+        mem.team = obs.team
+    old_phase = _Phase(
+        mem.state, mem.since, mem.pause_start, mem.pause_type_start, mem.logged_on_until
+    )
+    p0 = mem.accounted_until
     end = max(now, p0)  # an out-of-order `now` settles nothing and goes back in time for nothing
+    phase, change = _next_phase(old_phase, obs, p0, end)
     change_at = max(change, p0) if change is not None else None
+    return mem, _Span(old_phase, phase, change_at, p0, end)
 
-    events: set[datetime] = set()  # where something may change: state, segment, overrun
-    if change_at is not None:
-        events.add(change_at)
-    events.update(sched.bounds_in(p0, end))
-    for ph, lo, hi in ((old_phase, p0, change_at or end), (phase, change_at or p0, end)):
+
+def _events(span: _Span, sched: _Schedule, ruleset: RuleSet) -> set[datetime]:
+    """Where something may change within the span: the state, a segment, a break overrun."""
+    events: set[datetime] = set()
+    if span.change_at is not None:
+        events.add(span.change_at)
+    events.update(sched.bounds_in(span.p0, span.end))
+    pieces = (
+        (span.old, span.p0, span.change_at or span.end),
+        (span.new, span.change_at or span.p0, span.end),
+    )
+    for ph, lo, hi in pieces:
         if ph.state.kind is StateKind.PAUSE and ph.pause_start is not None:
             over = sched.overrun_at(ph.pause_start, ruleset.break_activities)
             if over is not None and lo <= over <= hi:
                 events.add(over)
-    points = events | {p0, end}
-    ordered = sorted(points)
+    return events
 
-    def phase_at(t: datetime) -> _Phase:
-        return phase if change_at is not None and t >= change_at else old_phase
 
-    seg_now = sched.at(end)
-    # p0 was evaluated by the previous call; look again only if what held there may differ
-    skip_p0 = not first and not rules_changed and change_at != p0 and len(ordered) > 1
-    # Nothing happened since p0 (same state, no boundary, same segment in force): what held
-    # at p0 still holds, so only the firing deadlines below need checking.
-    quiet = skip_p0 and not events and seg_now == mem.segment
+def _open_and_close(
+    mem: AgentMemory,
+    agent_id: str,
+    ordered: Sequence[datetime],
+    span: _Span,
+    *,
+    skip_p0: bool,
+    sched: _Schedule,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+    emit: Emitter,
+) -> None:
+    """At each event point: close the conditions that stopped, open the ones that began."""
     floor: datetime | None = None
-    for i, t in enumerate([] if quiet else ordered):
+    for i, t in enumerate(ordered):
         if i == 0 and skip_p0:
             floor = t
             continue
-        ph = phase_at(t)
-        holding = _holding(t, ph, sched, ruleset, cfgs)
+        holding = _holding(t, span.at(t), sched, ruleset, cfgs)
         for rule in [r for r in mem.open if r not in holding]:
-            _close_agent_condition(mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=obs.agent_id)
+            _close_agent_condition(mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=agent_id)
         for rule, start in holding.items():
             if rule in mem.open:
                 continue
@@ -885,6 +991,18 @@ def _evaluate_agent(
             mem.open[rule] = OpenCondition(since=min(s, t))
         floor = t
 
+
+def _fire_due(
+    mem: AgentMemory,
+    obs: AgentObservation,
+    span: _Span,
+    seg_now: Segment | None,
+    *,
+    cfgs: Mapping[RuleName, RuleConfig],
+    emit: Emitter,
+) -> None:
+    """Fire the open conditions that have held for their rule's `after` by the span's end."""
+    phase, end = span.new, span.end
     target = Target("agent", obs.agent_id, mem.team or None)
     for rule, cond in list(mem.open.items()):
         cfg = cfgs.get(rule)
@@ -903,43 +1021,32 @@ def _evaluate_agent(
 
         mem.open[rule] = fire_if_due(emit, rule, cfg, cond, target, now=end, details=details)
 
-    # accruals, piece by piece
-    sched_s = adh_s = prod_s = prod_sched_s = 0.0
-    productive = ruleset.activities.get(ruleset.productive_activity)
-    for a, b in pairwise(ordered):
-        dur = (b - a).total_seconds()
-        if dur <= 0:
-            continue
-        st = phase_at(a).state
-        seg = sched.at(a)
-        act = _judged(ruleset, seg)
-        if act is not None:
-            sched_s += dur
-            if act.allows(st):
-                adh_s += dur
-        if productive is not None and productive.allows(st):
-            prod_s += dur
-        if seg is not None and seg.activity == ruleset.productive_activity:
-            prod_sched_s += dur
-    mem.scheduled_seconds += sched_s
-    mem.adherent_seconds += adh_s
-    mem.productive_seconds += prod_s
-    mem.productive_scheduled_seconds += prod_sched_s
 
-    # remember the new phase
+def _remember(
+    mem: AgentMemory,
+    span: _Span,
+    seg_now: Segment | None,
+    ordered: Sequence[datetime],
+    *,
+    first: bool,
+    sched: _Schedule,
+    ruleset: RuleSet,
+) -> None:
+    """Keep the new phase, and since when the agent has been (non-)adherent."""
+    phase = span.new
     mem.state = phase.state
     mem.since = phase.since
     mem.pause_start = phase.pause_start
     mem.pause_type_start = phase.type_start
     mem.logged_on_until = phase.logged_on_until
-    mem.accounted_until = end
+    mem.accounted_until = span.end
     mem.segment = seg_now
 
     def flag_at(t: datetime) -> bool | None:
         a = _judged(ruleset, sched.at(t))
-        return None if a is None else a.allows(phase_at(t).state)
+        return None if a is None else a.allows(span.at(t).state)
 
-    adherent = flag_at(end)
+    adherent = flag_at(span.end)
     if first:
         mem.adherent_since = max(phase.since, seg_now.start) if seg_now else phase.since
     elif adherent != mem.adherent or mem.adherent_since is None:
@@ -948,8 +1055,6 @@ def _evaluate_agent(
             i -= 1
         mem.adherent_since = ordered[i]
     mem.adherent = adherent
-
-    return _settled(obs.agent_id, mem, seg_now, (sched_s, adh_s, prod_s, prod_sched_s))
 
 
 def _close_agent_condition(
@@ -991,35 +1096,22 @@ def account_until(
     now = _utc(now)
     new = state.shallow_copy()
     accruals: list[Accrual] = []
-    productive = ruleset.activities.get(ruleset.productive_activity)
     for agent_id, old in state.agents.items():
         if old.accounted_until >= now:
             continue
         mem = old.copy()
         sched = _schedule_for(schedules.get(agent_id))
         ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
-        s_s = a_s = p_s = ps_s = 0.0
-        for a, b in pairwise(ordered):
-            dur = (b - a).total_seconds()
-            seg = sched.at(a)
-            act = _judged(ruleset, seg)
-            if act is not None:
-                s_s += dur
-                if act.allows(mem.state):
-                    a_s += dur
-            if productive is not None and productive.allows(mem.state):
-                p_s += dur
-            if seg is not None and seg.activity == ruleset.productive_activity:
-                ps_s += dur
-        mem.scheduled_seconds += s_s
-        mem.adherent_seconds += a_s
-        mem.productive_seconds += p_s
-        mem.productive_scheduled_seconds += ps_s
+        seconds = _accrue(
+            (((b - a).total_seconds(), mem.state, sched.at(a)) for a, b in pairwise(ordered)),
+            ruleset,
+        )
+        _book(mem, seconds)
         mem.accounted_until = now
         mem.segment = sched.at(now)
         new.agents[agent_id] = mem
-        if s_s or a_s or p_s or ps_s:
-            accruals.append(Accrual(agent_id, mem.team, s_s, a_s, p_s, ps_s))
+        if any(seconds):
+            accruals.append(Accrual(agent_id, mem.team, *seconds))
     return new, accruals
 
 

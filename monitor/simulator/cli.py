@@ -12,14 +12,14 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from monitor.clock import SystemClock
-from monitor.scenario import ScenarioError, load_scenario
+from monitor.core.clock import SystemClock
 from monitor.simulator.app import base_urls, create_app
 from monitor.simulator.centre import RandomCentre
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.faults import Faults
 from monitor.simulator.profiles import DEFAULT_PROFILE, PROFILE_SUMMARIES
 from monitor.simulator.publish import load_scenario_schedules, started_now, write_schedules
+from monitor.simulator.scenario import ScenarioError, load_scenario
 from monitor.simulator.scripted import ScriptedCentre
 from monitor.simulator.simulator import Simulator
 

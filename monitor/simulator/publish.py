@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
-from monitor.scenario import Scenario, ScenarioAgent, ScenarioQueue
 from monitor.schedules.store import ReplaceResult, ScheduleStore
 from monitor.simulator.centre import RandomCentre
+from monitor.simulator.scenario import Scenario, ScenarioAgent, ScenarioQueue
 
 
 def schedule_document(centre: RandomCentre, first: date, days: int) -> list[dict[str, Any]]:

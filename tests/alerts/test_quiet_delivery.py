@@ -12,7 +12,7 @@ from monitor.alerts.config import AlertingConfig
 from monitor.alerts.model import Alert
 from monitor.alerts.outbox import Outbox, SinkWorker
 from monitor.alerts.routing import Router
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from tests.alerts.helpers import alert
 
 OSLO = ZoneInfo("Europe/Oslo")

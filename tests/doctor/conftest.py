@@ -20,8 +20,8 @@ import yaml
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
-from monitor.clock import VirtualClock
-from monitor.doctor import doctor_command
+from monitor.app.doctor import doctor_command
+from monitor.core.clock import VirtualClock
 from monitor.puzzel.endpoints import ENDPOINTS
 from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.simulator import Simulator

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.config import TenantConfig
-from monitor.doctor import (
+from monitor.app.config import TenantConfig
+from monitor.app.doctor import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from monitor.config import TenantConfig
-from monitor.doctor import SPECS, Redactor, check_tenants
+from monitor.app.config import TenantConfig
+from monitor.app.doctor import SPECS, Redactor, check_tenants
 from monitor.puzzel.models import parse_as, parse_rows
 from tests.doctor.conftest import SiteFactory
 

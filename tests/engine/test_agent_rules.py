@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitor.core.snapshots import AgentObservation
 from monitor.engine.engine import EngineState, evaluate_agents
-from monitor.engine.loader import ruleset_from_mapping
 from monitor.engine.model import RuleSet
-from monitor.snapshots import AgentObservation
+from monitor.rules.loader import ruleset_from_mapping
 from tests.engine.driver import OSLO, TENANT, drive, local, ratios, segments, st
 
 DAY = "2026-03-02"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.replay import check, run_replay
-from monitor.scenario import load_scenario
+from monitor.simulator.replay import check, run_replay
+from monitor.simulator.scenario import load_scenario
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 SCENARIOS = sorted(SCENARIO_DIR.glob("*.yaml"))

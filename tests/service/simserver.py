@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from monitor.clock import VirtualClock
-from monitor.config import Config, TenantConfig
+from monitor.app.config import Config, TenantConfig
+from monitor.core.clock import VirtualClock
 from monitor.simulator.app import base_urls, create_app, simulated_endpoints
 from monitor.simulator.simulator import Simulator
 

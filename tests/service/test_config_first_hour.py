@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from monitor.alerts.api import alert_routes
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.snooze import SnoozeStore
-from monitor.api_auth import bearer_middleware
-from monitor.clock import VirtualClock
-from monitor.config import ConfigError, load_config
-from monitor.durations import parse_duration
+from monitor.app.config import ConfigError, load_config
+from monitor.core.clock import VirtualClock
+from monitor.core.durations import parse_duration
+from monitor.http.auth import bearer_middleware
 from tests.alerts.helpers import T0
 
 MINIMAL = """\

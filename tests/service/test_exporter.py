@@ -14,11 +14,7 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleName
-from monitor.exporter import Exporter, build_http_app
-from monitor.pollers import LatestSnapshots, PollHealth
-from monitor.puzzel.stats import ClientStats
-from monitor.snapshots import (
+from monitor.core.snapshots import (
     AgentObservation,
     AgentSnapshot,
     QueueObservation,
@@ -26,7 +22,11 @@ from monitor.snapshots import (
     TickerRow,
     TickerSnapshot,
 )
-from monitor.states import AgentState, StateKind
+from monitor.core.states import AgentState, StateKind
+from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleName
+from monitor.http.metrics import Exporter, build_http_app
+from monitor.ingest.pollers import LatestSnapshots, PollHealth
+from monitor.puzzel.stats import ClientStats
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TENANT = "12345"
@@ -400,7 +400,7 @@ async def test_extra_routes_and_middlewares_are_mounted() -> None:
     from aiohttp import web
     from pydantic import SecretStr
 
-    from monitor.api_auth import bearer_middleware
+    from monitor.http.auth import bearer_middleware
 
     routes = web.RouteTableDef()
 

@@ -11,7 +11,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerts.metrics import AlertMetrics
-from monitor.exporter import Exporter
+from monitor.http.metrics import Exporter
 from tests.service.test_exporter import T0, TENANT, engine_view, filled_store, make_exporter
 
 

@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.exporter import Exporter
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.scheduler import Scheduler
-from monitor.service import make_client
-from monitor.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
-from monitor.states import StateKind
+from monitor.app.service import make_client
+from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
+from monitor.core.states import StateKind
+from monitor.http.metrics import Exporter
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from tests.service.simserver import T0, SimServer
 
 

@@ -18,8 +18,8 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from monitor.clock import SystemClock
-from monitor.service import Service
+from monitor.app.service import Service
+from monitor.core.clock import SystemClock
 from monitor.simulator.app import create_app
 from monitor.simulator.simulator import Simulator
 from tests.redis_server import RedisServer, free_port

@@ -10,9 +10,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from monitor.alerts.model import labels_for
-from monitor.assembly import Monitor
-from monitor.engine.loader import ruleset_from_mapping
+from monitor.app.wiring import Monitor
 from monitor.engine.model import AlertTransition
+from monitor.rules.loader import ruleset_from_mapping
 from tests.service.simserver import T0, SimServer, config_for
 
 

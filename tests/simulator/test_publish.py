@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from monitor.cli import build_parser
-from monitor.clock import SystemClock
-from monitor.engine.loader import load_rules
+from monitor.core.clock import SystemClock
+from monitor.rules.loader import load_rules
 from monitor.schedules.importers import read_schedule_file
 from monitor.simulator.centre import RandomCentre
 from monitor.simulator.cli import simulate_command

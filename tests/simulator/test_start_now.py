@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.assembly import Monitor
-from monitor.clock import SystemClock
-from monitor.config import Config
-from monitor.engine.loader import ruleset_from_mapping
-from monitor.scenario import load_scenario
+from monitor.app.config import Config
+from monitor.app.wiring import Monitor
+from monitor.core.clock import SystemClock
+from monitor.rules.loader import ruleset_from_mapping
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.publish import started_now
+from monitor.simulator.scenario import load_scenario
 from monitor.simulator.simulator import Simulator
 from tests.redis_server import RedisServer, free_port
 from tests.service.simserver import tenant_dict

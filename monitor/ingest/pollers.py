@@ -1,4 +1,4 @@
-"""Pollers: one per tenant and endpoint kind, run by `monitor.scheduler` on their cadences.
+"""Pollers: one per tenant and endpoint kind, run by `monitor.ingest.cadence` on their cadences.
 
 Endpoint kinds (the `endpoint` label of the poll-health metrics, and the config's cadence keys):
 
@@ -29,15 +29,24 @@ transition and the recovery once; a `PuzzelRateLimited` postpones that job by it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import structlog
 
-from monitor.clock import Clock
-from monitor.config import TenantConfig
+from monitor.core.clock import Clock
+from monitor.core.snapshots import (
+    AgentSnapshot,
+    QueueObservation,
+    QueueSnapshot,
+    TickerRow,
+    TickerSnapshot,
+)
+from monitor.core.states import AgentState, StateKind
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.tracker import AgentRow, GroupPoll, StateTracker
 from monitor.puzzel.exceptions import PuzzelError, PuzzelNotFound, PuzzelRateLimited
 from monitor.puzzel.models import (
     AccessPointTicker,
@@ -50,25 +59,9 @@ from monitor.puzzel.models import (
     VisualQueueState,
     VisualQueueTicker,
 )
-from monitor.scheduler import Scheduler
-from monitor.snapshots import (
-    AgentSnapshot,
-    QueueObservation,
-    QueueSnapshot,
-    TickerRow,
-    TickerSnapshot,
-)
-from monitor.states import AgentState, StateKind
-from monitor.tracker import AgentRow, GroupPoll, StateTracker
 
-log = structlog.get_logger("monitor.pollers")
+log = structlog.get_logger("monitor.ingest.pollers")
 
-ENDPOINT_KINDS = ("user_states", "queues", "agent_stats", "queue_ticker", "access_points")
-TICKER_KINDS = {
-    "agent_stats": "agent_stats",
-    "queue_ticker": "visual_queue_ticker",
-    "access_points": "access_point_tickers",
-}
 # poll_duration_seconds histogram buckets
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # each poll kind and the endpoint it calls (a kind is registered only if its endpoint is on)
@@ -86,6 +79,39 @@ NO_TEAM = "unassigned"  # team of a row without userGroupName in the combined ca
 PAUSE_TYPES_TTL = 3600.0
 USER_GROUPS_TTL = 3600.0
 UNKNOWN_PAUSE_RETRY = 300.0
+
+
+class CadenceSettings(Protocol):
+    @property
+    def jitter(self) -> float: ...
+
+    def enabled(self) -> dict[str, float]: ...
+
+
+class PollSettings(Protocol):
+    """The polling part of a tenant's configuration (`monitor.app.config.TenantConfig` has it):
+    the pollers take only this, not the tenant's alert routing and the rest."""
+
+    @property
+    def customer_key(self) -> str: ...
+
+    @property
+    def user_groups(self) -> Literal["all"] | list[str]: ...
+
+    @property
+    def visual_queues(self) -> Literal["all"] | list[str]: ...
+
+    @property
+    def cadences(self) -> CadenceSettings: ...
+
+    @property
+    def user_state_budget(self) -> int: ...
+
+    @property
+    def combined_state_call(self) -> bool: ...
+
+    @property
+    def pause_types(self) -> Mapping[str, str]: ...
 
 
 class PuzzelApi(Protocol):
@@ -216,7 +242,7 @@ class TenantPollers:
 
     def __init__(
         self,
-        tenant: TenantConfig,
+        tenant: PollSettings,
         client: PuzzelApi,
         clock: Clock,
         store: LatestSnapshots,
@@ -411,35 +437,20 @@ class TenantPollers:
 
     async def poll_user_states(self) -> None:
         groups = await self.watched_groups()
-        polls: list[GroupPoll] = []
         failed: list[tuple[str, BaseException]] = []
-        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
         if self.config.user_groups == "all" and self.config.combined_state_call:
             groups, raw = await self._combined_state_call(groups)
             requests = 1
         else:
-            answers = await asyncio.gather(
-                *(
-                    self.client.user_group_state_information("Today", user_group_name=g)
-                    for g in groups
-                ),
-                return_exceptions=True,
-            )
+            raw, failed = await self._per_group_state_calls(groups)
             requests = len(groups)
-            now = self.clock.now()
-            for group, answer in zip(groups, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if isinstance(answer, asyncio.CancelledError):
-                        raise answer
-                    failed.append((group, answer))
-                else:
-                    raw.append((group, now, answer))
         if self.client.enabled("pause_types"):
             await self._ensure_pause_names(
                 [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
             )
-        for group, at, rows in raw:
-            polls.append(GroupPoll(group, at, [self._row(group, r) for r in rows]))
+        polls = [
+            GroupPoll(group, at, [self._row(group, r) for r in rows]) for group, at, rows in raw
+        ]
         for team in list({a.team for a in self.tracker.agents()} - set(groups)):
             self.tracker.forget_team(team)
         self.store.keep_teams(self.tenant, groups)
@@ -456,6 +467,28 @@ class TenantPollers:
                 raise failed[0][1]
             names = ", ".join(g for g, _ in failed)
             raise PollFailed(f"{len(failed)} of {len(groups)} user groups failed: {names}")
+
+    async def _per_group_state_calls(
+        self, groups: list[str]
+    ) -> tuple[
+        list[tuple[str, datetime, list[UserGroupAgentState]]], list[tuple[str, BaseException]]
+    ]:
+        """One state call per group, concurrently: the answers, and the groups that failed."""
+        answers = await asyncio.gather(
+            *(self.client.user_group_state_information("Today", user_group_name=g) for g in groups),
+            return_exceptions=True,
+        )
+        now = self.clock.now()
+        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
+        failed: list[tuple[str, BaseException]] = []
+        for group, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, asyncio.CancelledError):
+                raise answer
+            if isinstance(answer, BaseException):
+                failed.append((group, answer))
+            else:
+                raw.append((group, now, answer))
+        return raw, failed
 
     def pause_name(self, pause_type_id: int | None, name: str | None = None) -> str | None:
         """A pause type's name: as sent, from the tenant's `pause_types` map, from the pause

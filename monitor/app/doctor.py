@@ -39,15 +39,15 @@ import aiohttp
 import orjson
 from pydantic import BaseModel
 
-from monitor.clock import SystemClock
-from monitor.config import (
+from monitor.app.config import (
     ConfigError,
     PuzzelIdCredentialsConfig,
     TenantConfig,
     iter_secrets,
     load_config,
 )
-from monitor.logging import configure_logging
+from monitor.app.logging import configure_logging
+from monitor.core.clock import SystemClock
 from monitor.puzzel.client import PuzzelClient
 from monitor.puzzel.endpoints import CONFIGURABLE, ENDPOINTS, Endpoint
 from monitor.puzzel.exceptions import (
@@ -350,7 +350,7 @@ async def check_tenant(
     tenant: TenantConfig, session: aiohttp.ClientSession, trace: StatusTrace
 ) -> TenantReport:
     """Authenticate, then (if that worked) probe every endpoint."""
-    from monitor.service import make_client  # noqa: PLC0415 - service imports a lot
+    from monitor.app.service import make_client  # noqa: PLC0415 - service imports a lot
 
     client = make_client(tenant, session=session, clock=SystemClock())
     probes = [await authenticate(client, auth_endpoint(tenant), trace)]

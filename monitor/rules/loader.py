@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from monitor.durations import format_duration, parse_duration
+from monitor.core.durations import format_duration, parse_duration
+from monitor.core.states import StateKind
 from monitor.engine.model import Activity, RuleConfig, RuleName, RuleSet
-from monitor.states import StateKind
 
 ACTIVITIES_FILE = "activities.yaml"
 RULES_FILE = "rules.yaml"

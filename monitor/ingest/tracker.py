@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.snapshots import AgentObservation, AgentSnapshot
-from monitor.states import AgentState, StateKind
+from monitor.core.snapshots import AgentObservation, AgentSnapshot
+from monitor.core.states import AgentState, StateKind
 
 STATE_VERSION = 1
 

@@ -33,27 +33,24 @@ import structlog
 from aiohttp import web
 
 from monitor.alerts.outbox import Outbox
-from monitor.clock import VirtualClock
-from monitor.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.logging import configure_logging
+from monitor.app.service import make_client
+from monitor.core.clock import VirtualClock
+from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
-from monitor.engine.loader import RulesError, ruleset_from_mapping
-from monitor.engine.model import AlertTransition, RuleName, RuleSet
-from monitor.logging import configure_logging
-from monitor.pipeline import TenantPipeline
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.scenario import Scenario, ScenarioError, load_scenario
+from monitor.engine.model import AlertTransition, RuleSet
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.pipeline.cycle import TenantPipeline
+from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.rules.loader import RulesError, ruleset_from_mapping
 from monitor.schedules.store import ScheduleStore
-from monitor.service import make_client
 from monitor.simulator.app import create_app, tenant_settings
+from monitor.simulator.scenario import Scenario, ScenarioError, load_scenario
 from monitor.simulator.simulator import Simulator
-from monitor.state_store import RedisEngineStateStore
-from monitor.states import LOGGED_OFF, AgentState, StateKind
 
 log = structlog.get_logger(__name__)
 
-QUEUE_RULES = frozenset(
-    {RuleName.QUEUE_SLA_BELOW, RuleName.QUEUE_WAIT_ABOVE, RuleName.QUEUE_NO_AGENTS_READY}
-)
 TOLERANCE_RATIO = 0.005
 
 
