@@ -148,30 +148,8 @@ async def run_replay(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    base = f"http://127.0.0.1:{port}"
     tenant = scenario.customer_key
-    c_agents = scenario.cadence_user_states.total_seconds()
-    c_queues = scenario.cadence_queues.total_seconds()
-    tenant_cfg = TenantConfig.model_validate(
-        {
-            **tenant_settings(sim, base),
-            "user_groups": "all",
-            "visual_queues": "all",
-            "cadences": CadencesConfig(
-                user_states=c_agents,
-                queues=c_queues if scenario.queues else None,
-                agent_stats=None,
-                queue_ticker=None,
-                access_points=None,
-                jitter=0,
-            ),
-            "user_state_budget": max(10, len(scenario.agents)),
-            # with no pause types endpoint, the names an operator would configure
-            "pause_types": {str(i): name for name, i in sim.centre.pause_types().items()},
-            # the virtual clock does not move while a poll runs, so a real rate would stall it
-            "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
-        }
-    )
+    tenant_cfg = _tenant_config(scenario, sim, f"http://127.0.0.1:{port}")
     ruleset = ruleset_from_mapping(
         scenario.rules, scenario.activities, only_listed=True, source=scenario.source
     )
@@ -202,44 +180,14 @@ async def run_replay(
         persist_interval=timedelta(minutes=5),
     )
     await pipeline.start()
-    agent_times, queue_times = _change_times(scenario, ruleset)
     end = scenario.end if stop_at is None else min(stop_at, scenario.end)
-    # A restarted monitor resumes from where its engine state says it stopped.
-    start = pipeline.last_evaluated() or scenario.start
     try:
         async with aiohttp.ClientSession() as session:
             client = make_client(tenant_cfg, session=session, clock=clock)
             pollers = TenantPollers(tenant_cfg, client, clock, LatestSnapshots(), sink=pipeline)
-            next_agents: datetime | None = _grid_ceil(start, scenario.start, c_agents)
-            if next_agents == start and pipeline.last_evaluated() is not None:
-                next_agents = start + timedelta(seconds=c_agents)
-            next_queues: datetime | None = (
-                _grid_ceil(start, scenario.start, c_queues) if scenario.queues else None
+            result.polls = await _drive(
+                scenario, pollers, pipeline, ruleset=ruleset, clock=clock, end=end
             )
-            while True:
-                due = [t for t in (next_agents, next_queues) if t is not None]
-                if not due or min(due) > end:
-                    break
-                now = min(due)
-                clock.set(now)
-                if now == next_agents:
-                    await pollers.run_poll("user_states", pollers.poll_user_states)
-                    result.polls += 1
-                if now == next_queues:
-                    await pollers.run_poll("queues", pollers.poll_queues)
-                    result.polls += 1
-                schedules_now = await pipeline.schedules_at(now)
-                wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
-                # a poll that did not run keeps its date unless something new brings it closer
-                next_agents = _sooner(
-                    None if now == next_agents else next_agents,
-                    _next_poll(now, scenario.start, c_agents, agent_times, wake),
-                )
-                if scenario.queues:
-                    next_queues = _sooner(
-                        None if now == next_queues else next_queues,
-                        _next_poll(now, scenario.start, c_queues, queue_times, wake),
-                    )
             clock.set(end)
             if stop_at is None or stop_at >= scenario.end:
                 await pipeline.close_books(end)
@@ -252,6 +200,77 @@ async def run_replay(
             await redis.aclose()
     result.alerts.sort(key=lambda a: a.at)
     return result
+
+
+def _tenant_config(scenario: Scenario, sim: Simulator, base: str) -> TenantConfig:
+    """How the replayed monitor reaches the simulator, polling only what the scenario plays."""
+    return TenantConfig.model_validate(
+        {
+            **tenant_settings(sim, base),
+            "user_groups": "all",
+            "visual_queues": "all",
+            "cadences": CadencesConfig(
+                user_states=scenario.cadence_user_states.total_seconds(),
+                queues=scenario.cadence_queues.total_seconds() if scenario.queues else None,
+                agent_stats=None,
+                queue_ticker=None,
+                access_points=None,
+                jitter=0,
+            ),
+            "user_state_budget": max(10, len(scenario.agents)),
+            # with no pause types endpoint, the names an operator would configure
+            "pause_types": {str(i): name for name, i in sim.centre.pause_types().items()},
+            # the virtual clock does not move while a poll runs, so a real rate would stall it
+            "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
+        }
+    )
+
+
+async def _drive(
+    scenario: Scenario,
+    pollers: TenantPollers,
+    pipeline: TenantPipeline,
+    *,
+    ruleset: RuleSet,
+    clock: VirtualClock,
+    end: datetime,
+) -> int:
+    """Poll on the scenario's cadence grid, skipping the polls that cannot change anything;
+    returns the number of polls."""
+    c_agents = scenario.cadence_user_states.total_seconds()
+    c_queues = scenario.cadence_queues.total_seconds()
+    agent_times, queue_times = _change_times(scenario, ruleset)
+    # A restarted monitor resumes from where its engine state says it stopped.
+    start = pipeline.last_evaluated() or scenario.start
+    next_agents: datetime | None = _grid_ceil(start, scenario.start, c_agents)
+    if next_agents == start and pipeline.last_evaluated() is not None:
+        next_agents = start + timedelta(seconds=c_agents)
+    next_queues = _grid_ceil(start, scenario.start, c_queues) if scenario.queues else None
+    polls = 0
+    while True:
+        due = [t for t in (next_agents, next_queues) if t is not None]
+        if not due or min(due) > end:
+            return polls
+        now = min(due)
+        clock.set(now)
+        if now == next_agents:
+            await pollers.run_poll("user_states", pollers.poll_user_states)
+            polls += 1
+        if now == next_queues:
+            await pollers.run_poll("queues", pollers.poll_queues)
+            polls += 1
+        schedules_now = await pipeline.schedules_at(now)
+        wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
+        # a poll that did not run keeps its date unless something new brings it closer
+        next_agents = _sooner(
+            None if now == next_agents else next_agents,
+            _next_poll(now, scenario.start, c_agents, agent_times, wake),
+        )
+        if scenario.queues:
+            next_queues = _sooner(
+                None if now == next_queues else next_queues,
+                _next_poll(now, scenario.start, c_queues, queue_times, wake),
+            )
 
 
 def _next_poll(
