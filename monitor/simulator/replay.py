@@ -375,38 +375,33 @@ def human_lines(result: ReplayResult) -> list[str]:
 
 def check(result: ReplayResult) -> list[str]:
     """Differences between what the monitor concluded and the scenario's `expect` block."""
-    sc = result.scenario
-    expect = sc.expect
+    expect = result.scenario.expect
     if expect is None:
         return ["the scenario has no expect block"]
+    return _check_alerts(result) + _check_adherence(result)
+
+
+def _check_alerts(result: ReplayResult) -> list[str]:
+    sc = result.scenario
+    assert sc.expect is not None
     slack = timedelta(seconds=1)
     problems: list[str] = []
     firings = [a for a in result.alerts if a.status == "firing"]
     resolves = [a for a in result.alerts if a.status == "resolved"]
     used: set[int] = set()
-    for exp in sorted(expect.alerts, key=lambda e: e.at):
+    for exp in sorted(sc.expect.alerts, key=lambda e: e.at):
         subject, sid = ("queue", exp.queue) if exp.queue is not None else ("agent", exp.agent)
         cadence = sc.cadence_queues if subject == "queue" else sc.cadence_user_states
         what = f"{exp.rule} for {subject} {sid}"
         window_end = exp.at + cadence + slack
-        match = next(
-            (
-                i
-                for i, a in enumerate(firings)
-                if i not in used
-                and a.rule == exp.rule
-                and a.subject == subject
-                and a.subject_id == sid
-                and exp.at <= a.at <= window_end
-            ),
-            None,
-        )
+        mine = [
+            (i, a)
+            for i, a in enumerate(firings)
+            if a.rule == exp.rule and a.subject == subject and a.subject_id == sid
+        ]
+        match = next((i for i, a in mine if i not in used and exp.at <= a.at <= window_end), None)
         if match is None:
-            seen = [
-                _iso(a.at, sc)
-                for a in firings
-                if a.rule == exp.rule and a.subject == subject and a.subject_id == sid
-            ]
+            seen = [_iso(a.at, sc) for _, a in mine]
             problems.append(
                 f"expected {what} to fire in [{_iso(exp.at, sc)}, {_iso(window_end, sc)}]; "
                 + (f"it fired at {', '.join(seen)}" if seen else "it never fired")
@@ -425,32 +420,50 @@ def check(result: ReplayResult) -> list[str]:
             ),
             None,
         )
-        if exp.resolved is None:
-            if resolve is not None:
-                problems.append(
-                    f"expected {what} to be still firing at the end; it resolved at "
-                    f"{_iso(resolve.at, sc)}"
-                )
-        else:
-            r_end = exp.resolved + cadence + slack
-            if resolve is None:
-                problems.append(
-                    f"expected {what} to resolve in [{_iso(exp.resolved, sc)}, "
-                    f"{_iso(r_end, sc)}]; it never resolved"
-                )
-            elif not exp.resolved <= resolve.at <= r_end:
-                problems.append(
-                    f"expected {what} to resolve in [{_iso(exp.resolved, sc)}, "
-                    f"{_iso(r_end, sc)}]; it resolved at {_iso(resolve.at, sc)}"
-                )
-    for i, a in enumerate(firings):
-        if i not in used:
-            problems.append(
-                f"unexpected alert: {a.rule} for {a.subject} {a.subject_id} fired at "
-                f"{_iso(a.at, sc)}"
-            )
+        problem = _check_resolve(what, exp.resolved, resolve, cadence + slack, sc)
+        if problem:
+            problems.append(problem)
+    problems += [
+        f"unexpected alert: {a.rule} for {a.subject} {a.subject_id} fired at {_iso(a.at, sc)}"
+        for i, a in enumerate(firings)
+        if i not in used
+    ]
+    return problems
+
+
+def _check_resolve(
+    what: str,
+    expected: datetime | None,
+    resolve: AlertRecord | None,
+    window: timedelta,
+    sc: Scenario,
+) -> str | None:
+    if expected is None:
+        if resolve is None:
+            return None
+        return (
+            f"expected {what} to be still firing at the end; it resolved at {_iso(resolve.at, sc)}"
+        )
+    r_end = expected + window
+    if resolve is None:
+        return (
+            f"expected {what} to resolve in [{_iso(expected, sc)}, {_iso(r_end, sc)}]; "
+            "it never resolved"
+        )
+    if not expected <= resolve.at <= r_end:
+        return (
+            f"expected {what} to resolve in [{_iso(expected, sc)}, {_iso(r_end, sc)}]; "
+            f"it resolved at {_iso(resolve.at, sc)}"
+        )
+    return None
+
+
+def _check_adherence(result: ReplayResult) -> list[str]:
+    sc = result.scenario
+    assert sc.expect is not None
+    problems: list[str] = []
     got = {r.agent: r for r in result.adherence}
-    for agent, exp_adh in expect.adherence.items():
+    for agent, exp_adh in sc.expect.adherence.items():
         actual = got.get(agent)
         if actual is None:
             problems.append(f"expected adherence for agent {agent}; it had no scheduled time")
