@@ -55,7 +55,10 @@ TOLERANCE_RATIO = 0.005
 
 
 @dataclass
-class AlertRecord:
+class ReplayedAlert:
+    """A transition as replay reports it (not `monitor.alerts.store.AlertRecord`, the record of a
+    delivered alert)."""
+
     rule: str
     subject: str  # "agent" | "queue" | ...
     subject_id: str
@@ -75,7 +78,7 @@ class AdherenceRecord:
 @dataclass
 class ReplayResult:
     scenario: Scenario
-    alerts: list[AlertRecord] = field(default_factory=list)
+    alerts: list[ReplayedAlert] = field(default_factory=list)
     adherence: list[AdherenceRecord] = field(default_factory=list)
     polls: int = 0
     requests: int = 0
@@ -164,7 +167,7 @@ async def run_replay(
     async def record(transitions: Sequence[AlertTransition]) -> None:
         for t in transitions:
             result.alerts.append(
-                AlertRecord(t.rule.value, t.subject, t.subject_id, t.status, t.at, t.ideal_at)
+                ReplayedAlert(t.rule.value, t.subject, t.subject_id, t.status, t.at, t.ideal_at)
             )
 
     outbox = Outbox(redis, sinks=["replay"], clock=clock, key_prefix=key_prefix)
@@ -434,7 +437,7 @@ def _check_alerts(result: ReplayResult) -> list[str]:
 def _check_resolve(
     what: str,
     expected: datetime | None,
-    resolve: AlertRecord | None,
+    resolve: ReplayedAlert | None,
     window: timedelta,
     sc: Scenario,
 ) -> str | None:
