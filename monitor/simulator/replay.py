@@ -37,6 +37,7 @@ from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
 from monitor.app.logging import configure_logging
 from monitor.app.service import make_client
 from monitor.core.clock import VirtualClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
 from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
 from monitor.engine.model import AlertTransition, RuleSet
@@ -518,12 +519,12 @@ def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) ->
         )
     except (ScenarioError, RulesError, OSError) as exc:
         print(f"puzzel-monitor replay: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     try:
         result = asyncio.run(_replay_cli(scenario, getattr(args, "redis_url", None)))
     except (aioredis.ConnectionError, OSError) as exc:
         print(f"puzzel-monitor replay: cannot reach Redis: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_RUNTIME
     lines = json_lines(result) if args.json else human_lines(result)
     for line in lines:
         print(line, file=out)
@@ -534,7 +535,7 @@ def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) ->
             print(f"CHECK FAILED: {len(problems)} difference(s)", file=stream)
             for p in problems:
                 print(f"  - {p}", file=stream)
-            return 1
+            return EXIT_FAILED
         if not args.json:
             print("check passed", file=out)
-    return 0
+    return EXIT_OK
