@@ -37,9 +37,10 @@ from monitor.app.config import (
     TenantConfig,
 )
 from monitor.app.logging import configure_logging
-from monitor.app.service import EXIT_INTERRUPTED, ServiceError, StopSignals
+from monitor.app.service import ServiceError, StopSignals
 from monitor.app.wiring import Monitor
 from monitor.core.clock import Clock, SystemClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_RUNTIME
 from monitor.demo.scenario import (
     MAX_AGENTS,
     MIN_AGENTS,
@@ -58,9 +59,6 @@ from monitor.simulator.simulator import Simulator
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
 KEY_PREFIX = "pzm-demo"
 METRICS_HOST = "127.0.0.1"
 STOP_GRACE = 2.0

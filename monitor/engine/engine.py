@@ -62,12 +62,14 @@ __all__ = [
     "OpenCondition",
     "QueueMemory",
     "QueueResult",
+    "ScheduleIndex",
     "StalenessResult",
     "TeamMemory",
     "account_until",
     "evaluate_agents",
     "evaluate_queues",
     "evaluate_staleness",
+    "index_schedules",
     "next_due",
 ]
 
@@ -354,7 +356,7 @@ class StalenessResult:
 # --- schedules -------------------------------------------------------------------------------
 
 
-class _Schedule:
+class ScheduleIndex:
     """One agent's segments, indexed for lookups by time."""
 
     __slots__ = ("_blocks", "_bounds", "_ends", "_max_end", "_shifts", "_starts", "segments")
@@ -456,30 +458,26 @@ def _merge(segments: Iterable[Segment]) -> list[tuple[datetime, datetime]]:
     return out
 
 
-_SCHEDULE_CACHE: dict[int, tuple[Sequence[Segment], _Schedule]] = {}
-# Must exceed the number of scheduled agents of all tenants in the process, or every cycle
-# rebuilds every index (at 10,000 agents a 4,096 cap made the engine 20x slower); stale entries
-# left by schedule reloads are dropped all at once when the cap is reached.
-_SCHEDULE_CACHE_MAX = 262_144
+# agent id -> segments, or the same indexed once (`index_schedules`) by a caller that repeats them
+Schedules = Mapping[str, Sequence[Segment] | ScheduleIndex]
 
 
-def _schedule_for(segments: Sequence[Segment] | None) -> _Schedule:
-    # Memo by identity: the pipeline passes the same lists on every cycle until schedules change.
-    # The entry keeps the list alive, so its id cannot be reused while cached; tuples are immutable
-    # and lists are treated as immutable by every caller (documented on evaluate_agents).
+def _schedule_for(segments: Sequence[Segment] | ScheduleIndex | None) -> ScheduleIndex:
+    # The engine keeps no cache: a caller that evaluates the same schedules every cycle passes
+    # them indexed once (`index_schedules`), as the pipeline does.
+    if isinstance(segments, ScheduleIndex):
+        return segments
     if not segments:
         return _EMPTY_SCHEDULE
-    hit = _SCHEDULE_CACHE.get(id(segments))
-    if hit is not None and hit[0] is segments and len(hit[1].segments) == len(segments):
-        return hit[1]
-    sched = _Schedule(segments)
-    if len(_SCHEDULE_CACHE) >= _SCHEDULE_CACHE_MAX:
-        _SCHEDULE_CACHE.clear()
-    _SCHEDULE_CACHE[id(segments)] = (segments, sched)
-    return sched
+    return ScheduleIndex(segments)
 
 
-_EMPTY_SCHEDULE = _Schedule(())
+def index_schedules(schedules: Mapping[str, Sequence[Segment]]) -> dict[str, ScheduleIndex]:
+    """Each agent's segments indexed for the engine (build once per schedule version)."""
+    return {agent: ScheduleIndex(segs) for agent, segs in schedules.items() if segs}
+
+
+_EMPTY_SCHEDULE = ScheduleIndex(())
 
 
 # --- agent conditions ------------------------------------------------------------------------
@@ -509,7 +507,7 @@ def _judged(ruleset: RuleSet, seg: Segment | None) -> Activity | None:
 def _holding(
     t: datetime,
     ph: _Phase,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
 ) -> dict[RuleName, datetime]:
@@ -526,7 +524,7 @@ def _schedule_rules(
     *,
     t: datetime,
     ph: _Phase,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
 ) -> None:
@@ -560,7 +558,7 @@ def _state_rules(
     *,
     t: datetime,
     ph: _Phase,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
 ) -> None:
@@ -590,7 +588,7 @@ def _presence_rules(
     *,
     t: datetime,
     ph: _Phase,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     cfgs: Mapping[RuleName, RuleConfig],
 ) -> None:
     """unknown_agent and unscheduled_login: logged on without a schedule, or outside it."""
@@ -678,14 +676,14 @@ def evaluate_agents(
     tenant: str,
     now: datetime,
     agents: Sequence[AgentObservation],
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     ruleset: RuleSet,
 ) -> AgentResult:
     """Evaluate every agent of the tenant at `now`.
 
     `agents` should be every agent of the tenant seen by this cycle (all group snapshots):
-    agents that appear only in `schedules` are taken to be logged_off. The segment sequences
-    in `schedules` must not be mutated afterwards (the engine memoises their index by identity).
+    agents that appear only in `schedules` are taken to be logged_off. Pass `schedules` indexed
+    (`index_schedules`) when evaluating the same ones every cycle.
     `state` is not modified; the returned state is a new object sharing unchanged members.
     """
     now = _utc(now)
@@ -746,7 +744,7 @@ def evaluate_agents(
 def _absent(
     agent_id: str,
     mem: AgentMemory | None,
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     now: datetime,
 ) -> AgentObservation:
     """An agent with a schedule that no snapshot listed: logged_off."""
@@ -764,7 +762,7 @@ def _evaluate_quiet_agent(
     mem: AgentMemory,
     obs: AgentObservation,
     *,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     now: datetime,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
@@ -883,7 +881,7 @@ def _evaluate_agent(
     old_mem: AgentMemory | None,
     obs: AgentObservation,
     *,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     now: datetime,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
@@ -940,7 +938,7 @@ def _begin(
     return mem, _Span(old_phase, phase, change_at, p0, end)
 
 
-def _events(span: _Span, sched: _Schedule, ruleset: RuleSet) -> set[datetime]:
+def _events(span: _Span, sched: ScheduleIndex, ruleset: RuleSet) -> set[datetime]:
     """Where something may change within the span: the state, a segment, a break overrun."""
     events: set[datetime] = set()
     if span.change_at is not None:
@@ -965,7 +963,7 @@ def _open_and_close(
     span: _Span,
     *,
     skip_p0: bool,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
     emit: Emitter,
@@ -1029,7 +1027,7 @@ def _remember(
     ordered: Sequence[datetime],
     *,
     first: bool,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     ruleset: RuleSet,
 ) -> None:
     """Keep the new phase, and since when the agent has been (non-)adherent."""
@@ -1085,7 +1083,7 @@ def account_until(
     state: EngineState,
     *,
     now: datetime,
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     ruleset: RuleSet,
 ) -> tuple[EngineState, list[Accrual]]:
     """Accrue every known agent's time up to `now` in its last known state (no new observation).
@@ -1119,7 +1117,7 @@ def next_due(
     state: EngineState,
     *,
     now: datetime,
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     ruleset: RuleSet,
 ) -> datetime | None:
     """The earliest time after `now` at which an evaluation could change something even if

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from monitor.core.durations import format_duration, parse_duration
+from monitor.core.exits import EXIT_CONFIG, EXIT_OK
 from monitor.core.states import StateKind
 from monitor.engine.model import Activity, RuleConfig, RuleName, RuleSet
 
@@ -512,7 +513,7 @@ def check_command(args: argparse.Namespace) -> int:
         ruleset = load_rules(path)
     except RulesError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     print(f"{path}: ok")
     print(summary(ruleset))
-    return 0
+    return EXIT_OK

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from monitor.core.clock import SystemClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
 from monitor.simulator.app import base_urls, create_app
 from monitor.simulator.centre import RandomCentre
 from monitor.simulator.clocks import ShiftedClock
@@ -22,10 +23,6 @@ from monitor.simulator.publish import load_scenario_schedules, started_now, writ
 from monitor.simulator.scenario import ScenarioError, load_scenario
 from monitor.simulator.scripted import ScriptedCentre
 from monitor.simulator.simulator import Simulator
-
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
 
 
 def build_simulator(args: argparse.Namespace) -> tuple[Simulator, str]:
