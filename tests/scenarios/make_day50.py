@@ -12,8 +12,8 @@ below, an independent continuous-time reading of ../shared/scenario-format.md in
 does not import the monitor's engine, so the replay test compares two separate implementations.
 
 `--verify` runs the same reference over hand-written scenario files (parsed with
-monitor.simulator.scenario, the file-format parser only) and prints the alerts and figures it derives, as a
-second opinion on hand arithmetic.
+monitor.simulator.scenario, the file-format parser only) and prints the alerts and figures it
+derives, as a second opinion on hand arithmetic.
 """
 
 from __future__ import annotations
@@ -605,7 +605,8 @@ def render(sc: RefScenario, plans: list[Plan], notes: dict[str, str]) -> str:
 
 
 def ref_scenario(s: Any) -> RefScenario:
-    """The reference's view of a parsed `monitor.simulator.scenario.Scenario` (--verify and the tests)."""
+    """The reference's view of a parsed `monitor.simulator.scenario.Scenario` (--verify and
+    the tests)."""
     acts = dict(DEFAULT_ACTIVITIES)
     for name, spec in s.activities.items():
         if "allowed" in spec:
