@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -49,8 +50,15 @@ from monitor.demo.scenario import (
     demo_ruleset,
     rules_note,
 )
-from monitor.demo.view import AlertFeed, LiveView, scrape_config
-from monitor.engine.model import RuleSet
+from monitor.demo.view import (
+    AlertFeed,
+    LiveView,
+    ViewData,
+    exception_rows,
+    scrape_config,
+    team_counts,
+)
+from monitor.engine.model import AgentEvaluation, AlertTransition, RuleSet
 from monitor.rules.loader import RulesError, default_ruleset, load_rules
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.app import create_app, tenant_settings
@@ -230,7 +238,9 @@ async def run_demo(options: DemoOptions, *, out: TextIO, live: bool) -> int:
             return EXIT_RUNTIME
         if feed is not None:
             assert demo.monitor is not None
-            view = LiveView(demo, feed, out)
+            view = LiveView(
+                lambda: view_data(demo, feed), feed, out, tz=demo.centre.scenario.timezone
+            )
             view.start()
         else:
             out.write("\n".join(banner(demo)) + "\n")
@@ -300,3 +310,29 @@ def _check_options(options: DemoOptions) -> str | None:
     if not MIN_AGENTS <= options.agents <= MAX_AGENTS:
         return f"--agents must be between {MIN_AGENTS} and {MAX_AGENTS}, got {options.agents}"
     return None
+
+
+def view_data(demo: Demo, feed: AlertFeed) -> ViewData:
+    """What the view shows now, read from the running demo."""
+    tenant = demo.centre.scenario.customer_key
+    tz = demo.centre.scenario.timezone
+    evaluations: Sequence[AgentEvaluation] = ()
+    alerts: Sequence[AlertTransition] = ()
+    if demo.monitor is not None:
+        pipeline = demo.monitor.pipelines.by_tenant[tenant]
+        evaluations = pipeline.evaluations
+        alerts = pipeline.open_alerts(tenant)
+    now = demo.clock.now().astimezone(tz)
+    return ViewData(
+        now=now,
+        started=demo.started_at,
+        tenant=tenant,
+        agents=len(demo.centre.scenario.agents),
+        metrics_url=demo.metrics_url,
+        scrape=scrape_config(METRICS_HOST, demo.port),
+        rules_note=rules_note(),
+        teams=team_counts(evaluations),
+        exceptions=exception_rows(alerts, evaluations, demo.centre.names, demo.centre.queue_names),
+        recent=[(t.astimezone(tz), s) for t, s in feed.lines],
+        timezone_name=str(tz),
+    )

@@ -15,18 +15,14 @@ import re
 import shutil
 import unicodedata
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TextIO
+from datetime import datetime, timedelta, tzinfo
+from typing import TextIO
 
 from monitor.core.clock import Clock
 from monitor.core.states import StateKind
-from monitor.demo.scenario import rules_note
 from monitor.engine.model import AgentEvaluation, AlertTransition
-
-if TYPE_CHECKING:
-    from monitor.demo.demo import Demo
 
 STATE_COLUMNS: tuple[StateKind, ...] = (
     StateKind.AVAILABLE,
@@ -279,40 +275,21 @@ def _exceptions(data: ViewData, width: int, room: int) -> list[str]:
     return lines
 
 
-def view_data(demo: Demo, feed: AlertFeed) -> ViewData:
-    """What the view shows now, read from the running demo."""
-    from monitor.demo.demo import METRICS_HOST  # noqa: PLC0415 - demo imports this module
-
-    tenant = demo.centre.scenario.customer_key
-    tz = demo.centre.scenario.timezone
-    evaluations: Sequence[AgentEvaluation] = ()
-    alerts: Sequence[AlertTransition] = ()
-    if demo.monitor is not None:
-        pipeline = demo.monitor.pipelines.by_tenant[tenant]
-        evaluations = pipeline.evaluations
-        alerts = pipeline.open_alerts(tenant)
-    now = demo.clock.now().astimezone(tz)
-    return ViewData(
-        now=now,
-        started=demo.started_at,
-        tenant=tenant,
-        agents=len(demo.centre.scenario.agents),
-        metrics_url=demo.metrics_url,
-        scrape=scrape_config(METRICS_HOST, demo.port),
-        rules_note=rules_note(),
-        teams=team_counts(evaluations),
-        exceptions=exception_rows(alerts, evaluations, demo.centre.names, demo.centre.queue_names),
-        recent=[(t.astimezone(tz), s) for t, s in feed.lines],
-        timezone_name=str(tz),
-    )
-
-
 class LiveView:
     """Redraws the screen once a second until stopped; leaves the terminal as it found it."""
 
-    def __init__(self, demo: Demo, feed: AlertFeed, out: TextIO, interval: float = 1.0) -> None:
-        self._demo = demo
+    def __init__(
+        self,
+        data: Callable[[], ViewData],
+        feed: AlertFeed,
+        out: TextIO,
+        *,
+        tz: tzinfo,
+        interval: float = 1.0,
+    ) -> None:
+        self._data = data  # what to show now (the demo reads its monitor and metrics URL)
         self._feed = feed
+        self._tz = tz
         self._out = out
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -324,7 +301,7 @@ class LiveView:
 
     def draw(self) -> None:
         size = shutil.get_terminal_size((100, 40))
-        lines = render(view_data(self._demo, self._feed), size.columns, size.lines)
+        lines = render(self._data(), size.columns, size.lines)
         frame = "\x1b[H" + "".join(f"{line}\x1b[K\n" for line in lines[: size.lines - 1])
         self._out.write(frame + "\x1b[J")
         self._out.flush()
@@ -342,8 +319,7 @@ class LiveView:
             self._task = None
         self._out.write("\x1b[?25h\x1b[?1049l")
         # what happened stays on the normal screen once the view is gone
-        tz = self._demo.centre.scenario.timezone
         for at, text in self._feed.lines:
-            self._out.write(f"{at.astimezone(tz).strftime('%H:%M:%S')} {text}\n")
+            self._out.write(f"{at.astimezone(self._tz).strftime('%H:%M:%S')} {text}\n")
         self._out.write("puzzel-monitor demo stopped\n")
         self._out.flush()

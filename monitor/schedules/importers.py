@@ -33,7 +33,7 @@ from monitor.schedules.localtime import (
     parse_datetime,
     resolve_local,
 )
-from monitor.schedules.store import check_span
+from monitor.schedules.plan import ImportPlan, check_span
 
 Format = Literal["csv", "json", "ics"]
 
@@ -49,28 +49,6 @@ _SUFFIXES: Mapping[str, Format] = {
 }
 _AGENT_PREFIX = re.compile(r"^\s*agent:\s*(?P<agent>[^\s,;]+)[\s,;:]*(?P<rest>.*)$", re.I)
 _BAD_ID = re.compile(r"[\s|]")
-
-
-@dataclass(frozen=True, slots=True)
-class ImportPlan:
-    """A validated schedule, ready for `ScheduleStore.apply`: the segments become the whole
-    schedule of every agent in `agents` on every local date in `dates`."""
-
-    source: str
-    tz: tzinfo
-    segments: tuple[Segment, ...]
-    agents: frozenset[str]
-    dates: frozenset[date]
-    warnings: tuple[ImportIssue, ...] = ()
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "segments": len(self.segments),
-            "agents": sorted(self.agents),
-            "dates": [d.isoformat() for d in sorted(self.dates)],
-            "warnings": [w.as_dict() for w in self.warnings],
-        }
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -31,9 +31,7 @@ from redis.exceptions import WatchError
 from monitor.engine.model import Segment
 from monitor.schedules.errors import ImportIssue, ScheduleImportError
 from monitor.schedules.localtime import local_date, local_midnight
-
-if TYPE_CHECKING:
-    from monitor.schedules.importers import ImportPlan
+from monitor.schedules.plan import ImportPlan, check_span
 
 _TENANT = re.compile(r"^[A-Za-z0-9_.@-]+$")
 _FORBIDDEN = re.compile(r"[\s|]")
@@ -56,21 +54,6 @@ def check_identifier(kind: str, value: str) -> None:
     """Agent ids and activity names go into keys and `|`-separated members: no `|`, no blanks."""
     if not value or _FORBIDDEN.search(value):
         raise ValueError(f"invalid {kind} {value!r}: must be non-empty, without blanks or '|'")
-
-
-def day_end(day: date, tz: tzinfo) -> datetime:
-    """The UTC instant at which local `day` ends."""
-    return local_midnight(day + timedelta(days=1), tz)
-
-
-def check_span(segment: Segment, tz: tzinfo) -> str | None:
-    """Why `segment` cannot be filed by start date (None if it can): it may run past one local
-    midnight, not two, because readers of a date look back only one day."""
-    if segment.end <= segment.start:
-        return "end is not after start"
-    if segment.end > day_end(local_date(segment.start, tz) + timedelta(days=1), tz):
-        return "a segment may run past midnight into the next day but no further; split it"
-    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,12 @@ import pytest
 
 from monitor.schedules.errors import ScheduleImportError
 from monitor.schedules.importers import (
-    ImportPlan,
     parse_csv,
     parse_ics,
     parse_json,
     read_schedule_file,
 )
+from monitor.schedules.plan import ImportPlan
 from tests.schedules.conftest import DATA, OSLO
 
 H = timedelta(hours=1)
