@@ -21,6 +21,7 @@ import icalendar
 import orjson
 
 from monitor.engine.model import Segment
+from monitor.rules.loader import DEFAULT_ACTIVITIES as DEFAULT_ACTIVITY_TABLE
 from monitor.schedules.errors import ImportIssue, ScheduleImportError
 from monitor.schedules.localtime import (
     LocalTimeError,
@@ -38,7 +39,8 @@ from monitor.schedules.plan import ImportPlan, check_span
 Format = Literal["csv", "json", "ics"]
 
 # the contract's default activities (../shared/scenario-format.md), used when no rules are loaded
-DEFAULT_ACTIVITIES = frozenset({"phone", "break", "lunch", "meeting", "training", "off"})
+# the names of the default activities (their one table is in monitor.rules.loader)
+DEFAULT_ACTIVITIES = frozenset(DEFAULT_ACTIVITY_TABLE)
 
 _SUFFIXES: Mapping[str, Format] = {
     ".csv": "csv",
