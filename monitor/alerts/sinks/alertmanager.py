@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from monitor.alerts.model import Alert
-from monitor.alerts.sinks.base import SinkError
+from monitor.alerts.sinks.base import Delivery, SinkError, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster
 from monitor.alerts.store import AlertStore
 from monitor.clock import Clock
@@ -50,9 +50,10 @@ class AlertmanagerSink:
     def max_batch(self) -> int:
         return self._max
 
-    async def send(self, batch: Sequence[Alert]) -> None:
+    async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
+        # labels stay as they are: Alertmanager dedupes by them, so the key goes in headers only
         body = orjson.dumps([a.to_am_v2() for a in batch])
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **delivery_headers(deliveries)}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         await self._http.post(self._endpoint, body, headers)
