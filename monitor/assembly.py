@@ -12,6 +12,7 @@ import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
 from monitor.api_auth import bearer_middleware
@@ -20,6 +21,7 @@ from monitor.config import Config
 from monitor.engine.loader import load_rules
 from monitor.engine.model import RuleSet
 from monitor.pipeline import PipelineSet, TenantPipeline, TransitionObserver
+from monitor.redis_guard import RedisGuard
 from monitor.schedules.api import schedule_routes
 from monitor.schedules.store import ScheduleStore
 from monitor.service import Service, ServiceError
@@ -29,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_INTERVAL = 15.0
 HEARTBEAT_TTL = 60
+REDIS_CHECK_INTERVAL = 5.0
 
 
 class Monitor:
@@ -46,8 +49,10 @@ class Monitor:
         host: str | None = None,
         port: int | None = None,
         key_prefix: str = "pzm",
+        redis_check_interval: float = REDIS_CHECK_INTERVAL,
     ) -> None:
         self.config = config
+        self.redis_check_interval = redis_check_interval
         self.clock: Clock = clock or SystemClock()
         self._own_redis = redis is None
         self.redis = redis or aioredis.Redis.from_url(
@@ -70,7 +75,8 @@ class Monitor:
         )
         state_store = RedisEngineStateStore(self.redis, key_prefix=key_prefix)
         self.pipelines = PipelineSet(
-            [
+            on_redis_error=self._redis_error,
+            pipelines=[
                 TenantPipeline(
                     tenant=t.customer_key,
                     ruleset=self.ruleset,
@@ -81,7 +87,17 @@ class Monitor:
                     observers=observers,
                 )
                 for t in config.tenants
-            ]
+            ],
+        )
+        self.redis_guard = RedisGuard(
+            self.redis,
+            clock=self.clock,
+            tenants=[t.customer_key for t in config.tenants],
+            schedule_version=self.schedules.version,
+            recover=self.recover_from_data_loss,
+            publish=self.alerting.outbox.publish,
+            key_prefix=key_prefix,
+            registry=registry,
         )
         tenants = {t.customer_key: ZoneInfo(t.timezone) for t in config.tenants}
         routes = [
@@ -101,18 +117,30 @@ class Monitor:
             port=port,
             registry=registry,
         )
+        self.service.exporter.readiness_checks.append(self.redis_guard.problems)
+
+    def _redis_error(self, error: RedisError) -> None:
+        self.redis_guard.mark_down(error)
 
     async def start(self) -> None:
         try:
             await self.redis.ping()
         except (aioredis.ConnectionError, OSError) as e:
             raise ServiceError(f"cannot reach Redis: {e}") from None
+        await self.redis_guard.start()
         await self.pipelines.start()
         for tenant, pipeline in self.pipelines.by_tenant.items():
             self.service.trackers[tenant] = pipeline.seed_tracker()
         await self.alerting.start()
         self.service.scheduler.add(
-            "housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL, first_run_in=5.0
+            "housekeeping",
+            self.housekeeping,
+            HOUSEKEEPING_INTERVAL,
+            first_run_in=5.0,
+            max_interval=2 * HOUSEKEEPING_INTERVAL,
+        )
+        self.service.scheduler.add(
+            "redis", self.redis_guard.check, self.redis_check_interval, first_run_in=1.0
         )
         await self.service.start()
 
@@ -124,15 +152,33 @@ class Monitor:
         return await self.service.wait_failed()
 
     async def housekeeping(self) -> None:
-        """Staleness rule per tenant, and a TTL heartbeat in Redis (for external health checks)."""
-        for tenant, pollers in self.service.pollers.items():
-            last = {k: h.last_success for k, h in pollers.health.items() if h.last_success}
-            await self.pipelines.by_tenant[tenant].check_staleness(last)
-        await self.redis.set(
-            f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL
-        )
+        """Staleness rule per tenant, and a TTL heartbeat in Redis (for external health checks).
+        A Redis error is reported as such (`puzzelmon_redis_up`), not as a failed job."""
+        try:
+            for tenant, pollers in self.service.pollers.items():
+                last = {k: h.last_success for k, h in pollers.health.items() if h.last_success}
+                await self.pipelines.by_tenant[tenant].check_staleness(last)
+            await self.redis.set(
+                f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL
+            )
+        except RedisError as e:
+            self.redis_guard.mark_down(e)
+
+    async def recover_from_data_loss(self) -> None:
+        """Redis came back empty: rebuild what the monitor holds in memory. Consumer groups
+        are created again, the engine's memory is saved again, and every open alert is
+        re-announced (records rebuilt; receivers see a redelivery of its first notification)."""
+        self.alerting.outbox.groups_lost()
+        await self.alerting.outbox.ensure_groups()
+        await self.pipelines.persist()
+        open_now = [
+            t for p in self.pipelines.by_tenant.values() for t in p.open_transitions.values()
+        ]
+        written = await self.alerting.reannounce(open_now)
+        log.warning("redis.recovered_from_data_loss", open_alerts=len(open_now), written=written)
 
     async def stop(self, grace: float = 5.0) -> None:
+        self.alerting.begin_stop()  # no new deliveries once draining starts
         await self.service.stop(grace=grace)
         with contextlib.suppress(Exception):  # Redis may be the reason we are stopping
             await self.pipelines.persist()

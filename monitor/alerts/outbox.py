@@ -1099,11 +1099,15 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Ask everything to finish its current step, wait up to `grace` s, then cancel."""
+    def begin_stop(self) -> None:
+        """Start no new batch from now on (requests in flight go on); `stop` waits for them."""
         self._stopping.set()
         for worker in self.workers.values():
             worker.stopping.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask everything to finish its current step, wait up to `grace` s, then cancel."""
+        self.begin_stop()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import aiohttp
@@ -73,8 +73,10 @@ class AlertmanagerResender:
         clock: Clock,
         resend_interval: timedelta = timedelta(seconds=60),
         resolved_for: timedelta = timedelta(minutes=5),
+        backing_off: Callable[[], bool] = lambda: False,
     ) -> None:
         self._sink = sink
+        self._backing_off = backing_off
         self._store = store
         self._clock = clock
         self.resend_interval = resend_interval
@@ -104,6 +106,8 @@ class AlertmanagerResender:
                     await t
             if stopping.is_set():
                 return
+            if self._backing_off():
+                continue  # the sink's backoff holds for re-sends too; they resume with it
             try:
                 await self.resend_once()
             except (SinkError, RedisError) as exc:
