@@ -1081,14 +1081,18 @@ class Dispatcher:
             self._tasks.append(asyncio.create_task(bg(self._stopping)))
 
     async def _timer(self) -> None:
+        redis_failing = False
         while not self._stopping.is_set():
             try:
                 await self.outbox.tick()
                 await self.outbox.trim()
                 if self.metrics is not None:
                     self.metrics.outbox.snapshot = await self.outbox.backlog()
+                redis_failing = False
             except RedisError as exc:
-                log.warning("outbox.timer_redis_error", error=type(exc).__name__)
+                if not redis_failing:  # once per outage: the Redis guard reports the rest
+                    log.warning("outbox.timer_redis_error", error=type(exc).__name__)
+                redis_failing = True
             except Exception:
                 log.exception("outbox.timer_error")  # keep ticking: repeats must not stop
             sleeper = asyncio.ensure_future(self.clock.sleep(self.tick_interval))
