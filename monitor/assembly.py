@@ -156,7 +156,12 @@ class Monitor:
         A Redis error is reported as such (`puzzelmon_redis_up`), not as a failed job."""
         try:
             for tenant, pollers in self.service.pollers.items():
-                last = {k: h.last_success for k, h in pollers.health.items() if h.last_success}
+                lacking = pollers.unsupported()  # an endpoint the tenant lacks is not stale
+                last = {
+                    k: h.last_success
+                    for k, h in pollers.health.items()
+                    if h.last_success and k not in lacking
+                }
                 await self.pipelines.by_tenant[tenant].check_staleness(last)
             await self.redis.set(
                 f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL

@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--latency", type=float, default=0.0, help="added latency in seconds")
     s.add_argument("--legacy-dates", action="store_true", help="serve /Date(ms)/ dates")
     s.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime, s")
+    s.add_argument(
+        "--profile",
+        choices=("full", "public"),
+        default="full",
+        help="full: every shape the client knows; public: only what public evidence shows",
+    )
 
     r = sub.add_parser("run", help="run the monitor service")
     r.add_argument("-c", "--config", required=True, help="YAML configuration file")

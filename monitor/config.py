@@ -46,6 +46,7 @@ from pydantic import (
 
 from monitor.alerts.config import AlertingConfig
 from monitor.durations import parse_duration
+from monitor.puzzel.endpoints import EndpointSetting, check_override
 
 ENV_PREFIX = "PUZZEL_MONITOR_"
 ENV_DELIMITER = "__"
@@ -221,6 +222,15 @@ def _all_or_list(value: object) -> object:
     return value
 
 
+def _endpoint_setting(value: object) -> object:
+    # environment overrides arrive as text
+    if isinstance(value, str) and value.strip().lower() in ("true", "on", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "off", "no"):
+        return False
+    return value
+
+
 class TenantConfig(_Model):
     """One Puzzel customer (tenant) to monitor."""
 
@@ -242,6 +252,13 @@ class TenantConfig(_Model):
     With a list of groups there is always one call per listed group."""
     rate_limit: RateLimitConfig = RateLimitConfig()
     request_timeout: Seconds = 10.0
+    endpoints: dict[str, Annotated[EndpointSetting, BeforeValidator(_endpoint_setting)]] = {}
+    """Per endpoint (names as in `monitor/puzzel/endpoints.py`): `true` turns an unverified
+    endpoint on, `false` turns one off, a path (with that endpoint's placeholders) replaces
+    the path and turns it on."""
+    pause_types: dict[StrId, str] = {}
+    """Pause type id -> name, for tenants whose answers carry only ids (the pause types list
+    has no confirmed path); rules and metrics then see the names."""
 
     @field_validator("timezone")
     @classmethod
@@ -252,6 +269,13 @@ class TenantConfig(_Model):
             raise ValueError(
                 f"expected an IANA time zone such as 'Europe/Oslo', got {value!r}"
             ) from None
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _known_endpoints(cls, value: dict[str, EndpointSetting]) -> dict[str, EndpointSetting]:
+        for name, setting in value.items():
+            check_override(name, setting)
         return value
 
     @field_validator("api_base_url", "auth_base_url", "id_base_url")

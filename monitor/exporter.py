@@ -76,6 +76,8 @@ class TenantSource(Protocol):
 
     def refresh_overruns(self) -> None: ...
 
+    def supported(self) -> Mapping[str, bool]: ...
+
 
 class _HasStats(Protocol):
     @property
@@ -142,11 +144,20 @@ class SnapshotCollector:
             "Runs skipped because the previous one was still running.",
             labels=labels,
         )
+        supported = GaugeMetricFamily(
+            "puzzelmon_endpoint_supported",
+            "1 if the tenant answers this endpoint, 0 if it answered 404/405 (polling it stops "
+            "and it is asked again hourly). Absent: not called yet, or turned off.",
+            labels=labels,
+        )
         for source in self.tenants():
             source.refresh_overruns()
+            for endpoint, ok in sorted(source.supported().items()):
+                supported.add_metric([source.tenant, endpoint], 1.0 if ok else 0.0)
             for kind, h in sorted(source.health.items()):
                 key = [source.tenant, kind]
-                up.add_metric(key, 1.0 if h.up else 0.0)
+                if h.supported is not False:  # an endpoint the tenant lacks is not "down"
+                    up.add_metric(key, 1.0 if h.up else 0.0)
                 if h.last_success is not None:
                     last.add_metric(key, h.last_success.timestamp())
                 buckets = [
@@ -158,7 +169,7 @@ class SnapshotCollector:
                 polls.add_metric(key, float(h.polls))
                 failures.add_metric(key, float(h.failures))
                 overruns.add_metric(key, float(h.overruns))
-        yield from (up, last, duration, polls, failures, overruns)
+        yield from (up, supported, last, duration, polls, failures, overruns)
 
     def _client_counters(self) -> Iterator[Metric]:
         labels = ["tenant", "endpoint"]
@@ -175,12 +186,20 @@ class SnapshotCollector:
         retries = CounterMetricFamily(
             "puzzelmon_api_retries_total", "Retried requests to Puzzel.", labels=labels
         )
+        rejected = CounterMetricFamily(
+            "puzzelmon_rows_rejected",
+            "Rows of Puzzel's answers dropped because a field failed validation "
+            "(field = the first failing field, as Puzzel spells it).",
+            labels=[*labels, "field"],
+        )
         for tenant, client in sorted(self.clients().items()):
             for endpoint, s in sorted(client.stats.snapshot().items()):
                 requests.add_metric([tenant, endpoint], float(s.requests))
                 failures.add_metric([tenant, endpoint], float(s.failures))
                 retries.add_metric([tenant, endpoint], float(s.retries))
-        yield from (requests, failures, retries)
+                for field_name, count in sorted(s.rejected.items()):
+                    rejected.add_metric([tenant, endpoint, field_name], float(count))
+        yield from (requests, failures, retries, rejected)
 
     # --- agents -----------------------------------------------------------------------------
 
@@ -321,7 +340,7 @@ class SnapshotCollector:
         def counter(name: str, doc: str) -> CounterMetricFamily:
             return CounterMetricFamily(name, doc, labels=labels)
 
-        gauges: list[tuple[GaugeMetricFamily, Callable[[Any], float]]] = [
+        gauges: list[tuple[GaugeMetricFamily, Callable[[Any], float | None]]] = [
             (
                 gauge("puzzelmon_queue_requests_waiting", "Requests waiting now."),
                 _attr("queue_size"),
@@ -342,10 +361,10 @@ class SnapshotCollector:
             (gauge("puzzelmon_queue_agents_paused", "Agents in pause."), _attr("agents_in_pause")),
             (
                 gauge("puzzelmon_queue_service_level_ratio", "Puzzel's service level (sla / 100)."),
-                lambda q: float(q.sla_percent) / 100.0,
+                lambda q: None if q.sla_percent is None else float(q.sla_percent) / 100.0,
             ),
         ]
-        counters: list[tuple[CounterMetricFamily, Callable[[Any], float]]] = [
+        counters: list[tuple[CounterMetricFamily, Callable[[Any], float | None]]] = [
             (
                 counter(
                     "puzzelmon_queue_offered", "Requests offered today (resets at local midnight)."
@@ -368,10 +387,11 @@ class SnapshotCollector:
         for tenant, snap in sorted(self.store.queues.items()):
             for q in sorted(snap.queues, key=lambda q: q.queue_id):
                 key = [tenant, q.queue_id, q.description]
+                # a value Puzzel did not report gets no series, rather than a made-up 0
                 for g, get in gauges:
-                    g.add_metric(key, get(q))
+                    _add(g, key, get(q))
                 for c, get in counters:
-                    c.add_metric(key, get(q))
+                    _add(c, key, get(q))
         yield from (g for g, _ in gauges)
         yield from (c for c, _ in counters)
 
@@ -415,8 +435,19 @@ class SnapshotCollector:
         yield from (ap_offered, ap_answered, logged_on, pause)
 
 
-def _attr(name: str) -> Callable[[Any], float]:
-    return lambda obj: float(getattr(obj, name))
+def _add(
+    family: GaugeMetricFamily | CounterMetricFamily, key: list[str], value: float | None
+) -> None:
+    if value is not None:
+        family.add_metric(key, value)
+
+
+def _attr(name: str) -> Callable[[Any], float | None]:
+    def get(obj: Any) -> float | None:
+        value = getattr(obj, name)
+        return None if value is None else float(value)
+
+    return get
 
 
 def _le(bound: float) -> str:

@@ -38,11 +38,12 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.config import TenantConfig
-from monitor.puzzel.exceptions import PuzzelError, PuzzelRateLimited
+from monitor.puzzel.exceptions import PuzzelError, PuzzelNotFound, PuzzelRateLimited
 from monitor.puzzel.models import (
     AccessPointTicker,
     AgentStats,
     PauseType,
+    User,
     UserGroup,
     UserGroupAgentState,
     UserStateInformation,
@@ -70,6 +71,18 @@ TICKER_KINDS = {
 }
 # poll_duration_seconds histogram buckets
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# each poll kind and the endpoint it calls (a kind is registered only if its endpoint is on)
+POLL_ENDPOINTS = {
+    "user_states": "user_group_state_information",
+    "queues": "visual_queue_state_information",
+    "agent_stats": "agent_stats",
+    "queue_ticker": "visual_queue_ticker",
+    "access_points": "access_point_tickers",
+}
+# agents need this one: a 404 there is a failure to report, not an endpoint to do without
+ESSENTIAL_KIND = "user_states"
+REPROBE_INTERVAL = 3600.0  # how often an endpoint the tenant lacks is asked again
+NO_TEAM = "unassigned"  # team of a row without userGroupName in the combined call
 PAUSE_TYPES_TTL = 3600.0
 USER_GROUPS_TTL = 3600.0
 UNKNOWN_PAUSE_RETRY = 300.0
@@ -77,6 +90,10 @@ UNKNOWN_PAUSE_RETRY = 300.0
 
 class PuzzelApi(Protocol):
     """The part of `monitor.puzzel.client.PuzzelClient` the pollers use."""
+
+    def enabled(self, name: str) -> bool: ...
+
+    async def user(self, user_id: int | str) -> User: ...
 
     async def user_groups(self) -> list[UserGroup]: ...
 
@@ -176,6 +193,7 @@ class PollHealth:
     failures: int = 0
     overruns: int = 0
     last_error: str | None = None
+    supported: bool | None = None  # False after a 404/405: the tenant lacks this endpoint
     duration_sum: float = 0.0
     duration_count: int = 0  # completed polls (those in flight are not in the histogram yet)
     duration_buckets: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
@@ -213,18 +231,29 @@ class TenantPollers:
         self.store = store
         self.sink = sink
         self.tracker = tracker if tracker is not None else StateTracker(self.tenant)
-        self.health = {kind: PollHealth(self.tenant, kind) for kind in tenant.cadences.enabled()}
+        self.health = {kind: PollHealth(self.tenant, kind) for kind in self.kinds()}
         self.scheduler: Scheduler | None = None
         self._pause_names: dict[int, str] = {}
         self._pause_fetched: float | None = None
         self._groups: list[str] | None = None
         self._groups_fetched: float | None = None
         self.last_cycle_requests = 0  # group + per-user calls made by the latest state cycle
+        self._missing: dict[str, float] = {}  # per-user endpoint -> when it last answered 404
+        # supported or not, for the endpoints called on the side (per-user calls, pause types)
+        self.aux_supported: dict[str, bool] = {}
 
     # --- registration -----------------------------------------------------------------------
 
     def job_name(self, kind: str) -> str:
         return f"{self.tenant}:{kind}"
+
+    def kinds(self) -> dict[str, float]:
+        """Kind -> interval for the kinds whose cadence is on and whose endpoint is enabled."""
+        return {
+            kind: interval
+            for kind, interval in self.config.cadences.enabled().items()
+            if self.client.enabled(POLL_ENDPOINTS[kind])
+        }
 
     def register(self, scheduler: Scheduler, *, stagger: float = 0.0) -> None:
         """Add this tenant's enabled pollers to `scheduler`, all due `stagger` seconds from now."""
@@ -236,7 +265,7 @@ class TenantPollers:
             "queue_ticker": self.poll_queue_ticker,
             "access_points": self.poll_access_points,
         }
-        for kind, interval in self.config.cadences.enabled().items():
+        for kind, interval in self.kinds().items():
             scheduler.add(
                 self.job_name(kind),
                 self._guarded(kind, polls[kind]),
@@ -251,6 +280,16 @@ class TenantPollers:
         """The first agent-state poll has succeeded."""
         health = self.health.get("user_states")
         return health is not None and health.last_success is not None
+
+    def supported(self) -> dict[str, bool]:
+        """Endpoint -> whether the tenant answers it (poll kinds, then per-user lookups), for
+        the endpoints that have answered at least once."""
+        out = {k: h.supported for k, h in self.health.items() if h.supported is not None}
+        return {**out, **self.aux_supported}
+
+    def unsupported(self) -> set[str]:
+        """Poll kinds whose endpoint the tenant lacks (no staleness for them)."""
+        return {k for k, h in self.health.items() if h.supported is False}
 
     def refresh_overruns(self) -> None:
         """Copy the scheduler's overrun counts into the health records."""
@@ -281,6 +320,13 @@ class TenantPollers:
             await body()
         except asyncio.CancelledError:
             raise
+        except PuzzelNotFound as e:
+            health.observe_duration(self.clock.monotonic() - started)
+            if kind == ESSENTIAL_KIND:
+                self._failed(health, e)
+                raise
+            self._unsupported(health, e)
+            return
         except Exception as e:
             health.observe_duration(self.clock.monotonic() - started)
             self._failed(health, e)
@@ -288,12 +334,30 @@ class TenantPollers:
                 self.scheduler.postpone(self.job_name(kind), e.retry_after)
             raise
         health.observe_duration(self.clock.monotonic() - started)
-        if not health.up and health.last_error is not None:
+        if health.supported is False:
+            log.info("endpoint supported again", tenant=self.tenant, endpoint=kind)
+        elif not health.up and health.last_error is not None:
             log.info("poll recovered", tenant=self.tenant, endpoint=kind)
+        health.supported = True
         health.up = True
         health.last_success = self.clock.now()
         health.last_error = None
         self.refresh_overruns()
+
+    def _unsupported(self, health: PollHealth, error: PuzzelNotFound) -> None:
+        """The tenant does not have this endpoint: not a failure, not stale; ask again hourly."""
+        if health.supported is not False:
+            log.warning(
+                "endpoint not supported by this tenant; asking again hourly",
+                tenant=self.tenant,
+                endpoint=health.endpoint,
+                http_status=error.http_status,
+            )
+        health.supported = False
+        health.up = False
+        health.last_error = str(error)
+        if self.scheduler is not None:
+            self.scheduler.postpone(self.job_name(health.endpoint), REPROBE_INTERVAL)
 
     def _failed(self, health: PollHealth, error: Exception) -> None:
         health.failures += 1
@@ -341,7 +405,7 @@ class TenantPollers:
         now = self.clock.now()
         by_group: dict[str, list[UserGroupAgentState]] = {g: [] for g in groups}
         for row in rows:
-            by_group.setdefault(row.user_group_name, []).append(row)
+            by_group.setdefault(row.user_group_name or NO_TEAM, []).append(row)
         return list(by_group), [(g, now, r) for g, r in by_group.items()]
 
     async def poll_user_states(self) -> None:
@@ -369,9 +433,10 @@ class TenantPollers:
                     failed.append((group, answer))
                 else:
                     raw.append((group, now, answer))
-        await self._ensure_pause_names(
-            [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
-        )
+        if self.client.enabled("pause_types"):
+            await self._ensure_pause_names(
+                [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
+            )
         for group, at, rows in raw:
             polls.append(GroupPoll(group, at, [self._row(group, r) for r in rows]))
         for team in list({a.team for a in self.tracker.agents()} - set(groups)):
@@ -391,18 +456,30 @@ class TenantPollers:
             names = ", ".join(g for g, _ in failed)
             raise PollFailed(f"{len(failed)} of {len(groups)} user groups failed: {names}")
 
+    def pause_name(self, pause_type_id: int | None, name: str | None = None) -> str | None:
+        """A pause type's name: as sent, from the tenant's `pause_types` map, from the pause
+        types endpoint, or else the id itself (so rules can still match it)."""
+        if name or not pause_type_id:
+            return name or None
+        known = self.config.pause_types.get(str(pause_type_id))
+        return known or self._pause_names.get(pause_type_id) or str(pause_type_id)
+
     def _row(self, group: str, r: UserGroupAgentState) -> AgentRow:
-        pause_name = r.pause_type_name
-        if pause_name is None and r.pause_type_id:
-            pause_name = self._pause_names.get(r.pause_type_id)
+        agent_id = str(r.user_id)
+        pause_name = self.pause_name(r.pause_type_id, r.pause_type_name)
         state = AgentState.from_puzzel(r.contact_centre_status, r.user_status, pause_name)
+        if state.kind is StateKind.PAUSE and state.pause_type is None:
+            # rows without a pause type: keep the type a per-user call found for this pause
+            known = self.tracker.get(agent_id)
+            if known is not None and known.state.kind is StateKind.PAUSE:
+                state = known.state
         return AgentRow(
-            agent_id=str(r.user_id),
-            name=f"{r.first_name} {r.last_name}".strip(),
+            agent_id=agent_id,
+            name=r.name,
             team=group,
             state=state,
-            calls_offered=r.calls_offered,
-            calls_answered=r.calls_answered,
+            calls_offered=r.calls_offered or 0,
+            calls_answered=r.calls_answered or 0,
             status_duration_seconds=r.status_duration_seconds,
         )
 
@@ -420,16 +497,49 @@ class TenantPollers:
         self._pause_fetched = self.clock.monotonic()
         try:
             types_ = await self.client.pause_types()
+        except PuzzelNotFound as e:
+            self._note_missing("pause_types", e)
+            return
         except PuzzelError as e:
             log.warning("pause types unavailable", tenant=self.tenant, error=str(e))
             return
-        self._pause_names = {t.id: t.description for t in types_}
+        self._found("pause_types")
+        self._pause_names = {t.id: t.description for t in types_ if t.description}
 
     async def _fetch_exact(self, changed: Sequence[str]) -> int:
-        """Per-user calls for changed agents, within the budget. Returns the number of calls."""
+        """Per-user calls for changed agents, within the budget. Returns the number of calls.
+
+        With the per-user state endpoint on (unverified; a tenant turns it on), it makes entry
+        times exact. Otherwise the confirmed `users/{userId}` names the pause type of paused
+        agents whose rows carry none."""
         budget = self.config.user_state_budget
         if budget <= 0 or not changed:
             return 0
+        if self.client.enabled("user_state_information") and self._endpoint_usable(
+            "user_state_information"
+        ):
+            return await self._fetch_durations(changed, budget)
+        if self.client.enabled("user") and self._endpoint_usable("user"):
+            return await self._fetch_pause_types(changed, budget)
+        return 0
+
+    def _endpoint_usable(self, name: str) -> bool:
+        """False for an endpoint that answered 404 within the last re-probe interval."""
+        since = self._missing.get(name)
+        return since is None or self.clock.monotonic() - since >= REPROBE_INTERVAL
+
+    def _note_missing(self, name: str, error: PuzzelNotFound) -> None:
+        if name not in self._missing:
+            log.warning(
+                "endpoint not supported by this tenant; asking again hourly",
+                tenant=self.tenant,
+                endpoint=name,
+                http_status=error.http_status,
+            )
+        self._missing[name] = self.clock.monotonic()
+        self.aux_supported[name] = False
+
+    async def _fetch_durations(self, changed: Sequence[str], budget: int) -> int:
         candidates = [self.tracker.get(a) for a in changed]
         # logged-on agents first: their entry times drive the rules
         chosen = sorted(
@@ -440,20 +550,55 @@ class TenantPollers:
         async def one(agent_id: str) -> None:
             try:
                 info = await self.client.user_state_information(agent_id)
+            except PuzzelNotFound as e:
+                self._note_missing("user_state_information", e)
+                return
             except PuzzelError as e:
                 log.debug(
                     "user state unavailable", tenant=self.tenant, agent=agent_id, error=str(e)
                 )
                 return
+            self._found("user_state_information")
             fetched_at = self.clock.now()
-            pause_name = info.pause_type_name
-            if pause_name is None and info.pause_type_id:
-                pause_name = self._pause_names.get(info.pause_type_id)
+            pause_name = self.pause_name(info.pause_type_id, info.pause_type_name)
             state = AgentState.from_puzzel(info.contact_centre_status, info.user_status, pause_name)
-            self.tracker.correct(agent_id, state, info.status_duration_seconds, fetched_at)
+            if info.status_duration_seconds is not None:
+                self.tracker.correct(agent_id, state, info.status_duration_seconds, fetched_at)
+            if state.pause_type is not None:
+                self.tracker.name_pause(agent_id, state.pause_type)
 
         await asyncio.gather(*(one(o.agent_id) for o in chosen))
         return len(chosen)
+
+    async def _fetch_pause_types(self, changed: Sequence[str], budget: int) -> int:
+        candidates = [self.tracker.get(a) for a in changed]
+        chosen = [
+            o.agent_id
+            for o in candidates
+            if o is not None and o.state.kind is StateKind.PAUSE and o.state.pause_type is None
+        ][:budget]
+
+        async def one(agent_id: str) -> None:
+            try:
+                user = await self.client.user(agent_id)
+            except PuzzelNotFound as e:
+                self._note_missing("user", e)
+                return
+            except PuzzelError as e:
+                log.debug("user unavailable", tenant=self.tenant, agent=agent_id, error=str(e))
+                return
+            self._found("user")
+            name = self.pause_name(user.pause_type_id, user.pause_type_name)
+            if name is not None:
+                self.tracker.name_pause(agent_id, name)
+
+        await asyncio.gather(*(one(a) for a in chosen))
+        return len(chosen)
+
+    def _found(self, name: str) -> None:
+        if self._missing.pop(name, None) is not None:
+            log.info("endpoint supported again", tenant=self.tenant, endpoint=name)
+        self.aux_supported[name] = True
 
     # --- queues and tickers -----------------------------------------------------------------
 
@@ -464,27 +609,7 @@ class TenantPollers:
     async def poll_queues(self) -> None:
         rows = await self.client.visual_queue_state_information("All")
         taken_at = self.clock.now()
-        queues = tuple(
-            QueueObservation(
-                queue_id=str(q.id),
-                description=q.description,
-                queue_size=q.queue_size,
-                wait_time_max_seconds=float(q.wait_time_max_seconds),
-                wait_time_average_seconds=float(q.wait_time_average_seconds),
-                agents_logged_on=q.agents_logged_on,
-                agents_ready=q.agents_ready,
-                agents_in_pause=q.agents_in_pause,
-                agents_unavailable=q.agents_unavailable,
-                calls_offered_today=q.calls_offered_today,
-                calls_answered_today=q.calls_answered_today,
-                calls_abandoned_today=q.calls_abandoned_today,
-                calls_answered_within_sla=q.calls_answered_within_sla,
-                sla_percent=float(q.sla) if q.sla is not None else 100.0,
-                alarm=bool(q.alarm_flag),
-            )
-            for q in rows
-            if self._watched_queue(str(q.id))
-        )
+        queues = tuple(_queue(q) for q in rows if self._watched_queue(str(q.id)))
         snapshot = QueueSnapshot(self.tenant, taken_at, queues)
         self.store.put_queues(self.tenant, snapshot)
         if self.sink is not None:
@@ -503,12 +628,7 @@ class TenantPollers:
                 TickerRow(
                     key=str(r.user_id),
                     description=team,
-                    values={
-                        "requests_offered": float(r.overview.requests_offered),
-                        "requests_answered": float(r.overview.requests_answered),
-                        "logged_on_seconds": float(r.overview.logged_on_seconds),
-                        "in_pause_seconds": float(r.overview.in_pause_seconds),
-                    },
+                    values=_values(r.overview, AGENT_STATS_FIELDS),
                 )
             )
         await self._publish_ticker("agent_stats", taken_at, out)
@@ -519,17 +639,8 @@ class TenantPollers:
         out = [
             TickerRow(
                 key=str(r.id),
-                description=r.description,
-                values={
-                    "calls_offered": float(r.calls_offered),
-                    "calls_answered": float(r.calls_answered),
-                    "calls_abandoned": float(r.calls_abandoned),
-                    "calls_answered_within_sla": float(r.calls_answered_within_sla),
-                    "calls_abandoned_within_sla": float(r.calls_abandoned_within_sla),
-                    "ciqs_offered": float(r.ciqs_offered),
-                    "ciqs_answered": float(r.ciqs_answered),
-                    "surveys_answered": float(r.surveys_answered),
-                },
+                description=r.description or "",
+                values=_values(r, QUEUE_TICKER_FIELDS),
             )
             for r in rows
             if self._watched_queue(str(r.id))
@@ -542,11 +653,8 @@ class TenantPollers:
         out = [
             TickerRow(
                 key=r.accesspoint,
-                description=r.description,
-                values={
-                    "requests_offered": float(r.requests_offered),
-                    "requests_answered": float(r.requests_answered),
-                },
+                description=r.description or "",
+                values=_values(r, ACCESS_POINT_FIELDS),
             )
             for r in rows
         ]
@@ -557,3 +665,55 @@ class TenantPollers:
         self.store.put_ticker(self.tenant, snapshot)
         if self.sink is not None:
             await self.sink.on_ticker(self.tenant, snapshot)
+
+
+AGENT_STATS_FIELDS = (
+    "requests_offered",
+    "requests_answered",
+    "logged_on_seconds",
+    "in_pause_seconds",
+)
+QUEUE_TICKER_FIELDS = (
+    "calls_offered",
+    "calls_answered",
+    "calls_abandoned",
+    "calls_answered_within_sla",
+    "calls_abandoned_within_sla",
+    "ciqs_offered",
+    "ciqs_answered",
+    "surveys_answered",
+)
+ACCESS_POINT_FIELDS = ("requests_offered", "requests_answered")
+
+
+def _values(row: object, names: Sequence[str]) -> dict[str, float]:
+    """The ticker values a row carries; a field Puzzel left out is left out here too."""
+    out: dict[str, float] = {}
+    for name in names:
+        value = getattr(row, name)
+        if value is not None:
+            out[name] = float(value)
+    return out
+
+
+def _queue(q: VisualQueueState) -> QueueObservation:
+    def num(value: float | None) -> float | None:
+        return None if value is None else float(value)
+
+    return QueueObservation(
+        queue_id=str(q.id),
+        description=q.description or "",
+        queue_size=q.queue_size,
+        wait_time_max_seconds=num(q.wait_time_max_seconds),
+        wait_time_average_seconds=num(q.wait_time_average_seconds),
+        agents_logged_on=q.agents_logged_on,
+        agents_ready=q.agents_ready,
+        agents_in_pause=q.agents_in_pause,
+        agents_unavailable=q.agents_unavailable,
+        calls_offered_today=q.calls_offered_today,
+        calls_answered_today=q.calls_answered_today,
+        calls_abandoned_today=q.calls_abandoned_today,
+        calls_answered_within_sla=q.calls_answered_within_sla,
+        sla_percent=num(q.sla),
+        alarm=bool(q.alarm_flag),
+    )

@@ -89,6 +89,7 @@ def make_client(
         max_rate=tenant.rate_limit.requests_per_second,
         burst=tenant.rate_limit.burst,
         timezone=tenant.timezone,
+        endpoints=tenant.endpoints,
     )
 
 

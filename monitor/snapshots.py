@@ -15,7 +15,8 @@ class AgentObservation:
 
     `since` is when the agent entered `state`: exact when a per-user status duration was fetched,
     otherwise derived from poll-to-poll transitions by the tracker (the first poll that saw it).
-    `since_exact` says which.
+    `since_exact` says which. `first_seen` marks a `since` that is only when the monitor first
+    saw the agent in this state (it was already in it then), so the true duration is longer.
     """
 
     agent_id: str
@@ -26,6 +27,15 @@ class AgentObservation:
     since_exact: bool = False
     calls_offered: int = 0
     calls_answered: int = 0
+    first_seen: bool = False
+
+    @property
+    def entry(self) -> str:
+        """Where `since` comes from: `exact`, `transition` (a poll saw the change) or
+        `first_seen` (a lower bound: the state began before the monitor saw the agent)."""
+        if self.since_exact:
+            return "exact"
+        return "first_seen" if self.first_seen else "transition"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,22 +50,24 @@ class AgentSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class QueueObservation:
-    """One visual queue's state and today-ticker, as Puzzel's visual-queue state information."""
+    """One visual queue's state and today-ticker, as Puzzel's visual-queue state information.
+
+    None is "Puzzel did not report it": no rule holds on it and no series is exported for it."""
 
     queue_id: str
     description: str
-    queue_size: int = 0
-    wait_time_max_seconds: float = 0.0
-    wait_time_average_seconds: float = 0.0
-    agents_logged_on: int = 0
-    agents_ready: int = 0
-    agents_in_pause: int = 0
-    agents_unavailable: int = 0
-    calls_offered_today: int = 0
-    calls_answered_today: int = 0
-    calls_abandoned_today: int = 0
-    calls_answered_within_sla: int = 0
-    sla_percent: float = 100.0
+    queue_size: int | None = 0
+    wait_time_max_seconds: float | None = 0.0
+    wait_time_average_seconds: float | None = 0.0
+    agents_logged_on: int | None = 0
+    agents_ready: int | None = 0
+    agents_in_pause: int | None = 0
+    agents_unavailable: int | None = 0
+    calls_offered_today: int | None = 0
+    calls_answered_today: int | None = 0
+    calls_abandoned_today: int | None = 0
+    calls_answered_within_sla: int | None = 0
+    sla_percent: float | None = 100.0
     alarm: bool = False
 
 

@@ -115,12 +115,15 @@ class StateTracker:
 
     @staticmethod
     def _next(previous: AgentObservation | None, row: AgentRow, at: datetime) -> AgentObservation:
+        first_seen = False
         if row.status_duration_seconds is not None and row.status_duration_seconds >= 0:
             since, exact = at - timedelta(seconds=row.status_duration_seconds), True
         elif previous is not None and previous.state == row.state:
             since, exact = previous.since, previous.since_exact
+            first_seen = previous.first_seen
         else:
             since, exact = at, False
+            first_seen = previous is None
         return AgentObservation(
             agent_id=row.agent_id,
             name=row.name,
@@ -130,6 +133,7 @@ class StateTracker:
             since_exact=exact,
             calls_offered=row.calls_offered,
             calls_answered=row.calls_answered,
+            first_seen=first_seen,
         )
 
     def correct(
@@ -146,7 +150,17 @@ class StateTracker:
         if obs is None or status_duration_seconds < 0 or not _same_state(obs.state, state):
             return False
         since = fetched_at - timedelta(seconds=status_duration_seconds)
-        self._agents[agent_id] = replace(obs, since=since, since_exact=True)
+        self._agents[agent_id] = replace(obs, since=since, since_exact=True, first_seen=False)
+        return True
+
+    def name_pause(self, agent_id: str, pause_type: str) -> bool:
+        """Give a tracked pause with no type its type (learned from a per-user call), keeping its
+        entry time. False when the agent is not in an untyped pause any more."""
+        obs = self._agents.get(agent_id)
+        if obs is None or obs.state.kind is not StateKind.PAUSE or obs.state.pause_type:
+            return False
+        state = AgentState(StateKind.PAUSE, pause_type)
+        self._agents[agent_id] = replace(obs, state=state)
         return True
 
     def snapshot(self, team: str, taken_at: datetime | None = None) -> AgentSnapshot:
@@ -183,6 +197,7 @@ class StateTracker:
                     "raw": a.state.raw,
                     "since": a.since.isoformat(),
                     "since_exact": a.since_exact,
+                    "first_seen": a.first_seen,
                 }
                 for aid, a in self._agents.items()
             },
@@ -205,6 +220,7 @@ class StateTracker:
                     state=AgentState(StateKind(a["kind"]), a.get("pause_type"), a.get("raw")),
                     since=_aware(datetime.fromisoformat(a["since"])),
                     since_exact=bool(a["since_exact"]),
+                    first_seen=bool(a.get("first_seen", False)),
                 )
             teams = {
                 str(t): _aware(datetime.fromisoformat(v))

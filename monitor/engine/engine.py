@@ -1249,13 +1249,20 @@ def _evaluate_teams(
 
 
 def _queue_value(rule: RuleName, q: QueueObservation, cfg: RuleConfig) -> tuple[bool, str]:
+    # a value Puzzel did not report (None) never makes a rule hold
     if rule is RuleName.QUEUE_SLA_BELOW:
-        return cfg.threshold is not None and q.sla_percent < cfg.threshold, f"{q.sla_percent:g}"
+        sla = q.sla_percent
+        return cfg.threshold is not None and sla is not None and sla < cfg.threshold, _g(sla)
     if rule is RuleName.QUEUE_WAIT_ABOVE:
         wait = q.wait_time_max_seconds
-        return cfg.threshold is not None and wait > cfg.threshold, f"{wait:g}"
-    holds = q.queue_size > 0 and q.agents_ready == 0
-    return holds, f"queueSize={q.queue_size} agentsReady={q.agents_ready}"
+        return cfg.threshold is not None and wait is not None and wait > cfg.threshold, _g(wait)
+    size, ready = q.queue_size, q.agents_ready
+    holds = size is not None and ready is not None and size > 0 and ready == 0
+    return holds, f"queueSize={_g(size)} agentsReady={_g(ready)}"
+
+
+def _g(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:g}"
 
 
 def evaluate_queues(

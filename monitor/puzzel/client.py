@@ -2,8 +2,13 @@
 
 One client per tenant (customer key). Behaviour per HTTP answer:
 
-- 2xx: API answers must be an envelope `{result, code, id, message}`; `code != 0` raises
-  `PuzzelApiError` (not retried). The `result` is validated into the endpoint's model.
+- 2xx: API answers are an envelope `{result, code, id, message}` (only `result` and `code`
+  needed; without `code` a 200 counts as success), or a bare JSON array (some tenants answer
+  so); `code != 0` raises `PuzzelApiError` (not retried). The `result` is validated into the
+  endpoint's model; list answers row by row: a row that does not fit is dropped, counted in
+  `stats` by endpoint and field, and logged once when that field starts failing.
+- 404/405 (or an envelope with code 404): `PuzzelNotFound`, not retried: the tenant does not
+  have this endpoint (or this tenant's path for it is wrong).
 - 401/403 on an API call: the token is dropped, a new one fetched, and the call retried once;
   a second refusal raises `PuzzelAuthError`. On auth endpoints 400/401/403 raise it directly.
 - 429: wait `Retry-After` (seconds or an HTTP date; the rate limiter holds every other request
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar, get_origin
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -41,13 +46,14 @@ from monitor.puzzel.auth import (
     make_token_provider,
 )
 from monitor.puzzel.dates import resolve_timezone
-from monitor.puzzel.endpoints import ENDPOINTS, Endpoint
+from monitor.puzzel.endpoints import Endpoint, EndpointSetting, endpoint_table
 from monitor.puzzel.exceptions import (
     PuzzelApiError,
     PuzzelAuthError,
     PuzzelDeadlineExceeded,
     PuzzelError,
     PuzzelMalformedResponse,
+    PuzzelNotFound,
     PuzzelRateLimited,
     PuzzelTimeout,
     PuzzelTransportError,
@@ -68,6 +74,7 @@ from monitor.puzzel.models import (
     VisualQueueState,
     VisualQueueTicker,
     parse_as,
+    parse_rows,
 )
 from monitor.puzzel.ratelimit import RateLimiter
 from monitor.puzzel.stats import ClientStats
@@ -120,6 +127,7 @@ class PuzzelClient:
         rng: random.Random | None = None,
         token_skew: float = DEFAULT_SKEW,
         limiter: RateLimiter | None = None,
+        endpoints: Mapping[str, EndpointSetting] | None = None,
     ) -> None:
         if timeout <= 0 or deadline <= 0:
             raise ValueError("timeout and deadline must be positive numbers of seconds")
@@ -147,6 +155,9 @@ class PuzzelClient:
         else:
             self.auth = auth
         self._user_id: int | str | None = None
+        # this tenant's table: unverified paths off unless turned on, paths overridable
+        self.endpoints = endpoint_table(endpoints)
+        self._rejecting: dict[str, frozenset[str]] = {}  # endpoint -> fields failing last call
 
     def __repr__(self) -> str:
         return f"<PuzzelClient customer_key={self.customer_key!r}>"
@@ -154,6 +165,10 @@ class PuzzelClient:
     @property
     def customer_key(self) -> str:
         return self.auth.customer_key
+
+    def enabled(self, name: str) -> bool:
+        """Whether this tenant's configuration lets the monitor call endpoint `name`."""
+        return self.endpoints[name].on
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -189,7 +204,7 @@ class PuzzelClient:
         return await self._get("access_token_information", TokenInformation)
 
     async def visual_queues(self) -> list[VisualQueue]:
-        return await self._get("visual_queues", list[VisualQueue])
+        return await self._get_rows("visual_queues", VisualQueue)
 
     async def visual_queue_state_information(
         self,
@@ -201,8 +216,8 @@ class PuzzelClient:
         query: dict[str, str] = {"userId": str(user_id or await self.api_user_id())}
         if visual_queue_id is not None:
             query["visualQueueId"] = str(visual_queue_id)
-        return await self._get(
-            "visual_queue_state_information", list[VisualQueueState], query, result=result
+        return await self._get_rows(
+            "visual_queue_state_information", VisualQueueState, query, result=result
         )
 
     async def user_group_state_information(
@@ -215,9 +230,9 @@ class PuzzelClient:
         query: dict[str, str] = {"userId": str(user_id or await self.api_user_id())}
         if user_group_name is not None:
             query["userGroupName"] = user_group_name
-        return await self._get(
+        return await self._get_rows(
             "user_group_state_information",
-            list[UserGroupAgentState],
+            UserGroupAgentState,
             query,
             tickerPeriodWindow=ticker_period_window,
         )
@@ -226,13 +241,13 @@ class PuzzelClient:
         return await self._get("user", User, userId=user_id)
 
     async def users(self) -> list[UserSummary]:
-        return await self._get("users", list[UserSummary])
+        return await self._get_rows("users", UserSummary)
 
     async def user_groups(self) -> list[UserGroup]:
-        return await self._get("user_groups", list[UserGroup])
+        return await self._get_rows("user_groups", UserGroup)
 
     async def queues(self) -> list[SystemQueue]:
-        return await self._get("queues", list[SystemQueue])
+        return await self._get_rows("queues", SystemQueue)
 
     async def user_state_information(self, user_id: int | str) -> UserStateInformation:
         """One agent's state with its status duration (unverified path)."""
@@ -241,17 +256,17 @@ class PuzzelClient:
     async def agent_stats(self, ticker_period_window: str = "Today") -> list[AgentStats]:
         """Per-agent today-ticker (unverified path)."""
         query = {"userId": str(await self.api_user_id())}
-        return await self._get(
-            "agent_stats", list[AgentStats], query, tickerPeriodWindow=ticker_period_window
+        return await self._get_rows(
+            "agent_stats", AgentStats, query, tickerPeriodWindow=ticker_period_window
         )
 
     async def visual_queue_ticker(
         self, ticker_period_window: str = "Today"
     ) -> list[VisualQueueTicker]:
         """Per-visual-queue ticker (unverified path)."""
-        return await self._get(
+        return await self._get_rows(
             "visual_queue_ticker",
-            list[VisualQueueTicker],
+            VisualQueueTicker,
             tickerPeriodWindow=ticker_period_window,
         )
 
@@ -259,16 +274,16 @@ class PuzzelClient:
         self, ticker_period_window: str = "Today"
     ) -> list[AccessPointTicker]:
         """Per-access-point ticker (unverified path)."""
-        return await self._get(
+        return await self._get_rows(
             "access_point_tickers",
-            list[AccessPointTicker],
+            AccessPointTicker,
             tickerPeriodWindow=ticker_period_window,
         )
 
     async def pause_types(self) -> list[PauseType]:
         """The tenant's pause types (unverified path)."""
         query = {"userId": str(await self.api_user_id())}
-        return await self._get("pause_types", list[PauseType], query)
+        return await self._get_rows("pause_types", PauseType, query)
 
     async def api_user_id(self) -> int | str:
         """The API user's id: from the credentials, or learned from /accesstokeninformation."""
@@ -284,15 +299,22 @@ class PuzzelClient:
     async def post_auth(
         self, endpoint: str, *, json: Any = None, form: dict[str, str] | None = None
     ) -> Any:
-        ep = ENDPOINTS[endpoint]
+        ep = self.endpoints[endpoint]
         return await self._call(ep, self._url(ep), json=json, form=form, bearer=False)
 
     async def token_information(self, token: str) -> TokenInformation:
-        ep = ENDPOINTS["access_token_information"]
+        ep = self.endpoints["access_token_information"]
         result = await self._call(ep, self._url(ep), token=token)
         return self._parse(ep, TokenInformation, result)
 
     # --- machinery ----------------------------------------------------------------------------
+
+    async def raw(
+        self, name: str, query: Mapping[str, str] | None = None, **path: str | int
+    ) -> Any:
+        """The unwrapped `result` of one call of endpoint `name`, unvalidated (for `doctor`)."""
+        ep = self.endpoints[name]
+        return await self._call(ep, self._url(ep, **path), params=query)
 
     async def _get(
         self,
@@ -301,19 +323,57 @@ class PuzzelClient:
         query: Mapping[str, str] | None = None,
         **path: str | int,
     ) -> T:
-        ep = ENDPOINTS[name]
+        ep = self.endpoints[name]
         result = await self._call(ep, self._url(ep, **path), params=query)
-        if result is None and get_origin(type_) is list:
-            result = []  # .NET serialises an empty list as null often enough to allow it
         return self._parse(ep, type_, result)
+
+    async def _get_rows(
+        self,
+        name: str,
+        model: type[T],
+        query: Mapping[str, str] | None = None,
+        **path: str | int,
+    ) -> list[T]:
+        ep = self.endpoints[name]
+        result = await self._call(ep, self._url(ep, **path), params=query)
+        try:
+            parsed = parse_rows(model, result, endpoint=ep.name, timezone=self.timezone)
+        except PuzzelMalformedResponse:
+            self._count_malformed(ep)
+            raise
+        self._note_rejections(ep.name, [r.field for r in parsed.rejected], parsed.rejected)
+        return parsed.rows
+
+    def _note_rejections(self, endpoint: str, fields: list[str], detail: Any) -> None:
+        """Count dropped rows; log a field once when it starts failing and once when it stops."""
+        counts = self.stats.of(endpoint).rejected
+        for name in fields:
+            counts[name] = counts.get(name, 0) + 1
+        now, before = frozenset(fields), self._rejecting.get(endpoint, frozenset())
+        for name in sorted(now - before):
+            reason = next(r.reason for r in detail if r.field == name)
+            log.warning(
+                "puzzel rows rejected",
+                tenant=self.customer_key,
+                endpoint=endpoint,
+                field=name,
+                rows=fields.count(name),
+                reason=reason,
+            )
+        for name in sorted(before - now):
+            log.info("puzzel rows accepted again", endpoint=endpoint, field=name)
+        self._rejecting[endpoint] = now
+
+    def _count_malformed(self, ep: Endpoint) -> None:
+        stats = self.stats.of(ep.name)
+        stats.failures += 1
+        stats.call_failures += 1
 
     def _parse(self, ep: Endpoint, type_: type[T], result: Any) -> T:
         try:
             return parse_as(type_, result, endpoint=ep.name, timezone=self.timezone)
         except PuzzelMalformedResponse:
-            stats = self.stats.of(ep.name)
-            stats.failures += 1
-            stats.call_failures += 1
+            self._count_malformed(ep)
             raise
 
     def _url(self, ep: Endpoint, **params: str | int) -> str:
@@ -417,6 +477,8 @@ class PuzzelClient:
                 last_error = PuzzelRateLimited(wait, endpoint=ep.name)
                 self.limiter.block_for(wait)  # the next acquire() waits it out
                 continue
+            if status in (404, 405):
+                raise PuzzelNotFound(code if code is not None else status, message, ep.name, status)
             error = PuzzelApiError(code if code is not None else status, message, ep.name, status)
             if status >= 500:
                 last_error = error
@@ -458,13 +520,18 @@ class PuzzelClient:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise PuzzelMalformedResponse(ep.name, f"not JSON ({exc})", field="body") from None
-        if ep.host != "api":
-            return data  # the auth services do not use the envelope
-        if not isinstance(data, dict) or "code" not in data:
+        if ep.host != "api" or isinstance(data, list):
+            return data  # the auth services use no envelope; some tenants send bare arrays
+        if not isinstance(data, dict):
             raise PuzzelMalformedResponse(
-                ep.name, "expected an envelope {result, code, id, message}", field="body"
+                ep.name, "expected an envelope {result, code} or a JSON array", field="body"
             )
+        if "code" not in data:
+            # a 200 without a code: the result if there is one, else the object itself
+            return data.get("result", data)
         envelope = parse_as(Envelope, data, endpoint=ep.name, prefix="envelope")
+        if envelope.code == 404:
+            raise PuzzelNotFound(404, envelope.message or "", ep.name, status)
         if envelope.code != 0:
             raise PuzzelApiError(envelope.code, envelope.message or "", ep.name, status)
         return envelope.result

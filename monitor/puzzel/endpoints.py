@@ -19,8 +19,12 @@ Field lists for the unverified endpoints (what the simulator serves and the mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 class Auth(StrEnum):
@@ -36,9 +40,19 @@ class Endpoint:
     verified: bool
     source: str  # where the path comes from (puzzel-api.md section)
     host: str = "api"  # "api" (ContactCentre5 base), "auth" (LogIn service) or "id" (Puzzel ID)
+    enabled: bool | None = None  # None: on exactly when verified (a tenant's `endpoints:` decides)
 
     def path(self, **params: str | int) -> str:
         return self.template.format(**{k: str(v) for k, v in params.items()})
+
+    @property
+    def on(self) -> bool:
+        """Whether the monitor calls this endpoint: unverified paths only when a tenant says so."""
+        return self.verified if self.enabled is None else self.enabled
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        return frozenset(_PLACEHOLDER.findall(self.template))
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -103,3 +117,39 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("pause_types", "GET", "/{customerKey}/pausetypes", False, "4.11"),
     )
 }
+
+# Endpoints a tenant may switch or re-path (`tenants[].endpoints`); the auth flows stay fixed.
+CONFIGURABLE = frozenset(name for name, e in ENDPOINTS.items() if e.host == "api")
+
+EndpointSetting = bool | str
+
+
+def check_override(name: str, setting: EndpointSetting) -> None:
+    """Raise ValueError unless `setting` (true, false or a path) is valid for endpoint `name`."""
+    if name not in CONFIGURABLE:
+        known = ", ".join(sorted(CONFIGURABLE))
+        raise ValueError(f"unknown endpoint {name!r}; expected one of: {known}")
+    if isinstance(setting, bool):
+        return
+    base = ENDPOINTS[name]
+    if not setting.startswith("/"):
+        raise ValueError(f"expected a path starting with '/', got {setting!r}")
+    used = frozenset(_PLACEHOLDER.findall(setting))
+    unknown = used - base.placeholders
+    if unknown:
+        allowed = ", ".join(f"{{{p}}}" for p in sorted(base.placeholders)) or "none"
+        bad = ", ".join(f"{{{p}}}" for p in sorted(unknown))
+        raise ValueError(f"{name}: unknown placeholder {bad} in {setting!r}; allowed: {allowed}")
+
+
+def endpoint_table(overrides: Mapping[str, EndpointSetting] | None = None) -> dict[str, Endpoint]:
+    """The endpoint table of one tenant: `true` turns an endpoint on with its default path, a
+    path turns it on with that path, `false` turns it off."""
+    table = dict(ENDPOINTS)
+    for name, setting in (overrides or {}).items():
+        check_override(name, setting)
+        if isinstance(setting, bool):
+            table[name] = replace(table[name], enabled=setting)
+        else:
+            table[name] = replace(table[name], template=setting, enabled=True)
+    return table

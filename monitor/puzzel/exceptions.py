@@ -27,6 +27,11 @@ class PuzzelApiError(PuzzelError):
         self.http_status = http_status
 
 
+class PuzzelNotFound(PuzzelApiError):
+    """HTTP 404/405 (or an envelope saying 404): this tenant does not have the endpoint, or its
+    path in the endpoint table is wrong for this tenant."""
+
+
 class PuzzelAuthError(PuzzelError):
     """Authentication failed: credentials rejected, or a fresh token was still refused."""
 

@@ -11,13 +11,14 @@ tenant's zone (zone-less values only; default Europe/Oslo).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
-    Field,
     SecretStr,
     TypeAdapter,
     ValidationError,
@@ -32,12 +33,26 @@ T = TypeVar("T")
 # Puzzel's user and visual-queue ids are ints; scripted scenarios may use names, so accept both.
 PuzzelId = int | str
 
+
+def _blank_is_none(value: Any) -> Any:
+    # .NET and hand-written exports send "" for an unknown number as often as null
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+OptInt = Annotated[int | None, BeforeValidator(_blank_is_none)]
+OptFloat = Annotated[float | None, BeforeValidator(_blank_is_none)]
+OptStr = str | None
 # 0 (or absent) when the agent is not paused: both read as None.
-PauseTypeId = Annotated[int | None, AfterValidator(lambda v: v or None)]
+PauseTypeId = Annotated[
+    int | None, BeforeValidator(_blank_is_none), AfterValidator(lambda v: v or None)
+]
 
 
 class PuzzelModel(BaseModel):
-    """Base: camelCase aliases, extra fields ignored, immutable."""
+    """Base: camelCase aliases, extra fields ignored, immutable; numbers sent as strings and
+    strings sent as numbers are both accepted."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -45,6 +60,7 @@ class PuzzelModel(BaseModel):
         validate_by_alias=True,
         extra="ignore",
         frozen=True,
+        coerce_numbers_to_str=True,
     )
 
 
@@ -65,150 +81,161 @@ class Envelope(PuzzelModel):
 class QueueItem(PuzzelModel):
     """A system queue underneath a visual queue."""
 
-    id: int
-    key: str = ""
-    description: str = ""
-    service_id: int | None = None
+    id: PuzzelId
+    key: OptStr = None
+    description: OptStr = None
+    service_id: OptInt = None
 
 
 class VisualQueue(PuzzelModel):
     """4.1 `/{customerKey}/visualqueues` row."""
 
     id: PuzzelId
-    description: str
-    queues: list[QueueItem] = Field(default_factory=list)
+    description: OptStr = None
+    queues: list[QueueItem] | None = None
 
 
 class SystemQueue(PuzzelModel):
     """4.7 `/{customerKey}/queues` row."""
 
-    id: int
-    key: str
-    description: str = ""
-    service_id: int | None = None
+    id: PuzzelId
+    key: OptStr = None
+    description: OptStr = None
+    service_id: OptInt = None
 
 
 # --- 4.2 visual queue state + ticker --------------------------------------------------------
 
 
 class VisualQueueState(PuzzelModel):
-    """4.2 `VisualQueueStateAndTickerList` row: a visual queue's state now and its today-ticker."""
+    """4.2 `VisualQueueStateAndTickerList` row: a visual queue's state now and its today-ticker.
+
+    Only `id` is required; a counter Puzzel does not send is None ("not reported"), never 0."""
 
     id: PuzzelId
-    description: str
-    queue_size: int
-    wait_time_max_seconds: float
-    wait_time_average_seconds: float
-    agents_logged_on: int
-    agents_ready: int
-    agents_in_pause: int
-    calls_offered_today: int
-    calls_answered_today: int
-    queue_size_ciq: int = 0
-    queue_size_preferred: int = 0
-    agents_unavailable: int = 0
-    calls_abandoned_today: int = 0
-    calls_answered_within_sla: int = 0
-    calls_abandoned_within_sla: int = 0
-    ciqs_offered_today: int = 0
-    ciqs_answered_today: int = 0
-    ciq_scheduled: int = 0
-    sla: float | None = None  # percent, 0-100
-    alarm_flag: int = 0
-    unblocked_logged_in: int | None = None
-    unblocked_unavailable: int | None = None
-    silent_calls_today: int | None = None
+    description: OptStr = None
+    queue_size: OptInt = None
+    wait_time_max_seconds: OptFloat = None
+    wait_time_average_seconds: OptFloat = None
+    agents_logged_on: OptInt = None
+    agents_ready: OptInt = None
+    agents_in_pause: OptInt = None
+    calls_offered_today: OptInt = None
+    calls_answered_today: OptInt = None
+    queue_size_ciq: OptInt = None
+    queue_size_preferred: OptInt = None
+    agents_unavailable: OptInt = None
+    calls_abandoned_today: OptInt = None
+    calls_answered_within_sla: OptInt = None
+    calls_abandoned_within_sla: OptInt = None
+    ciqs_offered_today: OptInt = None
+    ciqs_answered_today: OptInt = None
+    ciq_scheduled: OptInt = None
+    sla: OptFloat = None  # percent, 0-100
+    alarm_flag: OptInt = None
+    unblocked_logged_in: OptInt = None
+    unblocked_unavailable: OptInt = None
+    silent_calls_today: OptInt = None
 
 
 # --- 4.3 agent state + ticker per user group ------------------------------------------------
 
 
 class UserGroupAgentState(PuzzelModel):
-    """4.3 `AgentStateAndTickerList` row: one agent's state and today-ticker."""
+    """4.3 `AgentStateAndTickerList` row: one agent's state and today-ticker.
+
+    Only `userId` and `contactCentreStatus` are required (puzzel-api.md: one source, flat rows)."""
 
     user_id: PuzzelId
-    first_name: str
-    last_name: str
-    user_group_name: str
     contact_centre_status: str
-    user_status: str
-    calls_offered: int
-    calls_answered: int
+    first_name: OptStr = None
+    last_name: OptStr = None
+    user_group_name: OptStr = None
+    user_status: OptStr = None
+    calls_offered: OptInt = None
+    calls_answered: OptInt = None
     pause_type_id: PauseTypeId = None
-    pause_type_name: str | None = None
+    pause_type_name: OptStr = None
     # Not seen in any source; used if Puzzel turns out to send it (puzzel-api.md open question 3).
-    status_duration_seconds: float | None = None
+    status_duration_seconds: OptFloat = None
+
+    @property
+    def name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
 
 
 # --- 4.4 / 4.5 users ------------------------------------------------------------------------
 
 
 class QualityElement(PuzzelModel):
-    id: int
-    name: str = ""
-    user_level: int | None = None
+    id: PuzzelId
+    name: OptStr = None
+    user_level: OptInt = None
 
 
 class Quality(PuzzelModel):
-    id: int
-    number: int | None = None
-    description: str = ""
-    service_id: int | None = None
-    elements: list[QualityElement] = Field(default_factory=list)
+    id: PuzzelId
+    number: OptInt = None
+    description: OptStr = None
+    service_id: OptInt = None
+    elements: list[QualityElement] | None = None
 
 
 class Profile(PuzzelModel):
-    id: int
-    name: str = ""
-    number: int | None = None
-    phone_number: str | None = None
-    last_phone_number: str | None = None
-    phone_type: str | None = None
-    group_profile: bool = False
-    qualities: list[Quality] = Field(default_factory=list)
+    id: PuzzelId
+    name: OptStr = None
+    number: OptInt = None
+    phone_number: OptStr = None
+    last_phone_number: OptStr = None
+    phone_type: OptStr = None
+    group_profile: bool | None = None
+    qualities: list[Quality] | None = None
 
 
 class User(PuzzelModel):
-    """4.4 `/{customerKey}/users/{userId}`: one user's state and profile."""
+    """4.4 `/{customerKey}/users/{userId}`: one user's state and profile. Only `id` is required.
+
+    The one confirmed per-agent source of a pause type (`pauseTypeId`)."""
 
     id: PuzzelId
-    first_name: str
-    last_name: str
-    contact_centre_status: str
-    user_status: str
-    group_id: int | None = None
-    user_name: str = ""
-    e_mail: str | None = None
-    mobile_phone: str | None = None
-    user_group_name: str | None = None
-    profile_name: str | None = None
-    current_profile_id: int | None = None
+    first_name: OptStr = None
+    last_name: OptStr = None
+    contact_centre_status: OptStr = None
+    user_status: OptStr = None
+    group_id: OptInt = None
+    user_name: OptStr = None
+    e_mail: OptStr = None
+    mobile_phone: OptStr = None
+    user_group_name: OptStr = None
+    profile_name: OptStr = None
+    current_profile_id: OptInt = None
     pause_type_id: PauseTypeId = None
+    pause_type_name: OptStr = None
     session_time: PuzzelDateTime | None = None
     joined: bool | None = None
-    chat_state: str | None = None
-    language_id: int | None = None
-    chat_capacity_max_parallel: int | None = None
-    chat_phone_threshold: int | None = None
-    chat_connected: int | None = None
+    chat_state: OptStr = None
+    language_id: OptInt = None
+    chat_capacity_max_parallel: OptInt = None
+    chat_phone_threshold: OptInt = None
+    chat_connected: OptInt = None
     chat_connecting: bool | None = None
-    profiles: list[Profile] = Field(default_factory=list)
+    profiles: list[Profile] | None = None
 
 
 class UserSummary(PuzzelModel):
     """4.5 `/{customerKey}/users` row."""
 
     id: PuzzelId
-    first_name: str
-    last_name: str
-    group_id: int | None = None
-    user_name: str = ""
+    first_name: OptStr = None
+    last_name: OptStr = None
+    group_id: OptInt = None
+    user_name: OptStr = None
 
 
 class UserGroup(PuzzelModel):
     """4.6 `/{customerKey}/usergroups` row."""
 
-    id: int
+    id: PuzzelId
     name: str
 
 
@@ -216,78 +243,76 @@ class UserGroup(PuzzelModel):
 
 
 class UserStateInformation(PuzzelModel):
-    """Per-user state information (unverified path): the one source of a status duration."""
+    """Per-user state information (unverified path): the one documented status duration."""
 
     user_id: PuzzelId
     contact_centre_status: str
-    user_status: str
-    status_duration_seconds: float
+    user_status: OptStr = None
+    status_duration_seconds: OptFloat = None
     pause_type_id: PauseTypeId = None
-    pause_type_name: str | None = None
-    chat_connected: int | None = None
+    pause_type_name: OptStr = None
+    chat_connected: OptInt = None
     silent_monitored: bool | None = None
 
 
 class AgentStatsOverview(PuzzelModel):
-    requests_offered: int = 0
-    requests_answered: int = 0
-    logged_on_seconds: float = 0.0
-    in_pause_seconds: float = 0.0
+    requests_offered: OptInt = None
+    requests_answered: OptInt = None
+    logged_on_seconds: OptFloat = None
+    in_pause_seconds: OptFloat = None
 
 
 class AgentPauseStats(PuzzelModel):
-    pause_type_id: int | None = None
-    description: str = ""
-    seconds: float = 0.0
+    pause_type_id: OptInt = None
+    description: OptStr = None
+    seconds: OptFloat = None
 
 
 class AgentQueueTotals(PuzzelModel):
     visual_queue_id: PuzzelId
-    requests_offered: int = 0
-    requests_answered: int = 0
+    requests_offered: OptInt = None
+    requests_answered: OptInt = None
 
 
 class AgentStats(PuzzelModel):
     """Agent stats row (unverified path): today-ticker per agent."""
 
     user_id: PuzzelId
-    overview: AgentStatsOverview
-    user_group_name: str | None = None
-    pause: list[AgentPauseStats] = Field(default_factory=list)
-    queues_total: list[AgentQueueTotals] = Field(default_factory=list)
+    overview: AgentStatsOverview = AgentStatsOverview()
+    user_group_name: OptStr = None
+    pause: list[AgentPauseStats] | None = None
+    queues_total: list[AgentQueueTotals] | None = None
 
 
 class VisualQueueTicker(PuzzelModel):
     """Visual queue ticker row (unverified path)."""
 
     id: PuzzelId
-    description: str
-    calls_offered: int
-    calls_answered: int
-    calls_abandoned: int = 0
-    calls_answered_within_sla: int = 0
-    calls_abandoned_within_sla: int = 0
-    ciqs_offered: int = 0
-    ciqs_answered: int = 0
-    surveys_answered: int = 0
+    description: OptStr = None
+    calls_offered: OptInt = None
+    calls_answered: OptInt = None
+    calls_abandoned: OptInt = None
+    calls_answered_within_sla: OptInt = None
+    calls_abandoned_within_sla: OptInt = None
+    ciqs_offered: OptInt = None
+    ciqs_answered: OptInt = None
+    surveys_answered: OptInt = None
 
 
 class AccessPointTicker(PuzzelModel):
     """Access point ticker row (unverified path). `accesspoint` is the dialled number or address."""
 
-    model_config = ConfigDict(coerce_numbers_to_str=True)
-
     accesspoint: str
-    requests_offered: int
-    requests_answered: int
-    description: str = ""
+    requests_offered: OptInt = None
+    requests_answered: OptInt = None
+    description: OptStr = None
 
 
 class PauseType(PuzzelModel):
     """Pause type (unverified path)."""
 
     id: int
-    description: str
+    description: OptStr = None
 
 
 # --- authentication -------------------------------------------------------------------------
@@ -352,6 +377,50 @@ def parse_as(
         loc = ".".join(str(p) for p in (prefix, *err["loc"]))
         extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise PuzzelMalformedResponse(endpoint, f"{err['msg']}{extra}", field=loc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One row dropped from a list answer: the field that failed (its path inside the row, as
+    Puzzel spells it, or `row` when the row is not an object) and why. Never the value, which
+    may be personal data."""
+
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rows(Generic[T]):
+    """A list answer validated row by row: the rows that fit, and one rejection per dropped row."""
+
+    rows: list[T]
+    rejected: list[Rejection]
+
+
+def parse_rows(
+    model: type[T], data: Any, *, endpoint: str, timezone: Any = None, prefix: str = "result"
+) -> Rows[T]:
+    """Validate each element of the list `data` as `model`; a bad row is dropped and reported,
+    never taking the others down. `null` reads as an empty list (.NET writes it for one)."""
+    if data is None:
+        return Rows([], [])
+    if not isinstance(data, list):
+        got = type(data).__name__
+        raise PuzzelMalformedResponse(endpoint, f"expected a list of rows, got {got}", field=prefix)
+    adapter = _adapter(model)
+    context = {"timezone": timezone}
+    rows: list[T] = []
+    rejected: list[Rejection] = []
+    for item in data:
+        if not isinstance(item, dict):
+            rejected.append(Rejection("row", f"expected an object, got {type(item).__name__}"))
+            continue
+        try:
+            rows.append(adapter.validate_python(item, context=context))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            rejected.append(Rejection(".".join(str(p) for p in err["loc"]) or "row", err["msg"]))
+    return Rows(rows, rejected)
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}

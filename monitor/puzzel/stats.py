@@ -3,7 +3,8 @@
 Counted per HTTP attempt: `requests` (attempts sent), `failures` (attempts that ended in an
 error: transport error, timeout, HTTP error status, malformed body, `code != 0`), `retries`
 (attempts that were retries), `rate_limited` (429 answers). Per logical call: `calls` and
-`call_failures` (calls that raised after all retries).
+`call_failures` (calls that raised after all retries). Per row of a list answer: `rejected`
+(rows dropped because a field failed validation, by that field).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class EndpointStats:
     rate_limited: int = 0
     calls: int = 0
     call_failures: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)  # field -> rows dropped for it
 
 
 @dataclass(slots=True)
@@ -36,7 +38,10 @@ class ClientStats:
 
     def snapshot(self) -> dict[str, EndpointStats]:
         """A copy that later requests do not change."""
-        return {name: replace(stats) for name, stats in self.endpoints.items()}
+        return {
+            name: replace(stats, rejected=dict(stats.rejected))
+            for name, stats in self.endpoints.items()
+        }
 
     def total(self) -> EndpointStats:
         """All endpoints summed."""

@@ -4,7 +4,8 @@ Every route comes from `monitor.puzzel.endpoints.ENDPOINTS`, under a prefix per 
 the API under `/ContactCentre5`, the auth service (LogIn, GetAccessToken) under `/auth`, and
 Puzzel ID's token endpoint at `/id/connect/token` (its template already carries `/id`). Paths
 match case-insensitively, as Puzzel's do. API responses use the `{result, code, id, message}`
-envelope; errors are 4xx/5xx with the envelope and a non-zero code.
+envelope; errors are 4xx/5xx with the envelope and a non-zero code. The simulator's profile
+(`monitor.simulator.profiles`) can narrow this to what public evidence shows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from monitor.clock import Clock
 from monitor.puzzel.endpoints import ENDPOINTS, Endpoint
-from monitor.simulator import payloads
+from monitor.simulator import payloads, profiles
 from monitor.simulator.auth import IssuedToken
 from monitor.simulator.backend import AgentTicker, User
 from monitor.simulator.faults import FaultDecision
@@ -66,7 +67,16 @@ def tenant_settings(sim: Simulator, root: str) -> dict[str, Any]:
         "api_base_url": urls["api"],
         "auth_base_url": urls["auth"],
         "id_base_url": urls["id"],
+        "endpoints": simulated_endpoints(sim),
     }
+
+
+def simulated_endpoints(sim: Simulator) -> dict[str, bool]:
+    """The unverified endpoints this simulator serves, turned on (a real tenant turns on only
+    those `doctor` finds)."""
+    if getattr(sim, "profile", "full") != "full":
+        return {}
+    return {name: True for name, e in ENDPOINTS.items() if not e.verified}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +181,13 @@ class _Api:
     def clock(self) -> Clock:
         return self.sim.clock
 
+    @property
+    def public(self) -> bool:
+        return self.sim.profile == "public"
+
+    def _envelope(self, result: Any, code: int = 0, message: str = "") -> dict[str, Any]:
+        return profiles.envelope(result, code) if self.public else _envelope(result, code, message)
+
     # -- dispatch -------------------------------------------------------------------------
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -198,13 +215,13 @@ class _Api:
         faults = self.sim.faults
         if faults.latency > 0:
             await asyncio.sleep(faults.latency)
-        if found is None:
-            return _json(_envelope(None, 404, f"no such resource: {request.path}"), 404)
+        if found is None or not profiles.serves(self.sim.profile, found[0].endpoint.name):
+            return _json(self._envelope(None, 404, f"no such resource: {request.path}"), 404)
         route, params = found
         endpoint = route.endpoint
         if request.method.upper() != endpoint.method:
             return _json(
-                _envelope(None, 405, f"{request.method} is not allowed here"),
+                self._envelope(None, 405, f"{request.method} is not allowed here"),
                 405,
                 headers={"Allow": endpoint.method},
             )
@@ -214,13 +231,13 @@ class _Api:
             await asyncio.sleep(decision.stall_seconds)
         if decision.status == 429:
             return _json(
-                _envelope(None, 429, "too many requests"),
+                self._envelope(None, 429, "too many requests"),
                 429,
                 headers={"Retry-After": str(decision.retry_after or 0)},
             )
         if decision.status is not None:
             return _json(
-                _envelope(None, decision.status, "simulated server error"), decision.status
+                self._envelope(None, decision.status, "simulated server error"), decision.status
             )
         try:
             token = None
@@ -229,13 +246,13 @@ class _Api:
             self.sim.advance_to()
             result = await self.handlers[endpoint.name](_Call(request, params, token))
         except ApiError as exc:
-            return _json(_envelope(None, exc.status, exc.message), exc.status, exc.headers)
+            return _json(self._envelope(None, exc.status, exc.message), exc.status, exc.headers)
         except OAuthError as exc:
             body = {"error": exc.error, "error_description": exc.description}
             return _json(body, exc.status, {"Cache-Control": "no-store"})
         if isinstance(result, web.Response):
             return result
-        body = result if is_auth else _envelope(result)
+        body = result if is_auth else self._envelope(result)
         raw = orjson.dumps(body)
         if decision.malformed:
             raw = raw[: max(1, len(raw) // 2)]
@@ -399,10 +416,15 @@ class _Api:
         if which.lower() not in _QUEUE_RESULTS:
             raise ApiError(400, f"unsupported result {which!r}; expected 'All' or 'UserRelevant'")
         fields = self.sim.centre.queue_fields()
-        return [
-            payloads.visual_queue_state(vq, fields.get(str(vq.id), {}))
-            for vq in self._selected_queues(call.request)
-        ]
+        selected = self._selected_queues(call.request)
+        if self.public:
+            all_queues = self.sim.centre.visual_queues()
+            first = all_queues[0].id if all_queues else None
+            return [
+                profiles.queue_row(vq, fields.get(str(vq.id), {}), first=vq.id == first)
+                for vq in selected
+            ]
+        return [payloads.visual_queue_state(vq, fields.get(str(vq.id), {})) for vq in selected]
 
     async def user_group_state_information(self, call: _Call) -> Any:
         self._check_user_id_param(call.request)
@@ -413,9 +435,12 @@ class _Api:
             centre.agent_call_counts(),
             centre.pause_types(),
         )
+        users = self._users_in_group(call.request)
+        if self.public:
+            return [profiles.agent_row(u, states[u.agent_id][0], calls[u.agent_id]) for u in users]
         return [
             payloads.user_group_state_row(u, states[u.agent_id][0], calls[u.agent_id], pause_types)
-            for u in self._users_in_group(call.request)
+            for u in users
         ]
 
     def _user(self, raw_id: str) -> Any:
@@ -432,22 +457,26 @@ class _Api:
             return self._api_user_profile()
         u = self._user(raw_id)
         state, _ = centre.agent_states()[u.agent_id]
-        return payloads.user_profile(
+        profile = payloads.user_profile(
             u,
             state,
             centre.agent_tickers()[u.agent_id],
             centre.pause_types(),
             legacy_dates=self.sim.faults.legacy_dates,
         )
+        return profiles.user_profile(profile, u, state) if self.public else profile
 
     def _api_user_profile(self) -> Any:
         creds = self.sim.credentials
         api_user = User(creds.user_id, 20000, "API", "API", "User", creds.user_name)
-        return payloads.user_profile(
+        profile = payloads.user_profile(
             api_user, LOGGED_OFF, AgentTicker(), {}, legacy_dates=self.sim.faults.legacy_dates
         )
+        return profiles.user_profile(profile, api_user, LOGGED_OFF) if self.public else profile
 
     async def users(self, call: _Call) -> Any:
+        if self.public:
+            return [profiles.user_list_entry(u) for u in self.sim.centre.users()]
         return [
             {
                 "id": u.id,

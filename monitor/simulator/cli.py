@@ -15,6 +15,7 @@ from monitor.scenario import ScenarioError, load_scenario
 from monitor.simulator.app import base_urls, create_app
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.faults import Faults
+from monitor.simulator.profiles import DEFAULT_PROFILE, PROFILE_SUMMARIES
 from monitor.simulator.simulator import Simulator
 
 EXIT_OK = 0
@@ -30,13 +31,14 @@ def build_simulator(args: argparse.Namespace) -> tuple[Simulator, str]:
         legacy_dates=args.legacy_dates,
         seed=args.seed,
     )
+    profile = getattr(args, "profile", DEFAULT_PROFILE)
     token_ttl = getattr(args, "token_ttl", None)
     if token_ttl:
         faults.token_ttl = timedelta(seconds=token_ttl)
     if args.scenario:
         scenario = load_scenario(args.scenario)
         clock = ShiftedClock(scenario.start, args.speed)
-        sim = Simulator.from_scenario(scenario, clock=clock, faults=faults)
+        sim = Simulator.from_scenario(scenario, clock=clock, faults=faults, profile=profile)
         local_start = scenario.start.astimezone(scenario.timezone)
         what = (
             f"scripted mode: {scenario.name!r} ({len(scenario.agents)} agents, "
@@ -52,12 +54,29 @@ def build_simulator(args: argparse.Namespace) -> tuple[Simulator, str]:
         timezone=args.timezone,
         clock=clock,
         faults=faults,
+        profile=profile,
     )
     what = (
         f"random mode: {args.agents} agents in {args.groups} groups, {args.queues} visual queues"
         f" (seed {args.seed}, {args.timezone}, speed {args.speed:g}x)"
     )
     return sim, what
+
+
+def banner(sim: Simulator, description: str, root: str) -> str:
+    """What `simulate` prints once it listens at `root`: the mode, profile, URLs, credentials."""
+    urls = base_urls(root)
+    lines = [
+        f"Puzzel simulator, {description}",
+        f"  profile:    {sim.profile} ({PROFILE_SUMMARIES[sim.profile]})",
+        f"  api base:   {urls['api']}",
+        f"  auth base:  {urls['auth']}   (POST /api/Authenticate/LogIn)",
+        f"  id base:    {urls['id'] or root}   (POST /id/connect/token)",
+        "credentials:",
+        *("  " + line for line in sim.credentials.describe().splitlines()),
+        "serving until Ctrl-C",
+    ]
+    return "\n".join(lines)
 
 
 async def serve(sim: Simulator, host: str, port: int, description: str) -> int:
@@ -76,17 +95,7 @@ async def serve(sim: Simulator, host: str, port: int, description: str) -> int:
             bound_port = int(address[1])
             break
     root = f"http://{host if ':' not in host else f'[{host}]'}:{bound_port}"
-    urls = base_urls(root)
-    lines = [
-        f"Puzzel simulator, {description}",
-        f"  api base:   {urls['api']}",
-        f"  auth base:  {urls['auth']}   (POST /api/Authenticate/LogIn)",
-        f"  id base:    {urls['id'] or root}   (POST /id/connect/token)",
-        "credentials:",
-        *("  " + line for line in sim.credentials.describe().splitlines()),
-        "serving until Ctrl-C",
-    ]
-    print("\n".join(lines), flush=True)
+    print(banner(sim, description, root), flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from monitor.simulator.auth import Credentials, TokenStore
 from monitor.simulator.backend import Centre
 from monitor.simulator.centre import Behaviour, CentreConfig, RandomCentre
 from monitor.simulator.faults import Faults
+from monitor.simulator.profiles import DEFAULT_PROFILE, Profile, check_profile
 from monitor.simulator.scripted import ScriptedCentre
 from monitor.states import AgentState
 
@@ -26,13 +27,19 @@ class RequestRecord:
     monotonic: float  # simulator clock
     method: str
     path: str
-    endpoint: str | None  # name in monitor.puzzel.endpoints.ENDPOINTS; None if no route matched
+    # name in monitor.puzzel.endpoints.ENDPOINTS, even where the profile answers it 404 as
+    # unknown; None if no route matched
+    endpoint: str | None
     status: int
     user_group_name: str | None  # the userGroupName query parameter, if sent
 
 
 class Simulator:
-    """A simulated Puzzel tenant. Serve it with `monitor.simulator.app.create_app`."""
+    """A simulated Puzzel tenant. Serve it with `monitor.simulator.app.create_app`.
+
+    `profile` says which shapes it serves: `full` (everything the client knows) or `public`
+    (only what public evidence shows; see `monitor.simulator.profiles`).
+    """
 
     def __init__(
         self,
@@ -41,8 +48,10 @@ class Simulator:
         credentials: Credentials | None = None,
         faults: Faults | None = None,
         clock: Clock | None = None,
+        profile: Profile | str = DEFAULT_PROFILE,
     ) -> None:
         self.centre = centre
+        self.profile: Profile = check_profile(profile)
         self.credentials = credentials or Credentials()
         self.faults = faults or Faults()
         self.clock: Clock = clock or SystemClock()
@@ -62,6 +71,7 @@ class Simulator:
         clock: Clock | None = None,
         credentials: Credentials | None = None,
         faults: Faults | None = None,
+        profile: Profile | str = DEFAULT_PROFILE,
     ) -> Simulator:
         """A random-mode centre starting at `clock.now()`."""
         clock = clock or SystemClock()
@@ -74,7 +84,7 @@ class Simulator:
             behaviour=behaviour or Behaviour(),
         )
         centre = RandomCentre(config, start=clock.now())
-        return cls(centre, credentials=credentials, faults=faults, clock=clock)
+        return cls(centre, credentials=credentials, faults=faults, clock=clock, profile=profile)
 
     @classmethod
     def from_scenario(
@@ -84,6 +94,7 @@ class Simulator:
         clock: Clock | None = None,
         credentials: Credentials | None = None,
         faults: Faults | None = None,
+        profile: Profile | str = DEFAULT_PROFILE,
     ) -> Simulator:
         """A scripted centre playing `scenario`; by default on a VirtualClock at its start.
 
@@ -104,6 +115,7 @@ class Simulator:
             credentials=creds,
             faults=faults,
             clock=clock or VirtualClock(scenario.start),
+            profile=profile,
         )
 
     @property

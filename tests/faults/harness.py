@@ -23,7 +23,7 @@ from monitor.clock import SystemClock
 from monitor.config import Config
 from monitor.engine.loader import ruleset_from_mapping
 from monitor.scenario import Scenario, parse_scenario
-from monitor.simulator.app import base_urls, create_app
+from monitor.simulator.app import base_urls, create_app, simulated_endpoints
 from monitor.simulator.simulator import Simulator
 from tests.alerts.helpers import Receiver
 from tests.redis_server import free_port
@@ -147,6 +147,7 @@ def config(
                     "api_base_url": urls["api"],
                     "auth_base_url": urls["auth"],
                     "id_base_url": urls["id"],
+                    "endpoints": simulated_endpoints(sim),
                     "cadences": {
                         "user_states": 1.0,
                         "queues": off,

@@ -9,8 +9,10 @@ from email.utils import format_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
 
 from monitor.clock import VirtualClock
 from monitor.puzzel import (
@@ -21,6 +23,7 @@ from monitor.puzzel import (
     PuzzelDeadlineExceeded,
     PuzzelIdCredentials,
     PuzzelMalformedResponse,
+    PuzzelNotFound,
     PuzzelRateLimited,
     PuzzelTimeout,
     PuzzelTransportError,
@@ -390,16 +393,16 @@ async def test_nonzero_code_in_200_is_an_api_error(
     ("body", "field"),
     [
         ("{not json", "body"),
-        ('[{"id": 1}]', "body"),
-        ('{"result": [{"id": 1}], "code": 0}', "result.0.name"),
+        ('"just a string"', "body"),
         ('{"result": {"id": 1, "name": "x"}, "code": 0}', "result"),
     ],
-    ids=["bad-json", "no-envelope", "missing-field", "object-not-list"],
+    ids=["bad-json", "not-an-object", "object-not-list"],
 )
 async def test_malformed_bodies_name_endpoint_and_field(
     make_client: MakeClient, fake: fp.FakePuzzel, body: str, field: str
 ) -> None:
-    """Bad JSON, a missing envelope or a failing field raise PuzzelMalformedResponse."""
+    """Bad JSON, a body that is neither envelope nor array, or a result of the wrong shape raise
+    PuzzelMalformedResponse."""
     fake.fail("user_groups", fp.raw(body))
     client = await make_client()
     with pytest.raises(PuzzelMalformedResponse) as err:
@@ -407,6 +410,66 @@ async def test_malformed_bodies_name_endpoint_and_field(
     assert err.value.field == field
     assert err.value.endpoint == "user_groups"
     assert client.stats.of("user_groups").failures == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '[{"id": 1, "name": "Support"}]',
+        '{"result": [{"id": 1, "name": "Support"}], "code": 0}',
+        '{"result": [{"id": 1, "name": "Support"}], "code": "0"}',
+        '{"result": [{"id": 1, "name": "Support"}]}',
+    ],
+    ids=["bare-array", "result-and-code", "code-as-string", "no-code"],
+)
+async def test_tolerated_envelopes(make_client: MakeClient, fake: fp.FakePuzzel, body: str) -> None:
+    """A bare array, an envelope of only result and code, or a 200 without a code all parse."""
+    fake.fail("user_groups", fp.raw(body))
+    client = await make_client()
+    groups = await client.user_groups()
+    assert [(g.id, g.name) for g in groups] == [(1, "Support")]
+    assert client.stats.of("user_groups").failures == 0
+
+
+async def test_one_bad_row_in_a_thousand_is_dropped_and_counted(
+    make_client: MakeClient, fake: fp.FakePuzzel
+) -> None:
+    """999 good agent rows and one without a userId: 999 rows, one rejection counted by field,
+    one warning; the next call with the same bad row does not log again."""
+    rows: list[dict[str, object]] = [
+        {"userId": i, "firstName": None, "contactCentreStatus": "LoggedOn", "callsOffered": "3"}
+        for i in range(1000)
+    ]
+    del rows[500]["userId"]
+    body = orjson.dumps({"result": rows, "code": 0}).decode()
+    fake.fail("user_group_state_information", fp.raw(body), fp.raw(body))
+    client = await make_client()
+    with capture_logs() as logs:
+        first = await client.user_group_state_information("Today")
+        again = await client.user_group_state_information("Today")
+    assert len(first) == 999
+    assert 500 not in {r.user_id for r in first}
+    assert first[0].first_name is None
+    assert first[0].calls_offered == 3
+    assert len(again) == 999
+    warnings = [e for e in logs if e["event"] == "puzzel rows rejected"]
+    assert [(w["endpoint"], w["field"], w["rows"]) for w in warnings] == [
+        ("user_group_state_information", "userId", 1)
+    ]
+    assert client.stats.of("user_group_state_information").rejected == {"userId": 2}
+    assert client.stats.of("user_group_state_information").failures == 0
+
+
+async def test_not_found_is_typed_and_not_retried(
+    make_client: MakeClient, fake: fp.FakePuzzel
+) -> None:
+    """404 and 405 raise PuzzelNotFound at once: the tenant lacks the endpoint."""
+    fake.fail("pause_types", fp.status(404))
+    client = await make_client()
+    with pytest.raises(PuzzelNotFound) as err:
+        await client.pause_types()
+    assert err.value.http_status == 404
+    assert len(fake.requests_to("pause_types")) == 1
 
 
 async def test_timeouts_are_retried_then_typed(

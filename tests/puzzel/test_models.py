@@ -13,22 +13,23 @@ from monitor.puzzel.exceptions import PuzzelMalformedResponse
 from monitor.puzzel.models import parse_as
 from tests.puzzel.conftest import load_fixture
 
-# fixture name -> (type of `result`, a required field of one row)
+# fixture name -> (type of `result`, a required field of one row: only what the monitor cannot do
+# without is required, so for most endpoints that is the id)
 ENVELOPED: dict[str, tuple[Any, str]] = {
     "access_token_information": (m.TokenInformation, "userId"),
     "access_token_information_legacy": (m.TokenInformation, "accessTokenExpiry"),
-    "visual_queues": (list[m.VisualQueue], "description"),
-    "visual_queue_state_information": (list[m.VisualQueueState], "queueSize"),
+    "visual_queues": (list[m.VisualQueue], "id"),
+    "visual_queue_state_information": (list[m.VisualQueueState], "id"),
     "user_group_state_information": (list[m.UserGroupAgentState], "contactCentreStatus"),
-    "user": (m.User, "userStatus"),
-    "users": (list[m.UserSummary], "firstName"),
+    "user": (m.User, "id"),
+    "users": (list[m.UserSummary], "id"),
     "user_groups": (list[m.UserGroup], "name"),
-    "queues": (list[m.SystemQueue], "key"),
-    "user_state_information": (m.UserStateInformation, "statusDurationSeconds"),
-    "agent_stats": (list[m.AgentStats], "overview"),
-    "visual_queue_ticker": (list[m.VisualQueueTicker], "callsOffered"),
+    "queues": (list[m.SystemQueue], "id"),
+    "user_state_information": (m.UserStateInformation, "contactCentreStatus"),
+    "agent_stats": (list[m.AgentStats], "userId"),
+    "visual_queue_ticker": (list[m.VisualQueueTicker], "id"),
     "access_point_tickers": (list[m.AccessPointTicker], "accesspoint"),
-    "pause_types": (list[m.PauseType], "description"),
+    "pause_types": (list[m.PauseType], "id"),
 }
 
 
@@ -75,7 +76,7 @@ def test_missing_required_field_is_named(name: str) -> None:
 
 
 def test_visual_queue_state_values() -> None:
-    """4.2 rows carry the counters under snake_case names; optional ones default."""
+    """4.2 rows carry the counters under snake_case names; ones not sent are None, not 0."""
     rows = parse_as(
         list[m.VisualQueueState],
         load_fixture("visual_queue_state_information")["result"],
@@ -84,7 +85,7 @@ def test_visual_queue_state_values() -> None:
     first, second = rows
     assert (first.id, first.queue_size, first.wait_time_max_seconds, first.sla) == (4101, 3, 95, 92)
     assert first.calls_answered_within_sla == 50
-    assert second.queue_size_ciq == 0
+    assert second.queue_size_ciq is None
     assert second.silent_calls_today == 0
     assert first.silent_calls_today is None
 
@@ -199,7 +200,7 @@ def test_error_envelope_fixture() -> None:
 def test_malformed_error_counts_other_problems() -> None:
     """With several bad fields the error names the first and says how many more."""
     with pytest.raises(PuzzelMalformedResponse, match=r"and 1 more"):
-        parse_as(list[m.UserGroup], [{"id": "x"}], endpoint="user_groups")
+        parse_as(list[m.UserGroup], [{}], endpoint="user_groups")
 
 
 def test_pause_type_id_zero_means_not_paused() -> None:

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from monitor.clock import VirtualClock
 from monitor.config import Config, TenantConfig
-from monitor.simulator.app import base_urls, create_app
+from monitor.simulator.app import base_urls, create_app, simulated_endpoints
 from monitor.simulator.simulator import Simulator
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning, agents at work
@@ -23,7 +23,8 @@ class SimServer:
     clock: VirtualClock
     root: str
     app: web.Application
-    broken: set[str]  # path fragments answered 404 (a route override)
+    broken: set[str]  # path fragments answered 400, a failure (a route override)
+    missing: set[str]  # path fragments answered 404: endpoints the tenant does not have
 
     def tenant(self, **overrides: Any) -> TenantConfig:
         return TenantConfig.model_validate(tenant_dict(self.sim, self.root, **overrides))
@@ -48,6 +49,7 @@ def tenant_dict(sim: Simulator, root: str, **overrides: Any) -> dict[str, Any]:
         # a frozen virtual clock must never make the rate limiter wait
         "rate_limit": {"requests_per_second": 1000, "burst": 5000},
         "cadences": {"jitter": "off"},
+        "endpoints": simulated_endpoints(sim),
     }
     data.update(overrides)
     return data
@@ -74,10 +76,16 @@ class SimServers:
         sim = Simulator.random(agents=agents, groups=groups, queues=queues, clock=clock, seed=3)
         app = create_app(sim)
         broken: set[str] = set()
+        missing: set[str] = set()
 
         @web.middleware
         async def override(request: web.Request, handler: Any) -> web.StreamResponse:
-            if any(fragment in request.path.lower() for fragment in broken):
+            path = request.path.lower()
+            if any(fragment in path for fragment in broken):
+                return web.json_response(
+                    {"result": None, "code": 400, "id": "x", "message": "broken"}, status=400
+                )
+            if any(fragment in path for fragment in missing):
                 return web.json_response(
                     {"result": None, "code": 404, "id": "x", "message": "not found"}, status=404
                 )
@@ -89,7 +97,7 @@ class SimServers:
         await server.start_server()
         self.servers.append(server)
         root = str(server.make_url("")).rstrip("/")
-        return SimServer(sim, clock, root, app, broken)
+        return SimServer(sim, clock, root, app, broken, missing)
 
     async def close(self) -> None:
         for server in self.servers:
