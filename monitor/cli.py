@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rc = rl.add_parser("check", help="validate the files in rules/")
     rc.add_argument("path", nargs="?", default="rules")
+    rc.add_argument("-c", "--config", help="also check stale_data against this config's cadences")
     return p
 
 

@@ -86,7 +86,7 @@ DEFAULT_RULES: dict[RuleName, RuleConfig] = {
             threshold=0.85,
             window=_m(30),
         ),
-        RuleConfig(RuleName.STALE_DATA, after=_m(1), severity="critical"),
+        RuleConfig(RuleName.STALE_DATA, after=_m(2), severity="critical"),
         RuleConfig(RuleName.UNMAPPED_STATE, after=_m(1), severity="info"),
         RuleConfig(RuleName.UNKNOWN_AGENT, after=_m(5), severity="info"),
     )
@@ -500,13 +500,56 @@ def summary(ruleset: RuleSet) -> str:
     return "\n".join(lines)
 
 
+def stale_data_conflicts(
+    ruleset: RuleSet, cadences: Mapping[str, tuple[Mapping[str, float], float]]
+) -> list[str]:
+    """Why `stale_data` would flap with these cadences (tenant -> (kind -> seconds, jitter)):
+    its `after` must be longer than an endpoint's cadence plus jitter, or it fires between two
+    good polls."""
+    rule = ruleset.rules.get(RuleName.STALE_DATA)
+    if rule is None or not rule.enabled:
+        return []
+    after = rule.after.total_seconds()
+    problems = []
+    for tenant, (kinds, jitter) in cadences.items():
+        for kind, every in sorted(kinds.items()):
+            if after <= every + jitter:
+                need = format_duration(timedelta(seconds=2 * every))
+                problems.append(
+                    f"rules.stale_data.after: {format_duration(rule.after)} is not longer than "
+                    f"tenant {tenant}'s {kind} cadence ({format_duration(timedelta(seconds=every))}"
+                    f" + jitter), so it would fire between two good polls; use at least {need}"
+                )
+    return problems
+
+
+def _config_cadences(config_path: str) -> dict[str, tuple[Mapping[str, float], float]]:
+    from monitor.config import load_config  # noqa: PLC0415 - the config imports the engine
+
+    config = load_config(config_path)
+    return {
+        t.customer_key: (t.cadences.enabled(), float(t.cadences.jitter)) for t in config.tenants
+    }
+
+
 def check_command(args: argparse.Namespace) -> int:
-    """`puzzel-monitor rules check [path]`: 0 and a summary, or 2 and the error."""
+    """`puzzel-monitor rules check [path] [-c config]`: 0 and a summary, or 2 and the error.
+    With a configuration, `stale_data` is also checked against each tenant's cadences."""
+    from monitor.config import ConfigError  # noqa: PLC0415 - the config imports the engine
+
     path = Path(getattr(args, "path", "rules") or "rules")
     try:
         ruleset = load_rules(path)
-    except RulesError as e:
+        config_path = getattr(args, "config", None)
+        problems = stale_data_conflicts(
+            ruleset, _config_cadences(config_path) if config_path else {}
+        )
+    except (RulesError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    if problems:
+        for problem in problems:
+            print(f"error: {path}: {problem}", file=sys.stderr)
         return 2
     print(f"{path}: ok")
     print(summary(ruleset))
