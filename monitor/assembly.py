@@ -12,6 +12,8 @@ import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
@@ -58,6 +60,9 @@ class Monitor:
         self.redis = redis or aioredis.Redis.from_url(
             config.redis.url,
             password=(config.redis.password.get_secret_value() if config.redis.password else None),
+            # after a Redis restart, pooled connections are dead: retry once on a fresh one
+            # rather than report an outage that is already over
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         )
         # RulesError (a ValueError naming file and key) propagates: `run` exits 2 on it
         self.ruleset = ruleset or load_rules(Path(config.rules_path))

@@ -226,21 +226,24 @@ class Outbox:
         self._nudge()
         return len(notifications)
 
-    async def reannounce(self, alerts: Sequence[Alert]) -> int:
+    async def reannounce(
+        self, alerts: Sequence[Alert], fired_at: Sequence[datetime | None] | None = None
+    ) -> int:
         """Publish firing alerts again after Redis lost its data: each one whose record is gone
         gets its record back and its first notification again, marked as a redelivery (same
         idempotency key as the first send, so a receiver that has it can drop it)."""
         written = 0
         now = self.clock.now()
+        fired = list(fired_at) if fired_at is not None else [None] * len(alerts)
         await self.ensure_groups()
-        for alert in alerts:
+        for alert, at in zip(alerts, fired, strict=True):
 
             def plan(
-                existing: AlertRecord | None, alert: Alert = alert
+                existing: AlertRecord | None, alert: Alert = alert, at: datetime | None = at
             ) -> tuple[AlertRecord, Notification | None] | None:
                 if existing is not None:
                     return None  # published again since the loss: it is in the stream
-                planned = plan_publish(None, alert, now, self.router)
+                planned = plan_publish(None, alert, now, self.router, at)
                 if planned is None:
                     return None
                 record, n = planned

@@ -151,7 +151,7 @@ class AlertingService:
         alerts = [
             alert_from_transition(t, dashboard_url=self.config.dashboard_url) for t in transitions
         ]
-        return await self.outbox.reannounce(alerts)
+        return await self.outbox.reannounce(alerts, [t.ideal_at for t in transitions])
 
     def begin_stop(self) -> None:
         """No new deliveries from now on; requests in flight finish (see `stop`)."""
