@@ -39,6 +39,7 @@ class Break:
     agent: str
     ends: float
     back: float
+    group: str = "Support"
 
 
 def local(t: datetime) -> str:
@@ -60,7 +61,7 @@ def scenario(now: datetime, breaks: list[Break]) -> Scenario:
         lines += [
             f"  - id: {b.agent}",
             f"    name: Agent {b.agent}",
-            "    group: Support",
+            f"    group: {b.group}",
             "    schedule:",
             f"      - [{local(start)}, {local(ends)}, break]",
             f"      - [{local(ends)}, {local(now + timedelta(minutes=10))}, phone]",
@@ -79,7 +80,13 @@ class Rig:
     receiver: Receiver
     monitor: Monitor
     scenario: Scenario
+    config: Config
     started: float = field(default_factory=time.monotonic)
+
+    def new_monitor(self) -> Monitor:
+        """Another monitor process-alike on the same simulator, receiver and Redis."""
+        self.monitor = make_monitor(self.config, self.scenario)
+        return self.monitor
 
     @property
     def port(self) -> int:
@@ -148,6 +155,8 @@ def config(
                     "auth_base_url": urls["auth"],
                     "id_base_url": urls["id"],
                     "endpoints": simulated_endpoints(sim),
+                    # exact entry times for every agent of the first cycle (default budget 10)
+                    "user_state_budget": 50,
                     "cadences": {
                         "user_states": 1.0,
                         "queues": off,
@@ -174,8 +183,10 @@ async def start_rig(
     *,
     receiver: Receiver | None = None,
     group_wait: timedelta = timedelta(0),
+    start: bool = True,
 ) -> Rig:
-    """Simulator, receiver and monitor (schedules imported, redis checked every second)."""
+    """Simulator, receiver and monitor (schedules imported, redis checked every second); the
+    monitor is started unless `start` is false."""
     sc = scenario(SystemClock().now().replace(microsecond=0), breaks)
     clock = SystemClock()
     sim = Simulator.from_scenario(sc, clock=clock)
@@ -189,17 +200,22 @@ async def start_rig(
     hook_port = free_port()
     await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
     cfg = config(sim, root, f"http://127.0.0.1:{hook_port}/hook", redis_url, group_wait)
-    monitor = Monitor(
+    monitor = make_monitor(cfg, sc)
+    await import_schedules(monitor, sc)
+    if start:
+        await monitor.start()
+    return Rig(sim_runner, hook_runner, receiver, monitor, sc, cfg)
+
+
+def make_monitor(cfg: Config, sc: Scenario) -> Monitor:
+    return Monitor(
         cfg,
-        clock=clock,
+        clock=SystemClock(),
         ruleset=ruleset_from_mapping(sc.rules, sc.activities, only_listed=True),
         host="127.0.0.1",
         port=0,
         redis_check_interval=1.0,
     )
-    await import_schedules(monitor, sc)
-    await monitor.start()
-    return Rig(sim_runner, hook_runner, receiver, monitor, sc)
 
 
 async def import_schedules(monitor: Monitor, sc: Scenario) -> None:
