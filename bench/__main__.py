@@ -16,8 +16,8 @@ from typing import Any
 from bench import cycle, economy, latency, scale, scrape
 from bench.common import BenchResult, RedisProcess, machine
 from bench.report import table
-from monitor.logging import configure_logging
-from monitor.testing import RedisServer
+from monitor.app.logging import configure_logging
+from monitor.app.testing import RedisServer
 
 NAMES = ("cycle", "economy", "scale", "latency", "scrape")
 

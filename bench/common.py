@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from monitor.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.testing import RedisServer
 from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.simulator import Simulator
-from monitor.testing import RedisServer
 
 T = TypeVar("T")
 

@@ -29,9 +29,9 @@ from bench.common import (
     timed,
 )
 from bench.tape import ReplayTenant, Tape, capture
-from monitor.clock import VirtualClock
-from monitor.exporter import Exporter
-from monitor.pipeline import PipelineSet
+from monitor.core.clock import VirtualClock
+from monitor.http.metrics import Exporter
+from monitor.pipeline.cycle import PipelineSet
 from monitor.simulator.simulator import Simulator
 
 GOAL_RATIO = 5.0

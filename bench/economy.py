@@ -18,9 +18,9 @@ from bench.common import (
     groups_for,
     tenant_config,
 )
-from monitor.clock import VirtualClock
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.service import make_client
+from monitor.app.service import make_client
+from monitor.core.clock import VirtualClock
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.simulator.simulator import Simulator
 
 

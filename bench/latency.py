@@ -39,17 +39,17 @@ from bench.common import (
 )
 from monitor.alerts.config import AlertingConfig, WebhookSinkConfig
 from monitor.alerts.service import AlertingService
-from monitor.clock import SystemClock
-from monitor.engine.loader import ruleset_from_mapping
-from monitor.exporter import Exporter, build_http_app
-from monitor.pipeline import PipelineSet, StaticSchedules, TenantPipeline
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.scenario import parse_scenario
-from monitor.scheduler import Scheduler
-from monitor.service import make_client
+from monitor.app.service import make_client
+from monitor.app.testing import free_port
+from monitor.core.clock import SystemClock
+from monitor.http.metrics import Exporter, build_http_app
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.pipeline.cycle import PipelineSet, StaticSchedules, TenantPipeline
+from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.rules.loader import ruleset_from_mapping
+from monitor.simulator.scenario import parse_scenario
 from monitor.simulator.simulator import Simulator
-from monitor.state_store import RedisEngineStateStore
-from monitor.testing import free_port
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "prometheus-alertmanager"

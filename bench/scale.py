@@ -15,9 +15,9 @@ from prometheus_client import generate_latest
 from bench.common import BenchResult, median, timed
 from bench.cycle import build_tape, measure_cycle
 from bench.tape import ReplayTenant
-from monitor.exporter import Exporter
-from monitor.pipeline import PipelineSet
-from monitor.pollers import LatestSnapshots
+from monitor.http.metrics import Exporter
+from monitor.ingest.pollers import LatestSnapshots
+from monitor.pipeline.cycle import PipelineSet
 
 BUDGET = 0.5  # seconds of CPU per 5 s cycle
 

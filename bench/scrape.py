@@ -40,15 +40,15 @@ from bench.common import (
 from bench.cycle import build_tape
 from bench.tape import ReplayTenant
 from monitor.alerts.outbox import Outbox
-from monitor.clock import VirtualClock
-from monitor.engine.loader import default_ruleset
-from monitor.exporter import Exporter
-from monitor.pipeline import PipelineSet, TenantPipeline
-from monitor.pollers import LatestSnapshots, TenantPollers
+from monitor.app.service import make_client
+from monitor.core.clock import VirtualClock
+from monitor.http.metrics import Exporter
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.pipeline.cycle import PipelineSet, TenantPipeline
+from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.rules.loader import default_ruleset
 from monitor.schedules.store import ScheduleStore
-from monitor.service import make_client
 from monitor.simulator.simulator import Simulator
-from monitor.state_store import RedisEngineStateStore
 
 MIB = 1024 * 1024
 
@@ -97,7 +97,7 @@ async def render_cost(agents: int, queues: int, redis_url: str, renders: int = 5
 
 async def memory_hour(agents: int, cycles: int, redis_url: str) -> dict[str, Any]:
     """(In the child process.) RSS before and after `cycles` state cycles at 5 s."""
-    from monitor.logging import configure_logging  # noqa: PLC0415 - child process set-up
+    from monitor.app.logging import configure_logging  # noqa: PLC0415 - child process set-up
 
     configure_logging("warning", "console")
     rss_start = rss_bytes()

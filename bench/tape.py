@@ -2,12 +2,11 @@
 
 `capture(...)` runs the real client and pollers against the simulator over loopback HTTP on a
 virtual clock, recording every response body (a `Tape`). `ReplayTenant` builds the real client
-(`monitor.service.make_client`), pollers, tracker and pipeline on a fresh virtual clock, with the
-client's one HTTP seam (`PuzzelClient._http`) answering from the tape: everything above the
-socket runs as in production (envelope, pydantic validation, stats, rate limiter, tracker,
+(`monitor.app.service.make_client`), pollers, tracker and pipeline on a fresh virtual clock,
+with the client's one HTTP seam (`PuzzelClient._http`) answering from the tape: everything above
+the socket runs as in production (envelope, pydantic validation, stats, rate limiter, tracker,
 engine, outbox, Redis state) but the HTTP stack and the simulator's cost of generating the
-answers are not in the measurement.
-"""
+answers are not in the measurement."""
 
 from __future__ import annotations
 
@@ -25,18 +24,18 @@ import redis.asyncio as aioredis
 
 from bench.common import BENCH_START, QUEUE_CADENCE, STATE_CADENCE, SimServer, tenant_config
 from monitor.alerts.outbox import Outbox
-from monitor.clock import VirtualClock
-from monitor.config import TenantConfig
-from monitor.engine.loader import default_ruleset
+from monitor.app.config import TenantConfig
+from monitor.app.service import make_client
+from monitor.core.clock import VirtualClock
 from monitor.engine.model import RuleSet
-from monitor.pipeline import TenantPipeline
-from monitor.pollers import LatestSnapshots, TenantPollers
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.ingest.tracker import StateTracker
+from monitor.pipeline.cycle import TenantPipeline
+from monitor.pipeline.state_store import RedisEngineStateStore
 from monitor.puzzel.client import PuzzelClient
+from monitor.rules.loader import default_ruleset
 from monitor.schedules.store import ScheduleStore
-from monitor.service import make_client
 from monitor.simulator.simulator import Simulator
-from monitor.state_store import RedisEngineStateStore
-from monitor.tracker import StateTracker
 
 Key = tuple[str, str, tuple[tuple[str, str], ...]]
 _MISSING = orjson.dumps({"result": None, "code": 404, "id": "tape", "message": "not on tape"})

@@ -21,12 +21,13 @@ EXIT_INTERRUPTED = 130
 # subcommand -> "module:function"; each function takes the parsed Namespace and returns an exit code
 _HANDLERS = {
     "simulate": "monitor.simulator.cli:simulate_command",
-    "run": "monitor.service:run_command",
-    "replay": "monitor.replay:replay_command",
-    "demo": "monitor.demo:demo_command",
-    "schedules import": "monitor.schedules.cli:import_command",
-    "schedules show": "monitor.schedules.cli:show_command",
-    "rules check": "monitor.engine.loader:check_command",
+    "run": "monitor.app.service:run_command",
+    "replay": "monitor.simulator.replay:replay_command",
+    "demo": "monitor.demo.demo:demo_command",
+    "schedules import": "monitor.app.schedules_cli:import_command",
+    "schedules show": "monitor.app.schedules_cli:show_command",
+    "rules check": "monitor.app.rules_cli:check_command",
+    "doctor": "monitor.app.doctor:doctor_command",
 }
 
 
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     rc = rl.add_parser("check", help="validate the files in rules/")
     rc.add_argument("path", nargs="?", default="rules")
     rc.add_argument("-c", "--config", help="also check stale_data against this config's cadences")
+
+    dr = sub.add_parser("doctor", help="call every Puzzel endpoint once and say what works")
+    dr.add_argument("-c", "--config", required=True, help="YAML configuration file")
+    dr.add_argument("--tenant", metavar="KEY", help="check only the tenant with this customer key")
+    dr.add_argument(
+        "--record", metavar="DIR", help="write each answer, personal data replaced, as a fixture"
+    )
     return p
 
 

@@ -1,5 +1,5 @@
-"""The private redis-server for tests (see monitor.testing)."""
+"""The private redis-server for tests (see monitor.app.testing)."""
 
-from monitor.testing import RedisServer, free_port
+from monitor.app.testing import RedisServer, free_port
 
 __all__ = ["RedisServer", "free_port"]

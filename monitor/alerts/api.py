@@ -1,6 +1,6 @@
 """HTTP API for alerts: list open alerts, acknowledge, snooze/unsnooze an alert or an agent.
 
-Authentication is the app's `monitor.api_auth.bearer_middleware`; these handlers assume it.
+Authentication is the app's `monitor.http.auth.bearer_middleware`; these handlers assume it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from aiohttp import web
 from monitor.alerts.model import parse_rfc3339, rfc3339
 from monitor.alerts.snooze import Mute, SnoozeStore
 from monitor.alerts.store import AlertStore
-from monitor.clock import Clock
-from monitor.durations import parse_duration
+from monitor.core.clock import Clock
+from monitor.core.durations import parse_duration
 
 MAX_SNOOZE = timedelta(days=30)
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
-from monitor.durations import parse_duration
+from monitor.core.durations import parse_duration
 
 
 def _duration(value: object) -> timedelta:

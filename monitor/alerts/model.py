@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from monitor.durations import format_duration
+from monitor.core.durations import format_duration
 from monitor.engine.model import AlertTransition
 
 Status = Literal["firing", "resolved"]
@@ -251,6 +251,9 @@ def labels_for(t: AlertTransition) -> dict[str, str]:
         labels["team"] = t.team
     if t.subject in ("agent", "queue", "team"):
         labels[SUBJECT_LABEL[t.subject]] = t.subject_id
+    elif t.subject == "tenant" and t.subject_id != t.tenant:
+        # a tenant-wide condition about one endpoint (stale_data): one alert per endpoint
+        labels["endpoint"] = t.subject_id
     return labels
 
 

@@ -47,7 +47,7 @@ from monitor.alerts.routing import Router, escalation_due, repeat_due
 from monitor.alerts.sinks.base import Delivery, DeliveryKind, Sink, SinkError
 from monitor.alerts.snooze import SnoozeStore
 from monitor.alerts.store import AlertRecord, AlertStore
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.engine.model import AlertTransition
 
 log = structlog.get_logger(__name__)

@@ -30,7 +30,7 @@ from monitor.alerts.sinks.console import ConsoleSink
 from monitor.alerts.sinks.slack import SlackSink
 from monitor.alerts.sinks.webhook import WebhookSink
 from monitor.alerts.snooze import SnoozeStore
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.engine.model import AlertTransition
 
 

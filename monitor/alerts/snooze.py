@@ -19,7 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from monitor.alerts.model import Alert, parse_rfc3339, rfc3339
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 Kind = Literal["snooze", "ack"]
 MAX_ACK = timedelta(days=7)

@@ -24,7 +24,23 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from monitor.durations import format_duration
+from monitor.core.snapshots import AgentObservation, QueueObservation
+from monitor.core.states import AgentState, StateKind
+from monitor.engine.conditions import (
+    Emitter,
+    OpenCondition,
+    Target,
+    close,
+    fire_if_due,
+    no_details,
+    step,
+)
+from monitor.engine.conditions import fmt as _fmt
+from monitor.engine.conditions import iso as _iso
+from monitor.engine.conditions import iso_opt as _iso_opt
+from monitor.engine.conditions import parse_dt as _dt
+from monitor.engine.conditions import parse_dt_opt as _dt_opt
+from monitor.engine.conditions import utc as _utc
 from monitor.engine.model import (
     Accrual,
     Activity,
@@ -36,8 +52,6 @@ from monitor.engine.model import (
     Segment,
     Subject,
 )
-from monitor.snapshots import AgentObservation, QueueObservation
-from monitor.states import AgentState, StateKind
 
 __all__ = [
     "AGENT_RULES",
@@ -85,47 +99,6 @@ QUEUE_RULES: tuple[RuleName, ...] = (
 
 
 # --- memory ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OpenCondition:
-    """A condition that holds now: since when, and whether its alert has fired.
-
-    When firing it keeps what the firing transition said, so a restarted service can list its
-    open alerts (`EngineState.firing_alerts`) and resolve them with the same identity.
-    """
-
-    since: datetime
-    firing: bool = False
-    fired_at: datetime | None = None
-    fired_ideal_at: datetime | None = None
-    severity: str = "warning"
-    details: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"since": _iso(self.since), "firing": self.firing}
-        if self.firing:
-            d |= {
-                "fired_at": _iso_opt(self.fired_at),
-                "fired_ideal_at": _iso_opt(self.fired_ideal_at),
-                "severity": self.severity,
-                "details": dict(self.details),
-                "labels": dict(self.labels),
-            }
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> OpenCondition:
-        return cls(
-            since=_dt(d["since"]),
-            firing=bool(d.get("firing", False)),
-            fired_at=_dt_opt(d.get("fired_at")),
-            fired_ideal_at=_dt_opt(d.get("fired_ideal_at")),
-            severity=str(d.get("severity", "warning")),
-            details={str(k): str(v) for k, v in (d.get("details") or {}).items()},
-            labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
-        )
 
 
 @dataclass(slots=True)
@@ -631,84 +604,6 @@ def _next_phase(
 # --- agents ----------------------------------------------------------------------------------
 
 
-class _Emitter:
-    """Collects transitions for one evaluation."""
-
-    def __init__(self, tenant: str, now: datetime) -> None:
-        self.tenant = tenant
-        self.now = now
-        self.out: list[AlertTransition] = []
-
-    def fire(
-        self,
-        rule: RuleName,
-        cfg: RuleConfig,
-        *,
-        subject: Subject,
-        sid: str,
-        team: str | None,
-        since: datetime,
-        details: dict[str, str],
-    ) -> OpenCondition:
-        ideal = since + cfg.after
-        if cfg.runbook_url:
-            details = details | {"runbook_url": cfg.runbook_url}
-        self.out.append(
-            AlertTransition(
-                rule=rule,
-                status="firing",
-                tenant=self.tenant,
-                subject=subject,
-                subject_id=sid,
-                team=team,
-                severity=cfg.severity,
-                at=self.now,
-                ideal_at=ideal,
-                condition_since=since,
-                details=details,
-                labels=dict(cfg.labels),
-            )
-        )
-        return OpenCondition(
-            since=since,
-            firing=True,
-            fired_at=self.now,
-            fired_ideal_at=ideal,
-            severity=cfg.severity,
-            details=details,
-            labels=dict(cfg.labels),
-        )
-
-    def resolve(
-        self,
-        rule: RuleName,
-        cond: OpenCondition,
-        *,
-        subject: Subject,
-        sid: str,
-        team: str | None,
-        ended: datetime,
-    ) -> None:
-        details = dict(cond.details)
-        details["held_for"] = _fmt(ended - cond.since)
-        self.out.append(
-            AlertTransition(
-                rule=rule,
-                status="resolved",
-                tenant=self.tenant,
-                subject=subject,
-                subject_id=sid,
-                team=team,
-                severity=cond.severity,
-                at=self.now,
-                ideal_at=ended,
-                condition_since=cond.since,
-                details=details,
-                labels=dict(cond.labels),
-            )
-        )
-
-
 def _ruleset_key(ruleset: RuleSet) -> str:
     rules = sorted(
         (r.value, c.after.total_seconds(), c.threshold, c.pause_type, c.enabled)
@@ -764,7 +659,7 @@ def evaluate_agents(
     rules_changed = key != new.ruleset_key
     new.ruleset_key = key
     cfgs = {r: c for r in AGENT_RULES if (c := ruleset.enabled(r)) is not None}
-    emit = _Emitter(tenant, now)
+    emit = Emitter(tenant, now)
     evaluations: list[AgentEvaluation] = []
     accruals: list[Accrual] = []
 
@@ -873,26 +768,51 @@ def _evaluate_quiet_agent(
     adherent = None if act is None else act.allows(st)
     if adherent != mem.adherent:
         return None
-    dur = (end - p0).total_seconds()
-    productive = ruleset.activities.get(ruleset.productive_activity)
-    sched_s = dur if act is not None else 0.0
-    adh_s = dur if adherent else 0.0
-    prod_s = dur if productive is not None and productive.allows(st) else 0.0
-    prod_sched_s = dur if seg is not None and seg.activity == ruleset.productive_activity else 0.0
+    seconds = _accrue([((end - p0).total_seconds(), st, seg)], ruleset)
     new = mem.copy()
-    new.scheduled_seconds += sched_s
-    new.adherent_seconds += adh_s
-    new.productive_seconds += prod_s
-    new.productive_scheduled_seconds += prod_sched_s
+    _book(new, seconds)
     new.accounted_until = end
-    return _settled(obs.agent_id, new, seg, (sched_s, adh_s, prod_s, prod_sched_s))
+    return _settled(obs.agent_id, new, seg, seconds)
+
+
+Seconds = tuple[float, float, float, float]
+
+
+def _accrue(
+    pieces: Iterable[tuple[float, AgentState, Segment | None]], ruleset: RuleSet
+) -> Seconds:
+    """The accrual loop: (scheduled, adherent, productive, productive-scheduled) seconds of
+    pieces of time, each `duration` seconds long in one state under one segment."""
+    sched_s = adh_s = prod_s = prod_sched_s = 0.0
+    productive = ruleset.activities.get(ruleset.productive_activity)
+    for dur, st, seg in pieces:
+        if dur <= 0:
+            continue
+        act = _judged(ruleset, seg)
+        if act is not None:
+            sched_s += dur
+            if act.allows(st):
+                adh_s += dur
+        if productive is not None and productive.allows(st):
+            prod_s += dur
+        if seg is not None and seg.activity == ruleset.productive_activity:
+            prod_sched_s += dur
+    return sched_s, adh_s, prod_s, prod_sched_s
+
+
+def _book(mem: AgentMemory, seconds: Seconds) -> None:
+    s_s, a_s, p_s, ps_s = seconds
+    mem.scheduled_seconds += s_s
+    mem.adherent_seconds += a_s
+    mem.productive_seconds += p_s
+    mem.productive_scheduled_seconds += ps_s
 
 
 def _settled(
     agent_id: str,
     mem: AgentMemory,
     seg: Segment | None,
-    seconds: tuple[float, float, float, float],
+    seconds: Seconds,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
     """The evaluation and the accrual (scheduled, adherent, productive, productive-scheduled
     seconds; None when all are zero) of an agent whose memory is settled up to now."""
@@ -917,7 +837,7 @@ def _evaluate_agent(
     now: datetime,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
-    emit: _Emitter,
+    emit: Emitter,
     rules_changed: bool,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
     if old_mem is None:
@@ -990,46 +910,30 @@ def _evaluate_agent(
             mem.open[rule] = OpenCondition(since=min(s, t))
         floor = t
 
+    target = Target("agent", obs.agent_id, mem.team or None)
     for rule, cond in list(mem.open.items()):
         cfg = cfgs.get(rule)
-        if not cond.firing and cfg is not None and end >= cond.since + cfg.after:
-            details = _agent_details(
-                mem.name, ph=phase, seg=seg_now, since=cond.since, cfg=cfg, now=end
-            )
+
+        def details(
+            c: OpenCondition, rule: RuleName = rule, cfg: RuleConfig | None = cfg
+        ) -> dict[str, str]:
+            assert cfg is not None  # only an enabled rule fires
+            d = _agent_details(mem.name, ph=phase, seg=seg_now, since=c.since, cfg=cfg, now=end)
             if rule is RuleName.BREAK_OVERRUN and phase.pause_start is not None:
-                details["value"] = _fmt(end - phase.pause_start)
-            mem.open[rule] = emit.fire(
-                rule,
-                cfg,
-                subject="agent",
-                sid=obs.agent_id,
-                team=mem.team or None,
-                since=cond.since,
-                details=details,
-            )
+                d["value"] = _fmt(end - phase.pause_start)
+            if obs.first_seen and not obs.since_exact and c.since <= phase.since:
+                # the state began before the monitor first saw it: held for at least this long
+                d["entry"] = "first_seen"
+            return d
+
+        mem.open[rule] = fire_if_due(emit, rule, cfg, cond, target, now=end, details=details)
 
     # accruals, piece by piece
-    sched_s = adh_s = prod_s = prod_sched_s = 0.0
-    productive = ruleset.activities.get(ruleset.productive_activity)
-    for a, b in pairwise(ordered):
-        dur = (b - a).total_seconds()
-        if dur <= 0:
-            continue
-        st = phase_at(a).state
-        seg = sched.at(a)
-        act = _judged(ruleset, seg)
-        if act is not None:
-            sched_s += dur
-            if act.allows(st):
-                adh_s += dur
-        if productive is not None and productive.allows(st):
-            prod_s += dur
-        if seg is not None and seg.activity == ruleset.productive_activity:
-            prod_sched_s += dur
-    mem.scheduled_seconds += sched_s
-    mem.adherent_seconds += adh_s
-    mem.productive_seconds += prod_s
-    mem.productive_scheduled_seconds += prod_sched_s
+    seconds = _accrue(
+        (((b - a).total_seconds(), phase_at(a).state, sched.at(a)) for a, b in pairwise(ordered)),
+        ruleset,
+    )
+    _book(mem, seconds)
 
     # remember the new phase
     mem.state = phase.state
@@ -1054,7 +958,7 @@ def _evaluate_agent(
         mem.adherent_since = ordered[i]
     mem.adherent = adherent
 
-    return _settled(obs.agent_id, mem, seg_now, (sched_s, adh_s, prod_s, prod_sched_s))
+    return _settled(obs.agent_id, mem, seg_now, seconds)
 
 
 def _close_agent_condition(
@@ -1063,25 +967,22 @@ def _close_agent_condition(
     *,
     t: datetime,
     cfgs: Mapping[RuleName, RuleConfig],
-    emit: _Emitter,
+    emit: Emitter,
     agent_id: str,
 ) -> None:
     cond = mem.open.pop(rule)
     mem.last_closed[rule] = t
-    team = mem.team or None
-    if cond.firing:
-        emit.resolve(rule, cond, subject="agent", sid=agent_id, team=team, ended=t)
-        return
     cfg = cfgs.get(rule)
-    if cfg is not None and cond.since + cfg.after < t:
-        # held for `after` and stopped, all between two evaluations: report both
-        details = {"held_for": _fmt(t - cond.since), "threshold": _fmt(cfg.after)}
+
+    def details(c: OpenCondition) -> dict[str, str]:
+        assert cfg is not None  # only an enabled rule fires
+        d = {"held_for": _fmt(t - c.since), "threshold": _fmt(cfg.after)}
         if mem.name:
-            details["name"] = mem.name
-        fired = emit.fire(
-            rule, cfg, subject="agent", sid=agent_id, team=team, since=cond.since, details=details
-        )
-        emit.resolve(rule, fired, subject="agent", sid=agent_id, team=team, ended=t)
+            d["name"] = mem.name
+        return d
+
+    target = Target("agent", agent_id, mem.team or None)
+    close(emit, rule, cfg, cond, target, ended=t, details=details)
 
 
 def account_until(
@@ -1099,35 +1000,22 @@ def account_until(
     now = _utc(now)
     new = state.shallow_copy()
     accruals: list[Accrual] = []
-    productive = ruleset.activities.get(ruleset.productive_activity)
     for agent_id, old in state.agents.items():
         if old.accounted_until >= now:
             continue
         mem = old.copy()
         sched = _schedule_for(schedules.get(agent_id))
         ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
-        s_s = a_s = p_s = ps_s = 0.0
-        for a, b in pairwise(ordered):
-            dur = (b - a).total_seconds()
-            seg = sched.at(a)
-            act = _judged(ruleset, seg)
-            if act is not None:
-                s_s += dur
-                if act.allows(mem.state):
-                    a_s += dur
-            if productive is not None and productive.allows(mem.state):
-                p_s += dur
-            if seg is not None and seg.activity == ruleset.productive_activity:
-                ps_s += dur
-        mem.scheduled_seconds += s_s
-        mem.adherent_seconds += a_s
-        mem.productive_seconds += p_s
-        mem.productive_scheduled_seconds += ps_s
+        seconds = _accrue(
+            (((b - a).total_seconds(), mem.state, sched.at(a)) for a, b in pairwise(ordered)),
+            ruleset,
+        )
+        _book(mem, seconds)
         mem.accounted_until = now
         mem.segment = sched.at(now)
         new.agents[agent_id] = mem
-        if s_s or a_s or p_s or ps_s:
-            accruals.append(Accrual(agent_id, mem.team, s_s, a_s, p_s, ps_s))
+        if any(seconds):
+            accruals.append(Accrual(agent_id, mem.team, *seconds))
     return new, accruals
 
 
@@ -1185,7 +1073,7 @@ def _evaluate_teams(
     now: datetime,
     accruals: Sequence[Accrual],
     ruleset: RuleSet,
-    emit: _Emitter,
+    emit: Emitter,
 ) -> None:
     cfg = ruleset.enabled(RuleName.TEAM_ADHERENCE_BELOW)
     rule = RuleName.TEAM_ADHERENCE_BELOW
@@ -1193,11 +1081,12 @@ def _evaluate_teams(
         # disabled: resolve what was firing and forget the windows
         for team, tm in list(new.teams.items()):
             for r, cond in tm.open.items():
-                if cond.firing:
-                    emit.resolve(r, cond, subject="team", sid=team, team=team, ended=now)
+                step(emit, r, cfg, cond, Target("team", team, team), holds=False, start=now,
+                     ended=now, details=no_details)  # fmt: skip
             del new.teams[team]
         return
     window = cfg.window or DEFAULT_TEAM_WINDOW
+    threshold = cfg.threshold
     bucket = int(now.timestamp()) // _BUCKET_SECONDS
     oldest = int((now - window).timestamp()) // _BUCKET_SECONDS
     copies: dict[str, TeamMemory] = {}
@@ -1221,24 +1110,21 @@ def _evaluate_teams(
         sched = sum(s for s, _ in tm.buckets.values())
         adh = sum(a for _, a in tm.buckets.values())
         ratio = adh / sched if sched else 1.0
-        holds = sched >= TEAM_MIN_SCHEDULED_SECONDS and ratio < cfg.threshold
-        prev = tm.open.pop(rule, None)
-        if not holds:
-            if prev is not None and prev.firing:
-                emit.resolve(rule, prev, subject="team", sid=team, team=team, ended=now)
-        else:
-            cond = tm.open[rule] = prev or OpenCondition(since=now)
-        if holds and not cond.firing and now >= cond.since + cfg.after:
-            details = {
+        holds = sched >= TEAM_MIN_SCHEDULED_SECONDS and ratio < threshold
+
+        def details(c: OpenCondition, team: str = team, ratio: float = ratio) -> dict[str, str]:
+            return {
                 "name": team,
                 "value": f"{ratio:.4f}",
-                "threshold": f"{cfg.threshold:g}",
-                "held_for": _fmt(now - cond.since),
+                "threshold": f"{threshold:g}",
+                "held_for": _fmt(now - c.since),
                 "window": _fmt(window),
             }
-            tm.open[rule] = emit.fire(
-                rule, cfg, subject="team", sid=team, team=team, since=cond.since, details=details
-            )
+
+        opened = step(emit, rule, cfg, tm.open.pop(rule, None), Target("team", team, team),
+                      holds=holds, start=now, ended=now, details=details)  # fmt: skip
+        if opened is not None:
+            tm.open[rule] = opened
         if tm.buckets or tm.open:
             new.teams[team] = tm
         else:
@@ -1280,43 +1166,33 @@ def evaluate_queues(
     now = _utc(now)
     new = state.shallow_copy()
     new.tenant = tenant
-    emit = _Emitter(tenant, now)
+    emit = Emitter(tenant, now)
     for q in queues:
         old = new.queues.get(q.queue_id)
         mem = QueueMemory(q.description, dict(old.open) if old is not None else {})
+        target = Target("queue", q.queue_id)
         for rule in QUEUE_RULES:
             cfg = ruleset.enabled(rule)
             holds, value = (False, "") if cfg is None else _queue_value(rule, q, cfg)
-            cond = mem.open.get(rule)
-            if not holds:
-                if cond is not None:
-                    del mem.open[rule]
-                    if cond.firing:
-                        emit.resolve(
-                            rule, cond, subject="queue", sid=q.queue_id, team=None, ended=now
-                        )
-                continue
-            assert cfg is not None  # holds implies an enabled rule
-            if cond is None:
-                cond = mem.open[rule] = OpenCondition(since=now)
-            if not cond.firing and now >= cond.since + cfg.after:
-                details = {
+
+            def details(
+                c: OpenCondition, q: QueueObservation = q, value: str = value,
+                cfg: RuleConfig | None = cfg,
+            ) -> dict[str, str]:  # fmt: skip
+                d = {
                     "name": q.description,
                     "queue_name": q.description,
                     "value": value,
-                    "held_for": _fmt(now - cond.since),
+                    "held_for": _fmt(now - c.since),
                 }
-                if cfg.threshold is not None:
-                    details["threshold"] = f"{cfg.threshold:g}"
-                mem.open[rule] = emit.fire(
-                    rule,
-                    cfg,
-                    subject="queue",
-                    sid=q.queue_id,
-                    team=None,
-                    since=cond.since,
-                    details=details,
-                )
+                if cfg is not None and cfg.threshold is not None:
+                    d["threshold"] = f"{cfg.threshold:g}"
+                return d
+
+            cond = step(emit, rule, cfg, mem.open.pop(rule, None), target, holds=holds,
+                        start=now, ended=now, details=details)  # fmt: skip
+            if cond is not None:
+                mem.open[rule] = cond
         new.queues[q.queue_id] = mem
     emit.out.sort(key=_transition_order)
     return QueueResult(new, emit.out)
@@ -1341,42 +1217,35 @@ def evaluate_staleness(
     now = _utc(now)
     new = state.shallow_copy()
     new.tenant = tenant
-    emit = _Emitter(tenant, now)
+    emit = Emitter(tenant, now)
     cfg = ruleset.enabled(RuleName.STALE_DATA)
     rule = RuleName.STALE_DATA
+    after = cfg.after if cfg is not None else timedelta(0)
     for endpoint in sorted(set(last_success) | set(new.stale)):
-        cond = new.stale.get(endpoint)
+        cond = new.stale.pop(endpoint, None)
         last = last_success.get(endpoint)
+        target = Target("tenant", endpoint)
         if cfg is None or last is None:
-            if cond is not None:
-                if cond.firing:
-                    emit.resolve(rule, cond, subject="tenant", sid=endpoint, team=None, ended=now)
-                del new.stale[endpoint]
+            step(
+                emit, rule, cfg, cond, target, holds=False, start=now, ended=now, details=no_details
+            )
             continue
         last = _utc(last)
-        if cond is not None and last > cond.since:
-            if cond.firing:
-                emit.resolve(rule, cond, subject="tenant", sid=endpoint, team=None, ended=last)
-            cond = None
-        if cond is None:
-            cond = OpenCondition(since=last)
-        if not cond.firing and now >= cond.since + cfg.after:
-            details = {
+        if cond is not None and last > cond.since:  # a success since: that episode ended then
+            cond = step(emit, rule, cfg, cond, target, holds=False, start=last, ended=last,
+                        details=no_details)  # fmt: skip
+
+        def details(c: OpenCondition, endpoint: str = endpoint) -> dict[str, str]:
+            return {
                 "name": endpoint,
-                "value": _iso(cond.since),
-                "held_for": _fmt(now - cond.since),
-                "threshold": _fmt(cfg.after),
+                "value": _iso(c.since),
+                "held_for": _fmt(now - c.since),
+                "threshold": _fmt(after),
             }
-            cond = emit.fire(
-                rule,
-                cfg,
-                subject="tenant",
-                sid=endpoint,
-                team=None,
-                since=cond.since,
-                details=details,
-            )
-        new.stale[endpoint] = cond
+
+        new.stale[endpoint] = fire_if_due(
+            emit, rule, cfg, cond or OpenCondition(since=last), target, now=now, details=details
+        )
     emit.out.sort(key=_transition_order)
     return StalenessResult(new, emit.out)
 
@@ -1387,31 +1256,6 @@ def evaluate_staleness(
 def _transition_order(t: AlertTransition) -> tuple[datetime, str, str, int]:
     # a resolve and a firing of the same alert at the same ideal time: resolve first
     return (t.ideal_at, t.rule.value, t.subject_id, 0 if t.status == "resolved" else 1)
-
-
-def _utc(t: datetime) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError(f"naive datetime {t.isoformat()}; the engine needs timezone-aware times")
-    return t.astimezone(UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat()
-
-
-def _iso_opt(t: datetime | None) -> str | None:
-    return None if t is None else _iso(t)
-
-
-def _dt(s: Any) -> datetime:
-    t = datetime.fromisoformat(str(s))
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC)
-
-
-def _dt_opt(s: Any) -> datetime | None:
-    return None if s is None else _dt(s)
 
 
 def _state_to_dict(s: AgentState) -> dict[str, str | None]:
@@ -1437,8 +1281,3 @@ def _segment_from_dict(d: Mapping[str, Any] | None) -> Segment | None:
     if d is None:
         return None
     return Segment(_dt(d["start"]), _dt(d["end"]), str(d["agent_id"]), str(d["activity"]))
-
-
-def _fmt(delta: timedelta) -> str:
-    """`1h 5m`, `2m 30s`, `45s`."""
-    return format_duration(delta)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from monitor.states import AgentState
+from monitor.core.states import AgentState
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.puzzel.exceptions import PuzzelAuthError, PuzzelError, PuzzelMalformedResponse
 from monitor.puzzel.models import LoginResponse, OidcTokenResponse, TokenInformation, parse_as
 

@@ -37,7 +37,7 @@ import aiohttp
 import orjson
 import structlog
 
-from monitor.clock import Clock, SystemClock
+from monitor.core.clock import Clock, SystemClock
 from monitor.puzzel.auth import (
     DEFAULT_SKEW,
     PasswordCredentials,
@@ -422,11 +422,7 @@ class PuzzelClient:
             remaining = deadline_at - self._clock.monotonic()
             if remaining <= 0:
                 raise PuzzelDeadlineExceeded(ep.name, self._deadline, last_error) from last_error
-            headers = {"Accept": "application/json"}
-            token: str | None = None
-            if req.bearer:
-                token = req.token if req.token is not None else await self.auth.get_token()
-                headers["Authorization"] = f"Bearer {token}"
+            token, headers = await self._headers(req)
             stats.requests += 1
             if attempt > 1:
                 stats.retries += 1
@@ -437,11 +433,9 @@ class PuzzelClient:
             except PuzzelTransportError as exc:
                 stats.failures += 1
                 log.debug(
-                    "puzzel.request_failed",
-                    endpoint=ep.name,
-                    attempt=attempt,
+                    "puzzel.request_failed", endpoint=ep.name, attempt=attempt,
                     error=type(exc).__name__,
-                )
+                )  # fmt: skip
                 last_error = exc
                 await self._backoff(ep, attempt, deadline_at, last_error)
                 continue
@@ -453,38 +447,55 @@ class PuzzelClient:
                     stats.failures += 1
                     raise
             stats.failures += 1
-            code, message = _error_details(body)
-            if status in (401, 403) and req.bearer:
-                if req.token is None and not reauthenticated:
-                    reauthenticated = True
-                    self.auth.invalidate(token)
-                    continue
-                raise PuzzelAuthError(
-                    message or "token refused", endpoint=ep.name, http_status=status
-                )
-            if status in (400, 401, 403) and ep.host != "api":
-                raise PuzzelAuthError(
-                    message or "credentials refused", endpoint=ep.name, http_status=status
-                )
+            if status in (401, 403) and req.bearer and req.token is None and not reauthenticated:
+                reauthenticated = True  # a fresh token, once
+                self.auth.invalidate(token)
+                continue
             if status == 429:
-                stats.rate_limited += 1
-                wait = self._retry_after(resp_headers.get("Retry-After"))
-                if wait is None:
-                    wait = self._backoff_delay(attempt)
-                if self._clock.monotonic() + wait > deadline_at:
-                    raise PuzzelRateLimited(wait, endpoint=ep.name)
-                log.debug("puzzel.rate_limited", endpoint=ep.name, retry_after=round(wait, 3))
-                last_error = PuzzelRateLimited(wait, endpoint=ep.name)
-                self.limiter.block_for(wait)  # the next acquire() waits it out
+                last_error = self._wait_rate_limit(ep, attempt, resp_headers, deadline_at)
                 continue
-            if status in (404, 405):
-                raise PuzzelNotFound(code if code is not None else status, message, ep.name, status)
-            error = PuzzelApiError(code if code is not None else status, message, ep.name, status)
-            if status >= 500:
-                last_error = error
-                await self._backoff(ep, attempt, deadline_at, last_error)
-                continue
-            raise error
+            error = self._error_for(req, status, body)
+            if status < 500:
+                raise error
+            last_error = error
+            await self._backoff(ep, attempt, deadline_at, last_error)
+
+    async def _headers(self, req: _Request) -> tuple[str | None, dict[str, str]]:
+        headers = {"Accept": "application/json"}
+        token: str | None = None
+        if req.bearer:
+            token = req.token if req.token is not None else await self.auth.get_token()
+            headers["Authorization"] = f"Bearer {token}"
+        return token, headers
+
+    def _wait_rate_limit(
+        self, ep: Endpoint, attempt: int, headers: Mapping[str, str], deadline_at: float
+    ) -> PuzzelRateLimited:
+        """A 429: hold every request of this tenant for Retry-After (or a backoff), unless that
+        overruns the call's deadline."""
+        self.stats.of(ep.name).rate_limited += 1
+        wait = self._retry_after(headers.get("Retry-After"))
+        if wait is None:
+            wait = self._backoff_delay(attempt)
+        if self._clock.monotonic() + wait > deadline_at:
+            raise PuzzelRateLimited(wait, endpoint=ep.name)
+        log.debug("puzzel.rate_limited", endpoint=ep.name, retry_after=round(wait, 3))
+        self.limiter.block_for(wait)  # the next acquire() waits it out
+        return PuzzelRateLimited(wait, endpoint=ep.name)
+
+    def _error_for(self, req: _Request, status: int, body: bytes) -> PuzzelError:
+        """The typed error of an HTTP error status (429 and retried 401s aside)."""
+        ep = req.ep
+        code, message = _error_details(body)
+        if status in (401, 403) and req.bearer:
+            return PuzzelAuthError(message or "token refused", endpoint=ep.name, http_status=status)
+        if status in (400, 401, 403) and ep.host != "api":
+            return PuzzelAuthError(
+                message or "credentials refused", endpoint=ep.name, http_status=status
+            )
+        if status in (404, 405):
+            return PuzzelNotFound(code if code is not None else status, message, ep.name, status)
+        return PuzzelApiError(code if code is not None else status, message, ep.name, status)
 
     async def _http(
         self, req: _Request, headers: dict[str, str], limit_seconds: float

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from monitor.clock import Clock, SystemClock
+from monitor.core.clock import Clock, SystemClock
 
 _EPSILON = 1e-9
 

@@ -22,14 +22,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from monitor.clock import Clock
+from monitor.core.clock import Clock
+from monitor.core.states import LOGGED_OFF
 from monitor.puzzel.endpoints import ENDPOINTS, Endpoint
 from monitor.simulator import payloads, profiles
 from monitor.simulator.auth import IssuedToken
 from monitor.simulator.backend import AgentTicker, User
 from monitor.simulator.faults import FaultDecision
 from monitor.simulator.simulator import RequestRecord, Simulator
-from monitor.states import LOGGED_OFF
 
 API_PREFIX = "/ContactCentre5"
 AUTH_PREFIX = "/auth"

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from monitor.core.states import AgentState
 from monitor.engine.model import Segment
-from monitor.states import AgentState
 
 # Stable ids for the pause types both modes use; other names get ids after these, sorted by name.
 DEFAULT_PAUSE_TYPES: dict[str, int] = {

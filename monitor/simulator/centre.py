@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from monitor.core.states import AgentState, StateKind
 from monitor.engine.model import Segment
 from monitor.simulator.backend import (
     AccessPointTicker,
@@ -34,7 +35,6 @@ from monitor.simulator.backend import (
     VisualQueue,
     pause_type_ids,
 )
-from monitor.states import AgentState, StateKind
 
 GROUP_NAMES = ("Support", "Sales", "Billing", "Technical", "Retention", "Onboarding", "Claims")
 QUEUE_LANGUAGES = ("NO", "SE", "DK", "FI", "EN")

@@ -10,12 +10,12 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from monitor.clock import SystemClock
-from monitor.scenario import ScenarioError, load_scenario
+from monitor.core.clock import SystemClock
 from monitor.simulator.app import base_urls, create_app
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.faults import Faults
 from monitor.simulator.profiles import DEFAULT_PROFILE, PROFILE_SUMMARIES
+from monitor.simulator.scenario import ScenarioError, load_scenario
 from monitor.simulator.simulator import Simulator
 
 EXIT_OK = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.clock import Clock, SystemClock
+from monitor.core.clock import Clock, SystemClock
 
 
 class ShiftedClock:

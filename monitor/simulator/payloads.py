@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from monitor.scenario import QUEUE_FIELDS
+from monitor.core.states import AgentState, StateKind
 from monitor.simulator.backend import AccessPointTicker, AgentTicker, User, VisualQueue
-from monitor.states import AgentState, StateKind
+from monitor.simulator.scenario import QUEUE_FIELDS
 
 Json = dict[str, Any]
 

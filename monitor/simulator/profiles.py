@@ -34,10 +34,10 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
+from monitor.core.states import AgentState, StateKind
 from monitor.puzzel.endpoints import ENDPOINTS
 from monitor.simulator.backend import User, VisualQueue
 from monitor.simulator.payloads import number
-from monitor.states import AgentState, StateKind
 
 Profile = Literal["full", "public"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 
+from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.model import Segment
-from monitor.scenario import Scenario
 from monitor.simulator.backend import (
     AccessPointTicker,
     AgentTicker,
@@ -23,7 +23,7 @@ from monitor.simulator.backend import (
     VisualQueue,
     pause_type_ids,
 )
-from monitor.states import LOGGED_OFF, AgentState, StateKind
+from monitor.simulator.scenario import Scenario
 
 FIRST_GROUP_ID = 20601
 FIRST_SYSTEM_QUEUE_ID = 38301

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitor.clock import Clock, SystemClock, VirtualClock
+from monitor.core.clock import Clock, SystemClock, VirtualClock
+from monitor.core.states import AgentState
 from monitor.engine.model import Segment
-from monitor.scenario import Scenario
 from monitor.simulator.auth import Credentials, TokenStore
 from monitor.simulator.backend import Centre
 from monitor.simulator.centre import Behaviour, CentreConfig, RandomCentre
 from monitor.simulator.faults import Faults
 from monitor.simulator.profiles import DEFAULT_PROFILE, Profile, check_profile
+from monitor.simulator.scenario import Scenario
 from monitor.simulator.scripted import ScriptedCentre
-from monitor.states import AgentState
 
 
 @dataclass(frozen=True, slots=True)

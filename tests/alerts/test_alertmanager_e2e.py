@@ -18,7 +18,7 @@ from aiohttp import web
 
 from monitor.alerts.outbox import Dispatcher, Outbox
 from monitor.alerts.sinks.alertmanager import AlertmanagerResender, AlertmanagerSink
-from monitor.clock import SystemClock
+from monitor.core.clock import SystemClock
 from tests.alerts.helpers import Receiver, alert
 from tests.redis_server import free_port
 

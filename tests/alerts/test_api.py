@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from monitor.alerts.api import alert_routes
 from monitor.alerts.outbox import Outbox
 from monitor.alerts.snooze import SnoozeStore
-from monitor.api_auth import bearer_middleware
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
+from monitor.http.auth import bearer_middleware
 from tests.alerts.helpers import T0, alert
 
 AUTH = {"Authorization": "Bearer s3cret"}

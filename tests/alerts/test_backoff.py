@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from monitor.alerts.metrics import AlertMetrics
 from monitor.alerts.outbox import BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, SinkBreaker
 from monitor.alerts.sinks.base import SinkError, classify_http, parse_retry_after
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

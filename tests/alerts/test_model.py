@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from monitor.alerts.model import Alert, alert_from_transition, fingerprint, webhook_payload
@@ -106,3 +107,16 @@ def test_webhook_payload_has_the_v4_fields() -> None:
         "generatorURL",
         "fingerprint",
     }
+
+
+def test_stale_data_is_one_alert_per_endpoint() -> None:
+    """stale_data of two endpoints of one tenant: an `endpoint` label each, two fingerprints, so
+    a receiver sees one outage end only when that endpoint recovers."""
+    base = transition("queues", rule=RuleName.STALE_DATA, team="")
+    queues = replace(base, subject="tenant", team=None)
+    states = replace(queues, subject_id="user_states")
+    a, b = alert_from_transition(queues), alert_from_transition(states)
+    assert a.labels["endpoint"] == "queues"
+    assert b.labels["endpoint"] == "user_states"
+    assert "team" not in a.labels
+    assert a.fingerprint != b.fingerprint

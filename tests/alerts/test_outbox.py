@@ -15,7 +15,7 @@ from monitor.alerts.metrics import AlertMetrics
 from monitor.alerts.outbox import Dispatcher, Outbox
 from monitor.alerts.sinks.console import ConsoleSink
 from monitor.alerts.sinks.webhook import WebhookSink, verify_signature
-from monitor.clock import SystemClock
+from monitor.core.clock import SystemClock
 from tests.alerts.helpers import T0, Receiver, alert
 from tests.redis_server import RedisServer, free_port
 
@@ -240,7 +240,7 @@ async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) ->
 
 async def test_backlog_metrics_report_pending_and_age(redis_client: aioredis.Redis) -> None:
     """Undelivered entries show in puzzelmon_outbox_pending and oldest_age_seconds per sink."""
-    from monitor.clock import VirtualClock
+    from monitor.core.clock import VirtualClock
 
     clock = VirtualClock(T0)
     outbox = Outbox(redis_client, sinks=["a", "b"], clock=clock)

@@ -13,7 +13,7 @@ from monitor.alerts.model import Alert
 from monitor.alerts.outbox import Outbox, SinkWorker
 from monitor.alerts.routing import Router
 from monitor.alerts.sinks.base import Delivery
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from tests.alerts.helpers import alert
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -13,7 +13,7 @@ from monitor.alerts.config import AlertingConfig
 from monitor.alerts.outbox import Notification, Outbox
 from monitor.alerts.routing import QuietWindow, Router, quiet_until
 from monitor.alerts.snooze import SnoozeStore
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from monitor.engine.model import RuleName
 from tests.alerts.helpers import T0, alert
 

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from monitor.alerts.config import AlertingConfig
 from monitor.alerts.service import AlertingService
-from monitor.clock import SystemClock
+from monitor.core.clock import SystemClock
 from tests.alerts.helpers import transition
 from tests.redis_server import free_port
 

@@ -22,7 +22,7 @@ from monitor.alerts.sinks.slack import (
     SlackSink,
     slack_message,
 )
-from monitor.clock import SystemClock
+from monitor.core.clock import SystemClock
 from tests.alerts.helpers import Receiver, alert, transition
 from tests.redis_server import free_port
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from monitor.alerts.sinks.webhook import WebhookSink, verify_signature
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from tests.alerts.helpers import T0, Receiver, alert
 from tests.redis_server import free_port
 

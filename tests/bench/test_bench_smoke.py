@@ -12,7 +12,7 @@ from tests.redis_server import RedisServer
 
 @pytest.fixture(autouse=True)
 def _quiet_logs() -> None:
-    from monitor.logging import configure_logging
+    from monitor.app.logging import configure_logging
 
     configure_logging("warning", "console")
 

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import pytest
 
-from monitor.demo_scenario import DEMO_TENANT, build_demo
+from monitor.demo.scenario import DEMO_TENANT, build_demo
 from tests.deploy.dashboards import dashboard_queries
 from tests.redis_server import free_port
 

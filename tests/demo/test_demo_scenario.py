@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.demo_scenario import DEMO_AFTERS, build_demo, demo_ruleset
-from monitor.engine.loader import default_ruleset
+from monitor.demo.scenario import DEMO_AFTERS, build_demo, demo_ruleset
 from monitor.engine.model import RuleName
-from monitor.replay import run_replay
+from monitor.rules.loader import default_ruleset
+from monitor.simulator.replay import run_replay
 
 NOW = datetime(2026, 3, 2, 9, 0, 7, tzinfo=UTC)
 CADENCE = timedelta(seconds=5)

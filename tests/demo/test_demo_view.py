@@ -7,8 +7,9 @@ import unicodedata
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from monitor.clock import VirtualClock
-from monitor.demo_view import (
+from monitor.core.clock import VirtualClock
+from monitor.core.states import AgentState, StateKind
+from monitor.demo.view import (
     AlertFeed,
     ViewData,
     exception_rows,
@@ -17,7 +18,6 @@ from monitor.demo_view import (
     team_counts,
 )
 from monitor.engine.model import AgentEvaluation, AlertTransition, RuleName, Subject
-from monitor.states import AgentState, StateKind
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

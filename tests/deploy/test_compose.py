@@ -186,8 +186,10 @@ def test_monitor_config_points_at_the_compose_services() -> None:
 
 
 def test_monitor_config_loads_with_the_real_loader() -> None:
-    """monitor.config.load_config accepts deploy/monitor.compose.yaml unchanged."""
-    config_module = pytest.importorskip("monitor.config", reason="monitor.config not written yet")
+    """monitor.app.config.load_config accepts deploy/monitor.compose.yaml unchanged."""
+    config_module = pytest.importorskip(
+        "monitor.app.config", reason="monitor.app.config not written yet"
+    )
     config = config_module.load_config(MONITOR_CONFIG, environ={})
     (tenant,) = config.tenants
     assert tenant.api_base_url.startswith("http://simulator:")

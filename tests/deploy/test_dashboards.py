@@ -235,7 +235,7 @@ def test_agent_state_timeline_maps_every_state_code_in_the_metrics_doc() -> None
 def test_scheduled_activity_timeline_maps_the_shipped_activity_list_in_order() -> None:
     """The scheduled-activity mappings name rules/activities.yaml's activities by list index,
     which is what puzzelmon_agent_scheduled_activity_code exports."""
-    loader = pytest.importorskip("monitor.engine.loader", reason="rules loader not written yet")
+    loader = pytest.importorskip("monitor.rules.loader", reason="rules loader not written yet")
     shipped = list(loader.load_rules(ROOT / "rules").activities)
     d = next(d for d in DASHBOARDS.values() if d["uid"] == "pzm-adherence")
     panel = next(

@@ -22,13 +22,13 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerts.model import fingerprint
-from monitor.assembly import Monitor
-from monitor.clock import SystemClock
-from monitor.config import Config
-from monitor.engine.loader import ruleset_from_mapping
-from monitor.scenario import Scenario, parse_scenario
+from monitor.app.config import Config
+from monitor.app.wiring import Monitor
+from monitor.core.clock import SystemClock
+from monitor.rules.loader import ruleset_from_mapping
 from monitor.schedules.store import ScheduleStore
-from monitor.simulator.app import base_urls, create_app
+from monitor.simulator.app import base_urls, create_app, simulated_endpoints
+from monitor.simulator.scenario import Scenario, parse_scenario
 from monitor.simulator.simulator import Simulator
 from tests.alerts.helpers import Receiver
 from tests.redis_server import free_port
@@ -207,6 +207,7 @@ def monitor_config(sim: Simulator, root: str, alertmanager_url: str) -> Config:
                     "api_base_url": urls["api"],
                     "auth_base_url": urls["auth"],
                     "id_base_url": urls["id"],
+                    "endpoints": simulated_endpoints(sim),
                     "cadences": {
                         "user_states": CADENCE,
                         "queues": "off",

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitor.clock import SystemClock
-from monitor.service import Service
+from monitor.app.service import Service
+from monitor.core.clock import SystemClock
 from tests.redis_server import free_port
 from tests.service.simserver import SimServers, config_for
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from monitor.core.snapshots import AgentObservation
+from monitor.core.states import AgentState, StateKind
 from monitor.engine.engine import EngineState, account_until, evaluate_agents
 from monitor.engine.model import AlertTransition, RuleSet, Segment
-from monitor.snapshots import AgentObservation
-from monitor.states import AgentState, StateKind
 
 OSLO = ZoneInfo("Europe/Oslo")
 TENANT = "12345"

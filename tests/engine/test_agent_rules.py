@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from monitor.core.snapshots import AgentObservation
 from monitor.engine.engine import EngineState, evaluate_agents
-from monitor.engine.loader import ruleset_from_mapping
 from monitor.engine.model import RuleSet
-from monitor.snapshots import AgentObservation
+from monitor.rules.loader import ruleset_from_mapping
 from tests.engine.driver import OSLO, TENANT, drive, local, ratios, segments, st
 
 DAY = "2026-03-02"
@@ -417,3 +417,29 @@ def test_transitions_sorted_by_ideal_time() -> None:
     assert len(keys) == 4
     assert all(t.ideal_at == local(DAY, "08:00") for t in result.transitions)
     assert result.transitions[0].at == local(DAY, "08:30").astimezone(UTC)
+
+
+def test_alert_says_when_the_entry_time_is_only_first_seen() -> None:
+    """An agent already paused when the monitor first saw it: its long_pause alert says the
+    entry is only `first_seen` (held at least this long); a pause seen to begin does not."""
+    ruleset = rules(long_pause={"after": "10m"})
+    t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    paused = st("pause:Lunch")
+    first = AgentObservation("1", "A", "T", paused, t0, first_seen=True)
+    observed = AgentObservation("2", "B", "T", paused, t0, first_seen=False)
+    state = EngineState(tenant=TENANT)
+    fired = []
+    for minutes in (0, 5, 11):
+        result = evaluate_agents(
+            state,
+            tenant=TENANT,
+            now=t0 + timedelta(minutes=minutes),
+            agents=[first, observed],
+            schedules={},
+            ruleset=ruleset,
+        )
+        state = result.state
+        fired += [t for t in result.transitions if t.status == "firing"]
+    by_agent = {t.subject_id: t.details for t in fired}
+    assert by_agent["1"]["entry"] == "first_seen"
+    assert "entry" not in by_agent["2"]

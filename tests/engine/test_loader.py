@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from monitor.engine.loader import (
+from monitor.core.states import AgentState, StateKind
+from monitor.engine.model import RuleName
+from monitor.rules.loader import (
     RulesError,
     check_command,
     default_ruleset,
     load_rules,
     ruleset_from_mapping,
 )
-from monitor.engine.model import RuleName
-from monitor.states import AgentState, StateKind
 
 REPO_RULES = Path(__file__).resolve().parents[2] / "rules"
 

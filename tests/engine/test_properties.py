@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
-from monitor.engine.loader import ruleset_from_mapping
+from monitor.core.states import StateKind
 from monitor.engine.model import RuleName, RuleSet, Segment
-from monitor.states import StateKind
+from monitor.rules.loader import ruleset_from_mapping
 from tests.engine.driver import drive, st
 
 CADENCE = 5

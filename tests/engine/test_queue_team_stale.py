@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from monitor.core.snapshots import QueueObservation
 from monitor.engine.engine import EngineState, evaluate_queues, evaluate_staleness, next_due
-from monitor.engine.loader import ruleset_from_mapping
 from monitor.engine.model import Segment
-from monitor.snapshots import QueueObservation
+from monitor.rules.loader import ruleset_from_mapping
 from tests.engine.driver import drive, st
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

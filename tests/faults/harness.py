@@ -18,12 +18,12 @@ import orjson
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.assembly import Monitor
-from monitor.clock import SystemClock
-from monitor.config import Config
-from monitor.engine.loader import ruleset_from_mapping
-from monitor.scenario import Scenario, parse_scenario
+from monitor.app.config import Config
+from monitor.app.wiring import Monitor
+from monitor.core.clock import SystemClock
+from monitor.rules.loader import ruleset_from_mapping
 from monitor.simulator.app import base_urls, create_app, simulated_endpoints
+from monitor.simulator.scenario import Scenario, parse_scenario
 from monitor.simulator.simulator import Simulator
 from tests.alerts.helpers import Receiver
 from tests.redis_server import free_port

@@ -10,9 +10,9 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.scheduler import Scheduler
-from monitor.service import make_client
+from monitor.app.service import make_client
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from tests.service.simserver import T0, SimServers
 
 CADENCE = 60.0

@@ -13,7 +13,7 @@ import time
 import orjson
 import pytest
 
-from monitor.redis_guard import DATA_LOST
+from monitor.app.redis_guard import DATA_LOST
 from tests.faults.harness import Break, import_schedules, start_rig, wait_for
 from tests.redis_server import RedisServer
 

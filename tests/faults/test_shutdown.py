@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from monitor.alerts.outbox import Dispatcher, Outbox
 from monitor.alerts.sinks.webhook import WebhookSink
-from monitor.clock import SystemClock
+from monitor.core.clock import SystemClock
 from tests.alerts.helpers import T0, alert
 from tests.redis_server import free_port
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from monitor.service import serve
+from monitor.app.service import serve
 from tests.alerts.helpers import Receiver
 from tests.faults.harness import Break, start_rig, wait_for
 from tests.redis_server import RedisServer

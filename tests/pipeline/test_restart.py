@@ -7,8 +7,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from monitor.replay import run_replay
-from monitor.scenario import load_scenario
+from monitor.simulator.replay import run_replay
+from monitor.simulator.scenario import load_scenario
 from tests.redis_server import RedisServer
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.clock import VirtualClock
-from monitor.engine.loader import default_ruleset
+from monitor.core.clock import VirtualClock
+from monitor.core.snapshots import AgentObservation, AgentSnapshot
+from monitor.core.states import AgentState, StateKind
 from monitor.engine.model import Segment
-from monitor.pipeline import StaticSchedules, TenantPipeline
-from monitor.snapshots import AgentObservation, AgentSnapshot
-from monitor.state_store import MemoryEngineStateStore
-from monitor.states import AgentState, StateKind
-from monitor.tracker import AgentRow, GroupPoll
+from monitor.ingest.tracker import AgentRow, GroupPoll
+from monitor.pipeline.cycle import StaticSchedules, TenantPipeline
+from monitor.pipeline.state_store import MemoryEngineStateStore
+from monitor.rules.loader import default_ruleset
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PAUSE = AgentState(StateKind.PAUSE, "Break")

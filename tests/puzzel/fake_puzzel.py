@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 from monitor.puzzel.endpoints import ENDPOINTS
 from tests.puzzel.conftest import load_fixture
 

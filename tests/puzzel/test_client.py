@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from monitor.puzzel import (
     PasswordCredentials,
     PuzzelApiError,

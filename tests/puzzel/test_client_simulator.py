@@ -15,7 +15,7 @@ import structlog
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from monitor.clock import Clock, SystemClock, VirtualClock
+from monitor.core.clock import Clock, SystemClock, VirtualClock
 from monitor.puzzel import (
     PasswordCredentials,
     PuzzelAuthError,

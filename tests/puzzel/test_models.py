@@ -210,3 +210,37 @@ def test_pause_type_id_zero_means_not_paused() -> None:
     assert m.UserGroupAgentState.model_validate({**row, "pauseTypeId": 4812}).pause_type_id == 4812
     usi = load_fixture("user_state_information")["result"]
     assert m.UserStateInformation.model_validate({**usi, "pauseTypeId": 0}).pause_type_id is None
+
+
+PUBLIC_ROWS: dict[str, Any] = {
+    "visual_queues": m.VisualQueue,
+    "visual_queue_state_information": m.VisualQueueState,
+    "user_group_state_information": m.UserGroupAgentState,
+    "users": m.UserSummary,
+    "user_groups": m.UserGroup,
+    "queues": m.SystemQueue,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_ROWS))
+def test_public_evidence_fixtures_parse_without_rejections(name: str) -> None:
+    """The public-profile answers (null names, no pause type, envelopes of result and code,
+    missing ticker fields) fit the models row by row, with nothing dropped."""
+    body = load_fixture(f"public/{name}")
+    assert set(body) == {"result", "code"}
+    rows = m.parse_rows(PUBLIC_ROWS[name], body["result"], endpoint=name)
+    assert rows.rejected == []
+    assert len(rows.rows) == len(body["result"]) > 0
+
+
+def test_public_agent_rows_keep_null_names_and_pause() -> None:
+    """Null first or last names are kept as None; Pause/Busy rows carry no pause type."""
+    rows = m.parse_rows(
+        m.UserGroupAgentState,
+        load_fixture("public/user_group_state_information")["result"],
+        endpoint="x",
+    ).rows
+    assert any(r.first_name is None for r in rows)
+    paused = [r for r in rows if r.contact_centre_status == "Pause"]
+    assert paused
+    assert all(r.user_status == "Busy" and r.pause_type_id is None for r in paused)

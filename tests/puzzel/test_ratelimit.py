@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from monitor.puzzel.ratelimit import BucketState, RateLimiter, take
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

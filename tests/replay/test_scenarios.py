@@ -16,8 +16,8 @@ from types import ModuleType
 import pytest
 import redis.asyncio as aioredis
 
-from monitor.replay import check, run_replay
-from monitor.scenario import load_scenario
+from monitor.simulator.replay import check, run_replay
+from monitor.simulator.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "tests" / "scenarios"

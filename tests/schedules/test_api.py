@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from monitor.api_auth import bearer_middleware
+from monitor.http.auth import bearer_middleware
 from monitor.schedules.api import schedule_routes
 from monitor.schedules.importers import DEFAULT_ACTIVITIES
 from monitor.schedules.store import ScheduleStore

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from monitor.clock import VirtualClock
-from monitor.config import Config, TenantConfig
+from monitor.app.config import Config, TenantConfig
+from monitor.core.clock import VirtualClock
 from monitor.simulator.app import base_urls, create_app, simulated_endpoints
 from monitor.simulator.simulator import Simulator
 
@@ -70,10 +70,14 @@ class SimServers:
     def __init__(self) -> None:
         self.servers: list[TestServer] = []
 
-    async def start(self, agents: int = 60, groups: int = 3, queues: int = 4) -> SimServer:
+    async def start(
+        self, agents: int = 60, groups: int = 3, queues: int = 4, profile: str = "full"
+    ) -> SimServer:
         """A random-mode simulator on a VirtualClock at T0 (frozen until advanced)."""
         clock = VirtualClock(T0)
-        sim = Simulator.random(agents=agents, groups=groups, queues=queues, clock=clock, seed=3)
+        sim = Simulator.random(
+            agents=agents, groups=groups, queues=queues, clock=clock, seed=3, profile=profile
+        )
         app = create_app(sim)
         broken: set[str] = set()
         missing: set[str] = set()

@@ -14,7 +14,7 @@ import pytest
 import structlog
 
 from monitor.alerts.config import SlackSinkConfig
-from monitor.config import (
+from monitor.app.config import (
     ConfigError,
     PasswordCredentialsConfig,
     PuzzelIdCredentialsConfig,
@@ -200,7 +200,7 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
 
 def test_secrets_stay_out_of_repr_json_and_logs(tmp_path: Path) -> None:
     """Secrets never show in repr, model_dump_json, or log output."""
-    from monitor.logging import configure_logging
+    from monitor.app.logging import configure_logging
 
     env = {
         "PUZZEL_MONITOR_API__TOKEN": "api-token-xyz",

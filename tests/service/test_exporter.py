@@ -14,11 +14,7 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleName
-from monitor.exporter import Exporter, build_http_app
-from monitor.pollers import LatestSnapshots, PollHealth
-from monitor.puzzel.stats import ClientStats
-from monitor.snapshots import (
+from monitor.core.snapshots import (
     AgentObservation,
     AgentSnapshot,
     QueueObservation,
@@ -26,7 +22,11 @@ from monitor.snapshots import (
     TickerRow,
     TickerSnapshot,
 )
-from monitor.states import AgentState, StateKind
+from monitor.core.states import AgentState, StateKind
+from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleName
+from monitor.http.metrics import Exporter, build_http_app
+from monitor.ingest.pollers import LatestSnapshots, PollHealth
+from monitor.puzzel.stats import ClientStats
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TENANT = "12345"
@@ -144,10 +144,14 @@ def make_exporter(
         {
             "user_states": health("user_states", up=True, polls=4, failures=1),
             "queues": health("queues", up=False, polls=2, failures=2),
+            "agent_stats": health("agent_stats", up=False, polls=1, failures=0),
         },
         ready=True,
     )
+    tenant.health["user_states"].supported = True
+    tenant.health["agent_stats"].supported = False  # answered 404: the tenant lacks it
     client = FakeClient()
+    client.stats.of("user_group_state_information").rejected["userId"] = 3
     client.stats.of("user_group_state_information").requests = 12
     client.stats.of("user_group_state_information").failures = 2
     client.stats.of("user_group_state_information").retries = 1
@@ -292,6 +296,21 @@ def test_per_agent_series_off_drops_agent_id_and_sums_per_team() -> None:
     assert value("puzzelmon_agents", {**team, "state": "pause"}) == 2
 
 
+def test_unsupported_endpoints_and_rejected_rows() -> None:
+    """An endpoint the tenant lacks: supported 0 and no `up` series; one it answers: supported
+    1; an endpoint never answered yet: no supported series. Rejected rows by field."""
+    exporter, _ = make_exporter(filled_store())
+    value = exporter.registry.get_sample_value
+    t = {"tenant": TENANT}
+    assert value("puzzelmon_endpoint_supported", {**t, "endpoint": "agent_stats"}) == 0
+    assert value("puzzelmon_up", {**t, "endpoint": "agent_stats"}) is None
+    assert value("puzzelmon_endpoint_supported", {**t, "endpoint": "user_states"}) == 1
+    assert value("puzzelmon_endpoint_supported", {**t, "endpoint": "queues"}) is None
+    assert value("puzzelmon_up", {**t, "endpoint": "queues"}) == 0
+    rejected = {**t, "endpoint": "user_group_state_information", "field": "userId"}
+    assert value("puzzelmon_rows_rejected_total", rejected) == 3
+
+
 def test_metric_names_match_the_reference() -> None:
     """Every family exported is listed in docs/metrics.md with the same labels."""
     import re
@@ -381,7 +400,7 @@ async def test_extra_routes_and_middlewares_are_mounted() -> None:
     from aiohttp import web
     from pydantic import SecretStr
 
-    from monitor.api_auth import bearer_middleware
+    from monitor.http.auth import bearer_middleware
 
     routes = web.RouteTableDef()
 

@@ -11,12 +11,12 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.exporter import Exporter
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.scheduler import Scheduler
-from monitor.service import make_client
-from monitor.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
-from monitor.states import StateKind
+from monitor.app.service import make_client
+from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
+from monitor.core.states import StateKind
+from monitor.http.metrics import Exporter
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from tests.service.simserver import T0, SimServer
 
 
@@ -241,3 +241,103 @@ async def test_configured_groups_only(make_sim_server: Callable[..., Any]) -> No
     assert "user_groups" not in {r.endpoint for r in server.sim.requests[start:]}
     assert sorted(g for g in asked if g) == sorted(names[:2])
     assert sorted(store.agents[tenant.customer_key]) == sorted(names[:2])
+
+
+async def test_missing_endpoint_is_unsupported_not_down_and_reprobed_hourly(
+    make_sim_server: Callable[..., Any],
+) -> None:
+    """A 404 marks an optional endpoint unsupported: one warning, no further polls until the
+    hourly re-probe, `puzzelmon_endpoint_supported` 0, no `puzzelmon_up` series for it, and it
+    is left out of staleness; when it answers again it is supported again."""
+    from structlog.testing import capture_logs
+
+    server: SimServer = await make_sim_server()
+    tenant = server.tenant(
+        cadences={"user_states": "5s", "queues": "off", "agent_stats": "10s",
+                  "queue_ticker": "off", "access_points": "off", "jitter": "off"},
+    )  # fmt: skip
+    store = LatestSnapshots()
+    scheduler = Scheduler(server.clock)
+    server.missing.add("agentstats")
+    async with aiohttp.ClientSession() as session:
+        client = make_client(tenant, session=session, clock=server.clock)
+        pollers = TenantPollers(tenant, client, server.clock, store)
+        pollers.register(scheduler)
+        exporter = Exporter(
+            store, tenants=lambda: [pollers], clients=lambda: {tenant.customer_key: client}
+        )
+        with capture_logs() as logs:
+            await scheduler.run_until(T0 + timedelta(seconds=1800))
+        value = exporter.registry.get_sample_value
+        labels = {"tenant": tenant.customer_key, "endpoint": "agent_stats"}
+        assert value("puzzelmon_endpoint_supported", labels) == 0
+        assert value("puzzelmon_up", labels) is None
+        assert value("puzzelmon_up", {**labels, "endpoint": "user_states"}) == 1
+        assert pollers.unsupported() == {"agent_stats"}
+        assert client.stats.of("agent_stats").requests == 1
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert [(e["event"], e["endpoint"]) for e in warnings] == [
+            ("endpoint not supported by this tenant; asking again hourly", "agent_stats")
+        ]
+        assert not [e for e in logs if e["event"] == "poll failed"]
+
+        server.missing.clear()
+        await scheduler.run_until(T0 + timedelta(seconds=3700))
+        assert client.stats.of("agent_stats").requests >= 2
+        assert value("puzzelmon_endpoint_supported", labels) == 1
+        assert value("puzzelmon_up", labels) == 1
+        assert pollers.unsupported() == set()
+
+
+async def test_unverified_endpoints_are_not_polled_unless_turned_on(
+    make_sim_server: Callable[..., Any],
+) -> None:
+    """Without `endpoints:` the pollers of unverified paths are not registered at all."""
+    server: SimServer = await make_sim_server()
+    tenant = server.tenant(endpoints={})
+    async with aiohttp.ClientSession() as session:
+        client = make_client(tenant, session=session, clock=server.clock)
+        pollers = TenantPollers(tenant, client, server.clock, LatestSnapshots())
+        assert set(pollers.kinds()) == {"user_states", "queues"}
+        on = server.tenant(endpoints={"agent_stats": True, "access_point_tickers": True})
+        client_on = make_client(on, session=session, clock=server.clock)
+        pollers_on = TenantPollers(on, client_on, server.clock, LatestSnapshots())
+        assert set(pollers_on.kinds()) == {"user_states", "queues", "agent_stats", "access_points"}
+
+
+async def test_public_profile_tracks_every_agent_with_pause_types_from_users(
+    make_sim_server: Callable[..., Any],
+) -> None:
+    """Against the public profile (null names, Pause/Busy, no pause type in rows) every agent is
+    tracked in the simulator's state kind and every pause gets its type from users/{userId}."""
+    server: SimServer = await make_sim_server(agents=60, profile="public")
+    tenant = server.tenant(endpoints={}, user_state_budget=60)
+    store = LatestSnapshots()
+    async with aiohttp.ClientSession() as session:
+        client = make_client(tenant, session=session, clock=server.clock)
+        pollers = TenantPollers(tenant, client, server.clock, store)
+        await pollers.run_poll("user_states", pollers.poll_user_states)
+        await pollers.run_poll("queues", pollers.poll_queues)
+    truth = server.sim.centre.agent_states()
+    seen = {a.agent_id: a for s in store.agent_snapshots(tenant.customer_key) for a in s.agents}
+    assert set(seen) == set(truth)
+    public_kind = {StateKind.LOGGED_OFF, StateKind.AVAILABLE, StateKind.PAUSE}
+    for aid, (state, _) in truth.items():
+        expected = state.kind if state.kind in public_kind else StateKind.BUSY
+        assert seen[aid].state.kind == expected, aid
+        if state.kind is StateKind.PAUSE:
+            assert seen[aid].state.pause_type is not None
+    # the public profile nulls firstName for ids divisible by 7: those rows are kept, named
+    # by what they carry
+    nulled = [u for u in server.sim.centre.users() if int(u.id) % 7 == 0 and int(u.id) % 11]
+    assert nulled
+    for u in nulled:
+        assert seen[u.agent_id].name == u.last_name
+    assert all(a.first_seen for a in seen.values())
+    endpoints = Counter(str(r.endpoint) for r in server.sim.requests)
+    assert endpoints["user"] == sum(1 for s, _ in truth.values() if s.kind is StateKind.PAUSE)
+    for name in ("user_state_information", "pause_types", "agent_stats"):
+        assert endpoints[name] == 0, name
+    queues = store.queues[tenant.customer_key].queues
+    assert any(q.calls_abandoned_today is None for q in queues)
+    assert all(q.sla_percent is None for q in queues)

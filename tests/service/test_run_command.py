@@ -18,8 +18,8 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from monitor.clock import SystemClock
-from monitor.service import Service
+from monitor.app.service import Service
+from monitor.core.clock import SystemClock
 from monitor.simulator.app import create_app
 from monitor.simulator.simulator import Simulator
 from tests.redis_server import RedisServer, free_port
@@ -184,3 +184,55 @@ async def test_service_in_process_start_stop() -> None:
         assert service.scheduler.in_flight == 0
     finally:
         await sims.close()
+
+
+async def test_run_against_public_profile_is_ready_within_two_cycles(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """`run` against the public-evidence simulator, with the unevidenced endpoints turned on by
+    mistake: ready before the third agent-state call, every agent counted, the missing
+    endpoints reported unsupported (not down), and no row rejected."""
+    sim = Simulator.random(
+        agents=30, groups=2, queues=2, clock=SystemClock(), seed=5, profile="public"
+    )
+    server = TestServer(create_app(sim), host="127.0.0.1")
+    await server.start_server()
+    tenant = tenant_dict(sim, str(server.make_url("")).rstrip("/"))
+    tenant["endpoints"] = {"agent_stats": True, "visual_queue_ticker": True}
+    two = "2s"
+    tenant["cadences"] = {"user_states": two, "queues": two, "agent_stats": two,
+                          "queue_ticker": two, "access_points": "off", "jitter": "off"}  # fmt: skip
+    port = free_port()
+    proc = await start_run(write_config(tmp_path, tenant, port, redis_server.url))
+    try:
+        await wait_ready(port, proc)
+        state_calls = [r for r in sim.requests if r.endpoint == "user_group_state_information"]
+        assert len(state_calls) <= 2
+        await asyncio.sleep(2.5)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as resp,
+        ):
+            text = await resp.text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 15)
+        await server.close()
+    samples = _samples(text)
+    key = f'tenant="{sim.customer_key}"'
+    for endpoint in ("agent_stats", "queue_ticker"):
+        assert samples[f'puzzelmon_endpoint_supported{{endpoint="{endpoint}",{key}}}'] == 0
+        assert f'puzzelmon_up{{endpoint="{endpoint}",{key}}}' not in samples
+    assert samples[f'puzzelmon_up{{endpoint="user_states",{key}}}'] == 1
+    agents = sum(v for k, v in samples.items() if k.startswith("puzzelmon_agents{"))
+    assert agents == 30
+    assert not [k for k in samples if k.startswith("puzzelmon_rows_rejected_total")]
+
+
+def _samples(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

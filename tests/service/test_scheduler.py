@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.clock import SystemClock, VirtualClock
-from monitor.scheduler import Scheduler
+from monitor.core.clock import SystemClock, VirtualClock
+from monitor.ingest.cadence import Scheduler
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

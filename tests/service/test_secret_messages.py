@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_config
-from monitor.schedules.cli import redact_url
+from monitor.app.config import ConfigError, load_config
+from monitor.app.schedules_cli import redact_url
 
 TENANT = """tenants:
   - id: "12345"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.states import AgentState, StateKind
-from monitor.tracker import AgentRow, GroupPoll, StateTracker
+from monitor.core.states import AgentState, StateKind
+from monitor.ingest.tracker import AgentRow, GroupPoll, StateTracker
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 AVAILABLE = AgentState(StateKind.AVAILABLE)

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
 from monitor.simulator import Simulator
 from monitor.simulator.app import base_urls, create_app
 

@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
+from monitor.core.states import StateKind
 from monitor.simulator import Simulator
 from monitor.simulator.app import base_urls, create_app
-from monitor.states import StateKind
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "puzzel" / "fixtures" / "public"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # 10:00 in Oslo: some agents paused, some off

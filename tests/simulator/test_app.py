@@ -11,10 +11,10 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
+from monitor.core.states import StateKind
 from monitor.puzzel.endpoints import ENDPOINTS
 from monitor.simulator import Faults, Simulator
-from monitor.states import StateKind
 from tests.simulator.conftest import START, Served, ServeFactory
 
 ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?$")

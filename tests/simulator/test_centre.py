@@ -7,11 +7,11 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
+from monitor.core.states import StateKind
 from monitor.engine.model import Segment
 from monitor.simulator import Simulator
 from monitor.simulator.centre import Behaviour, CentreConfig, RandomCentre
-from monitor.states import StateKind
 
 OSLO = ZoneInfo("Europe/Oslo")
 

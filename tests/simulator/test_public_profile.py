@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from monitor.cli import build_parser
-from monitor.clock import VirtualClock
+from monitor.core.clock import VirtualClock
+from monitor.core.states import StateKind
 from monitor.puzzel.endpoints import ENDPOINTS
-from monitor.scenario import load_scenario
 from monitor.simulator import Simulator
 from monitor.simulator.cli import banner, build_simulator
 from monitor.simulator.profiles import (
@@ -21,7 +21,7 @@ from monitor.simulator.profiles import (
     QUEUE_ROW_FIELDS,
     UNSERVED_ENDPOINTS,
 )
-from monitor.states import StateKind
+from monitor.simulator.scenario import load_scenario
 from tests.simulator import public_fixtures
 from tests.simulator.conftest import START, Served, ServeFactory
 

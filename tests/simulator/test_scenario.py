@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.model import Segment
-from monitor.scenario import ScenarioError, load_scenario, parse_scenario
-from monitor.states import LOGGED_OFF, AgentState, StateKind
+from monitor.simulator.scenario import ScenarioError, load_scenario, parse_scenario
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from monitor.clock import VirtualClock
-from monitor.scenario import load_scenario
+from monitor.core.clock import VirtualClock
 from monitor.simulator import Faults, Simulator
+from monitor.simulator.scenario import load_scenario
 from tests.simulator.conftest import ServeFactory
 
 SCENARIO = Path(__file__).parent.parent / "scenarios" / "break_overrun.yaml"
@@ -88,7 +88,7 @@ async def test_scripted_queue_fields_follow_the_script(serve: ServeFactory) -> N
 
 def test_scripted_tickers_are_derived_from_the_states() -> None:
     """Calls offered/answered, logged-on and pause seconds integrate the script since midnight."""
-    from monitor.scenario import parse_scenario
+    from monitor.simulator.scenario import parse_scenario
     from monitor.simulator.scripted import ScriptedCentre
 
     text = """\

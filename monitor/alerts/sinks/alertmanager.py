@@ -23,7 +23,7 @@ from monitor.alerts.model import Alert
 from monitor.alerts.sinks.base import Delivery, SinkError, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster
 from monitor.alerts.store import AlertStore
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 log = structlog.get_logger(__name__)
 

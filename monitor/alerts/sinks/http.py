@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 
 from monitor.alerts.sinks.base import SinkError, classify_http
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 
 class MinInterval:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from monitor.alerts.model import Alert, rule_title
 from monitor.alerts.sinks.base import Delivery, SinkError, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster, MinInterval
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 HEADER_MAX = 150
 SECTION_MAX = 3000

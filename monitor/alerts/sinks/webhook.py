@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from monitor.alerts.model import Alert, webhook_payload
 from monitor.alerts.sinks.base import Delivery, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 TIMESTAMP_HEADER = "X-Puzzel-Monitor-Timestamp"
 SIGNATURE_HEADER = "X-Puzzel-Monitor-Signature"

@@ -10,8 +10,8 @@ exactly those of docs/metrics.md.
 client_python's aiohttp handler: exactly one Content-Type), `/` (a landing page), `/healthz` (200
 while the process runs) and `/readyz` (200 once every tenant's first agent-state poll succeeded
 and no readiness check reports a problem, such as Redis down or schedules lost; else 503 saying
-why), plus any extra routes and middlewares (the
-`/api/v1` routes with `monitor.api_auth.bearer_middleware`).
+why), plus any extra routes and middlewares (the `/api/v1` routes with
+`monitor.http.auth.bearer_middleware`).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from prometheus_client.core import (
 )
 
 from monitor import __version__
+from monitor.core.states import STATE_CODES, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
-from monitor.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
+from monitor.ingest.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
 from monitor.puzzel.stats import ClientStats
-from monitor.states import STATE_CODES, StateKind
 
 DEFAULT_PORT = 8912
 UNKNOWN_PAUSE_TYPE = "unknown"
@@ -63,7 +63,7 @@ class EngineView(Protocol):
 
 
 class TenantSource(Protocol):
-    """One tenant's pollers as the exporter sees them (`monitor.pollers.TenantPollers`)."""
+    """One tenant's pollers as the exporter sees them (`monitor.ingest.pollers.TenantPollers`)."""
 
     @property
     def tenant(self) -> str: ...
@@ -226,6 +226,13 @@ class SnapshotCollector:
             "the per-user status duration).",
             labels=["tenant", "team", "agent_id", "state"],
         )
+        entry = GaugeMetricFamily(
+            "puzzelmon_agent_state_entry",
+            "Always 1; `entry` says where the state's entry time comes from: exact (a status "
+            "duration), transition (a poll saw the change) or first_seen (the agent was already "
+            "in the state when the monitor first saw it: the time in state is at least this).",
+            labels=["tenant", "team", "agent_id", "entry"],
+        )
         for tenant in sorted(self.store.agents):
             for team, snap in sorted(self.store.agents[tenant].items()):
                 counts = dict.fromkeys(StateKind, 0)
@@ -238,13 +245,14 @@ class SnapshotCollector:
                         key = [tenant, team, a.agent_id]
                         code.add_metric(key, float(STATE_CODES[a.state.kind]))
                         since.add_metric([*key, a.state.kind.value], a.since.timestamp())
+                        entry.add_metric([*key, a.entry], 1.0)
                 for kind, n in counts.items():
                     agents.add_metric([tenant, team, kind.value], float(n))
                 for pause_type, n in sorted(pauses.items()):
                     paused.add_metric([tenant, team, pause_type], float(n))
         yield from (agents, paused)
         if self.per_agent:
-            yield from (code, since)
+            yield from (code, since, entry)
 
     def _engine(self, engine: EngineView) -> Iterator[Metric]:
         tenants = sorted({*self.store.agents, *(s.tenant for s in self.tenants())})
@@ -293,41 +301,60 @@ class SnapshotCollector:
         )
         for tenant in tenants:
             if self.per_agent:
-                index = {name: i for i, name in enumerate(engine.activities(tenant))}
-                for ev in sorted(engine.agent_evaluations(tenant), key=lambda e: e.agent_id):
-                    key = [tenant, ev.team, ev.agent_id]
-                    if ev.activity is not None:
-                        value = float(index.get(ev.activity, -1))
-                        activity.add_metric([*key, ev.activity], value)
-                    if ev.adherent is not None:
-                        adherent.add_metric(key, 1.0 if ev.adherent else 0.0)
-            sums: dict[tuple[str, ...], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-            for acc in engine.accrued(tenant):
-                key_t: tuple[str, ...] = (tenant, acc.team)
-                if self.per_agent:
-                    key_t = (*key_t, acc.agent_id)
-                for field in counters:
-                    sums[key_t][field] += float(getattr(acc, field))
-            for labels, values in sorted(sums.items()):
-                for field, family in counters.items():
-                    family.add_metric(list(labels), values[field])
-            open_counts: dict[tuple[str, str], int] = defaultdict(int)
-            for alert in engine.open_alerts(tenant):
-                team = alert.team or ""
-                open_counts[(team, alert.rule.value)] += 1
-                if self.per_agent and alert.subject == "agent":
-                    started.add_metric(
-                        [tenant, team, alert.subject_id, alert.rule.value],
-                        alert.condition_since.timestamp(),
-                    )
-            for (team, rule), n in sorted(open_counts.items()):
-                exceptions.add_metric([tenant, team, rule], float(n))
+                self._agent_standing(engine, tenant, activity, adherent)
+            self._accrued(engine, tenant, counters)
+            self._open_exceptions(engine, tenant, exceptions, started)
         if self.per_agent:
             yield from (activity, adherent)
         yield from counters.values()
         yield exceptions
         if self.per_agent:
             yield started
+
+    @staticmethod
+    def _agent_standing(
+        engine: EngineView, tenant: str, activity: GaugeMetricFamily, adherent: GaugeMetricFamily
+    ) -> None:
+        index = {name: i for i, name in enumerate(engine.activities(tenant))}
+        for ev in sorted(engine.agent_evaluations(tenant), key=lambda e: e.agent_id):
+            key = [tenant, ev.team, ev.agent_id]
+            if ev.activity is not None:
+                activity.add_metric([*key, ev.activity], float(index.get(ev.activity, -1)))
+            if ev.adherent is not None:
+                adherent.add_metric(key, 1.0 if ev.adherent else 0.0)
+
+    def _accrued(
+        self, engine: EngineView, tenant: str, counters: dict[str, CounterMetricFamily]
+    ) -> None:
+        sums: dict[tuple[str, ...], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for acc in engine.accrued(tenant):
+            key: tuple[str, ...] = (tenant, acc.team)
+            if self.per_agent:
+                key = (*key, acc.agent_id)
+            for field in counters:
+                sums[key][field] += float(getattr(acc, field))
+        for labels, values in sorted(sums.items()):
+            for field, family in counters.items():
+                family.add_metric(list(labels), values[field])
+
+    def _open_exceptions(
+        self,
+        engine: EngineView,
+        tenant: str,
+        exceptions: GaugeMetricFamily,
+        started: GaugeMetricFamily,
+    ) -> None:
+        open_counts: dict[tuple[str, str], int] = defaultdict(int)
+        for alert in engine.open_alerts(tenant):
+            team = alert.team or ""
+            open_counts[(team, alert.rule.value)] += 1
+            if self.per_agent and alert.subject == "agent":
+                started.add_metric(
+                    [tenant, team, alert.subject_id, alert.rule.value],
+                    alert.condition_since.timestamp(),
+                )
+        for (team, rule), n in sorted(open_counts.items()):
+            exceptions.add_metric([tenant, team, rule], float(n))
 
     # --- queues and tickers -----------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from pydantic import (
 )
 
 from monitor.alerts.config import AlertingConfig
-from monitor.durations import parse_duration
+from monitor.core.durations import parse_duration
 from monitor.puzzel.endpoints import EndpointSetting, check_override
 
 ENV_PREFIX = "PUZZEL_MONITOR_"

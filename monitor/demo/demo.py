@@ -1,12 +1,13 @@
 """`puzzel-monitor demo`: the simulator, the whole monitor and its metrics, with no setup.
 
 The simulator plays a generated scripted day around the moment the demo starts
-(`monitor.demo_scenario`) over real HTTP on loopback; the real monitor (`monitor.assembly.Monitor`)
-polls it, evaluates the demo rules and delivers alerts to the console sink; the exporter serves
-/metrics on `--port`. The store is an embedded in-memory one unless `--redis-url` names a real
-Redis (the demo then owns the keys under `pzm-demo:` and clears them at start).
+(`monitor.demo.scenario`) over real HTTP on loopback; the real monitor
+(`monitor.app.wiring.Monitor`) polls it, evaluates the demo rules and delivers alerts to the
+console sink; the exporter serves /metrics on `--port`. The store is an embedded in-memory one
+unless `--redis-url` names a real Redis (the demo then owns the keys under `pzm-demo:` and
+clears them at start).
 
-On a terminal a live view redraws once a second (`monitor.demo_view`); otherwise a short banner
+On a terminal a live view redraws once a second (`monitor.demo.view`); otherwise a short banner
 is printed, then one line per alert notification as the console sink writes it.
 
 `--speed N` runs simulated time N times faster than real time (simulator and monitor share one
@@ -28,9 +29,7 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
-from monitor.assembly import Monitor
-from monitor.clock import Clock, SystemClock
-from monitor.config import (
+from monitor.app.config import (
     CadencesConfig,
     Config,
     ExporterConfig,
@@ -38,7 +37,11 @@ from monitor.config import (
     RedisConfig,
     TenantConfig,
 )
-from monitor.demo_scenario import (
+from monitor.app.logging import configure_logging
+from monitor.app.service import ServiceError
+from monitor.app.wiring import Monitor
+from monitor.core.clock import Clock, SystemClock
+from monitor.demo.scenario import (
     MAX_AGENTS,
     MIN_AGENTS,
     DemoCentre,
@@ -46,12 +49,10 @@ from monitor.demo_scenario import (
     demo_ruleset,
     rules_note,
 )
-from monitor.demo_view import AlertFeed, LiveView, scrape_config
-from monitor.engine.loader import RulesError, default_ruleset, load_rules
+from monitor.demo.view import AlertFeed, LiveView, scrape_config
 from monitor.engine.model import RuleSet
-from monitor.logging import configure_logging
+from monitor.rules.loader import RulesError, default_ruleset, load_rules
 from monitor.schedules.store import ScheduleStore
-from monitor.service import ServiceError
 from monitor.simulator.app import create_app, tenant_settings
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.simulator import Simulator

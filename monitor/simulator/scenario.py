@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from monitor.durations import parse_duration
+from monitor.core.durations import parse_duration
+from monitor.core.states import LOGGED_OFF, AgentState
 from monitor.engine.model import RuleName, Segment
-from monitor.states import LOGGED_OFF, AgentState
 
 # Visual-queue state fields (puzzel-api.md 4.2), reported even when a scenario never sets them.
 QUEUE_FIELDS: tuple[str, ...] = (

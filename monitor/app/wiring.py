@@ -17,17 +17,17 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
-from monitor.api_auth import bearer_middleware
-from monitor.clock import Clock, SystemClock
-from monitor.config import Config
-from monitor.engine.loader import load_rules
+from monitor.app.config import Config
+from monitor.app.redis_guard import RedisGuard
+from monitor.app.service import Service, ServiceError
+from monitor.core.clock import Clock, SystemClock
 from monitor.engine.model import RuleSet
-from monitor.pipeline import PipelineSet, TenantPipeline, TransitionObserver
-from monitor.redis_guard import RedisGuard
+from monitor.http.auth import bearer_middleware
+from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
+from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.rules.loader import load_rules
 from monitor.schedules.api import schedule_routes
 from monitor.schedules.store import ScheduleStore
-from monitor.service import Service, ServiceError
-from monitor.state_store import RedisEngineStateStore
 
 log = structlog.get_logger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.snapshots import AgentObservation, AgentSnapshot
-from monitor.states import AgentState, StateKind
+from monitor.core.snapshots import AgentObservation, AgentSnapshot
+from monitor.core.states import AgentState, StateKind
 
 STATE_VERSION = 1
 
@@ -153,14 +153,22 @@ class StateTracker:
         self._agents[agent_id] = replace(obs, since=since, since_exact=True, first_seen=False)
         return True
 
-    def name_pause(self, agent_id: str, pause_type: str) -> bool:
-        """Give a tracked pause with no type its type (learned from a per-user call), keeping its
-        entry time. False when the agent is not in an untyped pause any more."""
+    def name_pause(self, agent_id: str, pause_type: str, at: datetime) -> bool:
+        """Apply a pause type learned from a per-user call. An untyped pause gets the type and
+        keeps its entry time; a pause of another type became this one, no later than `at`.
+        False when the agent is not paused (any more) or the type is unchanged."""
         obs = self._agents.get(agent_id)
-        if obs is None or obs.state.kind is not StateKind.PAUSE or obs.state.pause_type:
+        if obs is None or obs.state.kind is not StateKind.PAUSE:
+            return False
+        if obs.state.pause_type == pause_type:
             return False
         state = AgentState(StateKind.PAUSE, pause_type)
-        self._agents[agent_id] = replace(obs, state=state)
+        if obs.state.pause_type is None:
+            self._agents[agent_id] = replace(obs, state=state)
+        else:
+            self._agents[agent_id] = replace(
+                obs, state=state, since=at, since_exact=False, first_seen=False
+            )
         return True
 
     def snapshot(self, team: str, taken_at: datetime | None = None) -> AgentSnapshot:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.clock import SystemClock
+from monitor.core.clock import SystemClock
 from monitor.engine.model import Segment
 from monitor.schedules.errors import ScheduleImportError
 from monitor.schedules.importers import DEFAULT_ACTIVITIES, Format, read_schedule_file
@@ -64,7 +64,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     tenant: str = args.tenant
     config: Any = None
     if getattr(args, "config", None):
-        from monitor.config import ConfigError, load_config  # noqa: PLC0415  # only with -c
+        from monitor.app.config import ConfigError, load_config  # noqa: PLC0415  # only with -c
 
         try:
             config = load_config(args.config)
@@ -100,13 +100,13 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
 
 
 def known_activities(rules_path: str | None, *, explicit: bool = False) -> set[str]:
-    """Activity names from the rule files (monitor.engine.loader), else the contract defaults.
+    """Activity names from the rule files (monitor.rules.loader), else the contract defaults.
     Rules named with --rules must load; otherwise a failure falls back with a warning."""
     try:
-        loader = importlib.import_module("monitor.engine.loader")
+        loader = importlib.import_module("monitor.rules.loader")
     except ImportError:
         if explicit:
-            raise _Fail(EXIT_INPUT, "cannot read rules: monitor.engine.loader is missing") from None
+            raise _Fail(EXIT_INPUT, "cannot read rules: monitor.rules.loader is missing") from None
         return set(DEFAULT_ACTIVITIES)
     load = getattr(loader, "load_rules", None)
     if load is None:

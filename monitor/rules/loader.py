@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from monitor.durations import format_duration, parse_duration
+from monitor.core.durations import format_duration, parse_duration
+from monitor.core.states import StateKind
 from monitor.engine.model import Activity, RuleConfig, RuleName, RuleSet
-from monitor.states import StateKind
 
 ACTIVITIES_FILE = "activities.yaml"
 RULES_FILE = "rules.yaml"
@@ -523,33 +523,23 @@ def stale_data_conflicts(
     return problems
 
 
-def _config_cadences(config_path: str) -> dict[str, tuple[Mapping[str, float], float]]:
-    from monitor.config import load_config  # noqa: PLC0415 - the config imports the engine
-
-    config = load_config(config_path)
-    return {
-        t.customer_key: (t.cadences.enabled(), float(t.cadences.jitter)) for t in config.tenants
-    }
-
-
-def check_command(args: argparse.Namespace) -> int:
-    """`puzzel-monitor rules check [path] [-c config]`: 0 and a summary, or 2 and the error.
-    With a configuration, `stale_data` is also checked against each tenant's cadences."""
-    from monitor.config import ConfigError  # noqa: PLC0415 - the config imports the engine
-
+def check_command(
+    args: argparse.Namespace,
+    cadences: Mapping[str, tuple[Mapping[str, float], float]] | None = None,
+) -> int:
+    """`puzzel-monitor rules check [path]`: 0 and a summary, or 2 and the error. With
+    `cadences` (from a configuration, see `monitor.app.rules_cli`), `stale_data` is also checked
+    against them."""
     path = Path(getattr(args, "path", "rules") or "rules")
     try:
         ruleset = load_rules(path)
-        config_path = getattr(args, "config", None)
-        problems = stale_data_conflicts(
-            ruleset, _config_cadences(config_path) if config_path else {}
-        )
-    except (RulesError, ConfigError) as e:
+    except RulesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    problems = stale_data_conflicts(ruleset, cadences or {})
+    for problem in problems:
+        print(f"error: {path}: {problem}", file=sys.stderr)
     if problems:
-        for problem in problems:
-            print(f"error: {path}: {problem}", file=sys.stderr)
         return 2
     print(f"{path}: ok")
     print(summary(ruleset))

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
-from monitor.clock import Clock
-from monitor.demo_scenario import rules_note
+from monitor.core.clock import Clock
+from monitor.core.states import StateKind
+from monitor.demo.scenario import rules_note
 from monitor.engine.model import AgentEvaluation, AlertTransition
-from monitor.states import StateKind
 
 if TYPE_CHECKING:
-    from monitor.demo import Demo
+    from monitor.demo.demo import Demo
 
 STATE_COLUMNS: tuple[StateKind, ...] = (
     StateKind.AVAILABLE,
@@ -228,7 +228,7 @@ def render(data: ViewData, width: int = 100, height: int = 40) -> list[str]:
 
 def view_data(demo: Demo, feed: AlertFeed) -> ViewData:
     """What the view shows now, read from the running demo."""
-    from monitor.demo import METRICS_HOST  # noqa: PLC0415 - demo imports this module
+    from monitor.demo.demo import METRICS_HOST  # noqa: PLC0415 - demo imports this module
 
     tenant = demo.centre.scenario.customer_key
     tz = demo.centre.scenario.timezone

@@ -39,8 +39,6 @@ class VirtualClock:
 
     `sleep` advances virtual time by the amount asked for and yields to the event loop once, so
     a single driver (the replay scheduler, a test) runs in virtual time without real waiting.
-    Concurrent sleepers are woken in deadline order by `advance`/`run_until` when used through
-    `sleep_until`-style waits registered with `wait_until`.
     """
 
     def __init__(self, start: datetime) -> None:
@@ -48,8 +46,6 @@ class VirtualClock:
             raise ValueError("VirtualClock needs a timezone-aware start")
         self._now = start.astimezone(UTC)
         self._origin = self._now
-        self._waiters: list[tuple[datetime, int, asyncio.Future[None]]] = []
-        self._seq = 0
 
     def now(self) -> datetime:
         return self._now
@@ -63,24 +59,8 @@ class VirtualClock:
         await asyncio.sleep(0)
 
     def set(self, when: datetime) -> None:
-        """Move the clock forward to `when` (never backwards) and wake any waiters that are due."""
-        when = when.astimezone(UTC)
-        self._now = max(self._now, when)
-        due = [w for w in self._waiters if w[0] <= self._now]
-        self._waiters = [w for w in self._waiters if w[0] > self._now]
-        for _, _, fut in sorted(due, key=lambda w: (w[0], w[1])):
-            if not fut.done():
-                fut.set_result(None)
+        """Move the clock forward to `when` (never backwards)."""
+        self._now = max(self._now, when.astimezone(UTC))
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + timedelta(seconds=seconds))
-
-    async def wait_until(self, when: datetime) -> None:
-        """Wait, without moving the clock, until someone else moves it to `when` or later."""
-        if when <= self._now:
-            await asyncio.sleep(0)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        self._waiters.append((when.astimezone(UTC), self._seq, fut))
-        await fut

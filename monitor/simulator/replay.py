@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import math
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,27 +33,24 @@ import structlog
 from aiohttp import web
 
 from monitor.alerts.outbox import Outbox
-from monitor.clock import VirtualClock
-from monitor.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.logging import configure_logging
+from monitor.app.service import make_client
+from monitor.core.clock import VirtualClock
+from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
-from monitor.engine.loader import RulesError, ruleset_from_mapping
-from monitor.engine.model import AlertTransition, RuleName, RuleSet
-from monitor.logging import configure_logging
-from monitor.pipeline import TenantPipeline
-from monitor.pollers import LatestSnapshots, TenantPollers
-from monitor.scenario import Scenario, ScenarioError, load_scenario
+from monitor.engine.model import AlertTransition, RuleSet
+from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.pipeline.cycle import TenantPipeline
+from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.rules.loader import RulesError, ruleset_from_mapping
 from monitor.schedules.store import ScheduleStore
-from monitor.service import make_client
 from monitor.simulator.app import create_app, tenant_settings
+from monitor.simulator.scenario import Scenario, ScenarioError, load_scenario
 from monitor.simulator.simulator import Simulator
-from monitor.state_store import RedisEngineStateStore
-from monitor.states import LOGGED_OFF, AgentState, StateKind
 
 log = structlog.get_logger(__name__)
 
-QUEUE_RULES = frozenset(
-    {RuleName.QUEUE_SLA_BELOW, RuleName.QUEUE_WAIT_ABOVE, RuleName.QUEUE_NO_AGENTS_READY}
-)
 TOLERANCE_RATIO = 0.005
 
 
@@ -81,6 +79,7 @@ class ReplayResult:
     adherence: list[AdherenceRecord] = field(default_factory=list)
     polls: int = 0
     requests: int = 0
+    requests_by_endpoint: dict[str, int] = field(default_factory=dict)
 
 
 def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
@@ -129,11 +128,13 @@ async def run_replay(
     redis: aioredis.Redis | None = None,
     key_prefix: str = "pzm-replay",
     stop_at: datetime | None = None,
+    profile: str = "full",
 ) -> ReplayResult:
     """Replay `scenario` and return what the monitor concluded.
 
     `redis` defaults to an embedded in-memory store; `stop_at` ends the run early (used by the
-    restart test, which then replays the rest with a fresh monitor on the same Redis).
+    restart test, which then replays the rest with a fresh monitor on the same Redis);
+    `profile` is the simulator's (`public`: only the shapes public evidence shows).
     """
     own_redis = redis is None
     if redis is None:
@@ -141,7 +142,7 @@ async def run_replay(
 
         redis = fakeredis.FakeAsyncRedis()
     clock = VirtualClock(scenario.start)
-    sim = Simulator.from_scenario(scenario, clock=clock)
+    sim = Simulator.from_scenario(scenario, clock=clock, profile=profile)
     runner = web.AppRunner(create_app(sim, clock=clock), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -165,6 +166,8 @@ async def run_replay(
                 jitter=0,
             ),
             "user_state_budget": max(10, len(scenario.agents)),
+            # with no pause types endpoint, the names an operator would configure
+            "pause_types": {str(i): name for name, i in sim.centre.pause_types().items()},
             # the virtual clock does not move while a poll runs, so a real rate would stall it
             "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
         }
@@ -242,6 +245,7 @@ async def run_replay(
                 await pipeline.close_books(end)
                 result.adherence = _adherence(pipeline, scenario)
             result.requests = len(sim.requests)
+            result.requests_by_endpoint = dict(Counter(str(r.endpoint) for r in sim.requests))
     finally:
         await runner.cleanup()
         if own_redis:

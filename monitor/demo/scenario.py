@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.durations import parse_duration
+from monitor.core.durations import parse_duration
+from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.model import RuleName, RuleSet, Segment
-from monitor.scenario import Scenario, ScenarioAgent, ScenarioQueue
-from monitor.states import LOGGED_OFF, AgentState, StateKind
+from monitor.simulator.scenario import Scenario, ScenarioAgent, ScenarioQueue
 
 DEMO_TENANT = "12345"
 DEMO_TIMEZONE = "Europe/Oslo"

@@ -2,8 +2,8 @@
 
 `Service` holds the running parts and is usable in-process (tests, `demo`): construct it, `await
 start()`, `await stop()`. The engine pipeline plugs in through the constructor: `sink` (a
-`monitor.pollers.SnapshotSink`) receives every snapshot after the exporter's store has it,
-`engine` (a `monitor.exporter.EngineView`) feeds the engine-derived metrics, and `routes` /
+`monitor.ingest.pollers.SnapshotSink`) receives every snapshot after the exporter's store has it,
+`engine` (a `monitor.http.metrics.EngineView`) feeds the engine-derived metrics, and `routes` /
 `middlewares` are mounted on the HTTP app next to /metrics. `service.exporter.registry` exists
 from construction on, for components that register their own metrics. On a `VirtualClock` the
 service does not run its scheduler loop: the caller drives `service.scheduler.run_until(end)`.
@@ -29,8 +29,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from monitor.clock import Clock, SystemClock
-from monitor.config import (
+from monitor.app.config import (
     Config,
     ConfigError,
     PuzzelIdCredentialsConfig,
@@ -38,16 +37,17 @@ from monitor.config import (
     iter_secrets,
     load_config,
 )
-from monitor.engine.loader import RulesError
-from monitor.exporter import EngineView, Exporter, build_http_app
-from monitor.logging import configure_logging
-from monitor.pollers import LatestSnapshots, SnapshotSink, TenantPollers
+from monitor.app.logging import configure_logging
+from monitor.core.clock import Clock, SystemClock
+from monitor.http.metrics import EngineView, Exporter, build_http_app
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.pollers import LatestSnapshots, SnapshotSink, TenantPollers
+from monitor.ingest.tracker import StateTracker
 from monitor.puzzel.auth import PasswordCredentials, PuzzelIdCredentials
 from monitor.puzzel.client import PuzzelClient
-from monitor.scheduler import Scheduler
-from monitor.tracker import StateTracker
+from monitor.rules.loader import RulesError
 
-log = structlog.get_logger("monitor.service")
+log = structlog.get_logger("monitor.app.service")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -274,7 +274,7 @@ def run_command(args: argparse.Namespace) -> int:
     if cli_level and cli_level.lower() != "info":  # an explicit --log-level wins
         level = cli_level.lower()
     configure_logging(level, config.log.format, secrets=iter_secrets(config))
-    from monitor.assembly import Monitor  # noqa: PLC0415 - assembly imports this module
+    from monitor.app.wiring import Monitor  # noqa: PLC0415 - assembly imports this module
 
     try:
         monitor = Monitor(config)

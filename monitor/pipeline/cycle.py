@@ -18,7 +18,8 @@ from typing import Protocol
 import structlog
 from redis.exceptions import RedisError
 
-from monitor.clock import Clock
+from monitor.core.clock import Clock
+from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
 from monitor.engine.engine import (
     EngineState,
     account_until,
@@ -27,10 +28,9 @@ from monitor.engine.engine import (
     evaluate_staleness,
 )
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
-from monitor.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
-from monitor.state_store import EngineStateStore
-from monitor.tracker import STATE_VERSION as TRACKER_STATE_VERSION
-from monitor.tracker import StateTracker
+from monitor.ingest.tracker import STATE_VERSION as TRACKER_STATE_VERSION
+from monitor.ingest.tracker import StateTracker
+from monitor.pipeline.state_store import EngineStateStore
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +113,6 @@ class TenantPipeline:
         self.state = EngineState()
         self.evaluations: list[AgentEvaluation] = []
         self.open_transitions: dict[str, AlertTransition] = {}
-        self.last_agent_cycle: datetime | None = None
 
     async def start(self) -> None:
         """Load the engine's memory from the store (after a restart)."""
@@ -159,7 +158,6 @@ class TenantPipeline:
             ruleset=self.ruleset,
         )
         self.evaluations = list(result.evaluations)
-        self.last_agent_cycle = now
         await self._commit(result.state, result.transitions)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:

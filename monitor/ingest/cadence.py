@@ -18,7 +18,7 @@ Rules, for each job:
 
 Two modes, chosen by the clock:
 
-- **Virtual** (`monitor.clock.VirtualClock`, for replay and tests): `run_until(end)` moves the
+- **Virtual** (`monitor.core.clock.VirtualClock`, for replay and tests): `run_until(end)` moves the
   clock itself to the next due time, launches every job due then, and awaits *all* of them before
   moving the clock again. Nothing runs concurrently with a clock move, so a replay is
   deterministic. A run that itself advances the clock (a `clock.sleep` inside it) past its own
@@ -39,9 +39,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from monitor.clock import Clock, VirtualClock
+from monitor.core.clock import Clock, VirtualClock
 
-log = structlog.get_logger("monitor.scheduler")
+log = structlog.get_logger("monitor.ingest.cadence")
 
 JobFunc = Callable[[], Awaitable[object]]
 

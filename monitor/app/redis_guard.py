@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.exceptions import RedisError
 
 from monitor.alerts.model import Alert
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 log = structlog.get_logger("monitor.redis")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor.states import AgentState
+from monitor.core.states import AgentState
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Pollers: one per tenant and endpoint kind, run by `monitor.scheduler` on their cadences.
+"""Pollers: one per tenant and endpoint kind, run by `monitor.ingest.cadence` on their cadences.
 
 Endpoint kinds (the `endpoint` label of the poll-health metrics, and the config's cadence keys):
 
@@ -29,15 +29,24 @@ transition and the recovery once; a `PuzzelRateLimited` postpones that job by it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import structlog
 
-from monitor.clock import Clock
-from monitor.config import TenantConfig
+from monitor.core.clock import Clock
+from monitor.core.snapshots import (
+    AgentSnapshot,
+    QueueObservation,
+    QueueSnapshot,
+    TickerRow,
+    TickerSnapshot,
+)
+from monitor.core.states import AgentState, StateKind
+from monitor.ingest.cadence import Scheduler
+from monitor.ingest.tracker import AgentRow, GroupPoll, StateTracker
 from monitor.puzzel.exceptions import PuzzelError, PuzzelNotFound, PuzzelRateLimited
 from monitor.puzzel.models import (
     AccessPointTicker,
@@ -50,25 +59,9 @@ from monitor.puzzel.models import (
     VisualQueueState,
     VisualQueueTicker,
 )
-from monitor.scheduler import Scheduler
-from monitor.snapshots import (
-    AgentSnapshot,
-    QueueObservation,
-    QueueSnapshot,
-    TickerRow,
-    TickerSnapshot,
-)
-from monitor.states import AgentState, StateKind
-from monitor.tracker import AgentRow, GroupPoll, StateTracker
 
-log = structlog.get_logger("monitor.pollers")
+log = structlog.get_logger("monitor.ingest.pollers")
 
-ENDPOINT_KINDS = ("user_states", "queues", "agent_stats", "queue_ticker", "access_points")
-TICKER_KINDS = {
-    "agent_stats": "agent_stats",
-    "queue_ticker": "visual_queue_ticker",
-    "access_points": "access_point_tickers",
-}
 # poll_duration_seconds histogram buckets
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # each poll kind and the endpoint it calls (a kind is registered only if its endpoint is on)
@@ -86,6 +79,39 @@ NO_TEAM = "unassigned"  # team of a row without userGroupName in the combined ca
 PAUSE_TYPES_TTL = 3600.0
 USER_GROUPS_TTL = 3600.0
 UNKNOWN_PAUSE_RETRY = 300.0
+
+
+class CadenceSettings(Protocol):
+    @property
+    def jitter(self) -> float: ...
+
+    def enabled(self) -> dict[str, float]: ...
+
+
+class PollSettings(Protocol):
+    """The polling part of a tenant's configuration (`monitor.app.config.TenantConfig` has it):
+    the pollers take only this, not the tenant's alert routing and the rest."""
+
+    @property
+    def customer_key(self) -> str: ...
+
+    @property
+    def user_groups(self) -> Literal["all"] | list[str]: ...
+
+    @property
+    def visual_queues(self) -> Literal["all"] | list[str]: ...
+
+    @property
+    def cadences(self) -> CadenceSettings: ...
+
+    @property
+    def user_state_budget(self) -> int: ...
+
+    @property
+    def combined_state_call(self) -> bool: ...
+
+    @property
+    def pause_types(self) -> Mapping[str, str]: ...
 
 
 class PuzzelApi(Protocol):
@@ -216,7 +242,7 @@ class TenantPollers:
 
     def __init__(
         self,
-        tenant: TenantConfig,
+        tenant: PollSettings,
         client: PuzzelApi,
         clock: Clock,
         store: LatestSnapshots,
@@ -239,6 +265,7 @@ class TenantPollers:
         self._groups_fetched: float | None = None
         self.last_cycle_requests = 0  # group + per-user calls made by the latest state cycle
         self._missing: dict[str, float] = {}  # per-user endpoint -> when it last answered 404
+        self._pause_checked: dict[str, float] = {}  # paused agent -> when users/{id} was asked
         # supported or not, for the endpoints called on the side (per-user calls, pause types)
         self.aux_supported: dict[str, bool] = {}
 
@@ -410,35 +437,20 @@ class TenantPollers:
 
     async def poll_user_states(self) -> None:
         groups = await self.watched_groups()
-        polls: list[GroupPoll] = []
         failed: list[tuple[str, BaseException]] = []
-        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
         if self.config.user_groups == "all" and self.config.combined_state_call:
             groups, raw = await self._combined_state_call(groups)
             requests = 1
         else:
-            answers = await asyncio.gather(
-                *(
-                    self.client.user_group_state_information("Today", user_group_name=g)
-                    for g in groups
-                ),
-                return_exceptions=True,
-            )
+            raw, failed = await self._per_group_state_calls(groups)
             requests = len(groups)
-            now = self.clock.now()
-            for group, answer in zip(groups, answers, strict=True):
-                if isinstance(answer, BaseException):
-                    if isinstance(answer, asyncio.CancelledError):
-                        raise answer
-                    failed.append((group, answer))
-                else:
-                    raw.append((group, now, answer))
         if self.client.enabled("pause_types"):
             await self._ensure_pause_names(
                 [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
             )
-        for group, at, rows in raw:
-            polls.append(GroupPoll(group, at, [self._row(group, r) for r in rows]))
+        polls = [
+            GroupPoll(group, at, [self._row(group, r) for r in rows]) for group, at, rows in raw
+        ]
         for team in list({a.team for a in self.tracker.agents()} - set(groups)):
             self.tracker.forget_team(team)
         self.store.keep_teams(self.tenant, groups)
@@ -455,6 +467,28 @@ class TenantPollers:
                 raise failed[0][1]
             names = ", ".join(g for g, _ in failed)
             raise PollFailed(f"{len(failed)} of {len(groups)} user groups failed: {names}")
+
+    async def _per_group_state_calls(
+        self, groups: list[str]
+    ) -> tuple[
+        list[tuple[str, datetime, list[UserGroupAgentState]]], list[tuple[str, BaseException]]
+    ]:
+        """One state call per group, concurrently: the answers, and the groups that failed."""
+        answers = await asyncio.gather(
+            *(self.client.user_group_state_information("Today", user_group_name=g) for g in groups),
+            return_exceptions=True,
+        )
+        now = self.clock.now()
+        raw: list[tuple[str, datetime, list[UserGroupAgentState]]] = []
+        failed: list[tuple[str, BaseException]] = []
+        for group, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, asyncio.CancelledError):
+                raise answer
+            if isinstance(answer, BaseException):
+                failed.append((group, answer))
+            else:
+                raw.append((group, now, answer))
+        return raw, failed
 
     def pause_name(self, pause_type_id: int | None, name: str | None = None) -> str | None:
         """A pause type's name: as sent, from the tenant's `pause_types` map, from the pause
@@ -513,12 +547,12 @@ class TenantPollers:
         times exact. Otherwise the confirmed `users/{userId}` names the pause type of paused
         agents whose rows carry none."""
         budget = self.config.user_state_budget
-        if budget <= 0 or not changed:
+        if budget <= 0:
             return 0
         if self.client.enabled("user_state_information") and self._endpoint_usable(
             "user_state_information"
         ):
-            return await self._fetch_durations(changed, budget)
+            return await self._fetch_durations(changed, budget) if changed else 0
         if self.client.enabled("user") and self._endpoint_usable("user"):
             return await self._fetch_pause_types(changed, budget)
         return 0
@@ -565,18 +599,25 @@ class TenantPollers:
             if info.status_duration_seconds is not None:
                 self.tracker.correct(agent_id, state, info.status_duration_seconds, fetched_at)
             if state.pause_type is not None:
-                self.tracker.name_pause(agent_id, state.pause_type)
+                self.tracker.name_pause(agent_id, state.pause_type, fetched_at)
 
         await asyncio.gather(*(one(o.agent_id) for o in chosen))
         return len(chosen)
 
     async def _fetch_pause_types(self, changed: Sequence[str], budget: int) -> int:
-        candidates = [self.tracker.get(a) for a in changed]
-        chosen = [
-            o.agent_id
-            for o in candidates
-            if o is not None and o.state.kind is StateKind.PAUSE and o.state.pause_type is None
-        ][:budget]
+        """Name new pauses first; spend what is left of the budget re-checking the pauses
+        checked longest ago, since rows cannot show one pause type turning into another."""
+        paused = [o for o in self.tracker.agents() if o.state.kind is StateKind.PAUSE]
+        fresh = set(changed)
+        untyped = [o.agent_id for o in paused if o.state.pause_type is None and o.agent_id in fresh]
+        rest = sorted(
+            (o.agent_id for o in paused if o.agent_id not in set(untyped)),
+            key=lambda a: self._pause_checked.get(a, float("-inf")),
+        )
+        chosen = [*untyped, *rest][:budget]
+        self._pause_checked = {
+            a: t for a, t in self._pause_checked.items() if a in {o.agent_id for o in paused}
+        }
 
         async def one(agent_id: str) -> None:
             try:
@@ -588,9 +629,10 @@ class TenantPollers:
                 log.debug("user unavailable", tenant=self.tenant, agent=agent_id, error=str(e))
                 return
             self._found("user")
+            self._pause_checked[agent_id] = self.clock.monotonic()
             name = self.pause_name(user.pause_type_id, user.pause_type_name)
             if name is not None:
-                self.tracker.name_pause(agent_id, name)
+                self.tracker.name_pause(agent_id, name, self.clock.now())
 
         await asyncio.gather(*(one(a) for a in chosen))
         return len(chosen)
