@@ -12,11 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
-EXIT_INTERRUPTED = 130
+from monitor.core.exits import EXIT_INTERRUPTED
 
 # subcommand -> "module:function"; each function takes the parsed Namespace and returns an exit code
 _HANDLERS = {

@@ -48,6 +48,7 @@ from monitor.app.config import (
 )
 from monitor.app.logging import configure_logging
 from monitor.core.clock import SystemClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from monitor.puzzel.client import PuzzelClient
 from monitor.puzzel.endpoints import CONFIGURABLE, ENDPOINTS, Endpoint
 from monitor.puzzel.exceptions import (
@@ -74,10 +75,6 @@ from monitor.puzzel.models import (
     parse_as,
     parse_rows,
 )
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
 
 OK = "ok"
 UNSUPPORTED = "unsupported"

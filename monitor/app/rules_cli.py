@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 
 from monitor.app.config import ConfigError, load_config
+from monitor.core.exits import EXIT_CONFIG
 from monitor.rules import loader
 
 
@@ -19,7 +20,7 @@ def check_command(args: argparse.Namespace) -> int:
             config = load_config(config_path)
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
-            return 2
+            return EXIT_CONFIG
         cadences = {
             t.customer_key: (t.cadences.enabled(), float(t.cadences.jitter)) for t in config.tenants
         }

@@ -23,14 +23,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from monitor.core.clock import SystemClock
+from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 from monitor.engine.model import Segment
 from monitor.schedules.errors import ScheduleImportError
 from monitor.schedules.importers import DEFAULT_ACTIVITIES, Format, read_schedule_file
 from monitor.schedules.store import ScheduleStore
-
-EXIT_OK = 0
-EXIT_INPUT = 2
-EXIT_RUNTIME = 3
 
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
 # the configuration's own override of `redis.url` works here too, without -c

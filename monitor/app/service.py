@@ -39,6 +39,7 @@ from monitor.app.config import (
 )
 from monitor.app.logging import configure_logging
 from monitor.core.clock import Clock, SystemClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
 from monitor.http.metrics import EngineView, Exporter, build_http_app
 from monitor.ingest.cadence import Scheduler
 from monitor.ingest.pollers import LatestSnapshots, SnapshotSink, TenantPollers
@@ -49,9 +50,6 @@ from monitor.rules.loader import RulesError
 
 log = structlog.get_logger("monitor.app.service")
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
 DEFAULT_GRACE = 5.0
 
 

@@ -41,6 +41,7 @@ from monitor.app.logging import configure_logging
 from monitor.app.service import ServiceError
 from monitor.app.wiring import Monitor
 from monitor.core.clock import Clock, SystemClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
 from monitor.demo.scenario import (
     MAX_AGENTS,
     MIN_AGENTS,
@@ -59,9 +60,6 @@ from monitor.simulator.simulator import Simulator
 
 log = structlog.get_logger(__name__)
 
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
 KEY_PREFIX = "pzm-demo"
 METRICS_HOST = "127.0.0.1"
 STOP_GRACE = 2.0

@@ -62,12 +62,14 @@ __all__ = [
     "OpenCondition",
     "QueueMemory",
     "QueueResult",
+    "ScheduleIndex",
     "StalenessResult",
     "TeamMemory",
     "account_until",
     "evaluate_agents",
     "evaluate_queues",
     "evaluate_staleness",
+    "index_schedules",
     "next_due",
 ]
 
@@ -354,7 +356,7 @@ class StalenessResult:
 # --- schedules -------------------------------------------------------------------------------
 
 
-class _Schedule:
+class ScheduleIndex:
     """One agent's segments, indexed for lookups by time."""
 
     __slots__ = ("_blocks", "_bounds", "_ends", "_max_end", "_shifts", "_starts", "segments")
@@ -456,30 +458,26 @@ def _merge(segments: Iterable[Segment]) -> list[tuple[datetime, datetime]]:
     return out
 
 
-_SCHEDULE_CACHE: dict[int, tuple[Sequence[Segment], _Schedule]] = {}
-# Must exceed the number of scheduled agents of all tenants in the process, or every cycle
-# rebuilds every index (at 10,000 agents a 4,096 cap made the engine 20x slower); stale entries
-# left by schedule reloads are dropped all at once when the cap is reached.
-_SCHEDULE_CACHE_MAX = 262_144
+# agent id -> segments, or the same indexed once (`index_schedules`) by a caller that repeats them
+Schedules = Mapping[str, Sequence[Segment] | ScheduleIndex]
 
 
-def _schedule_for(segments: Sequence[Segment] | None) -> _Schedule:
-    # Memo by identity: the pipeline passes the same lists on every cycle until schedules change.
-    # The entry keeps the list alive, so its id cannot be reused while cached; tuples are immutable
-    # and lists are treated as immutable by every caller (documented on evaluate_agents).
+def _schedule_for(segments: Sequence[Segment] | ScheduleIndex | None) -> ScheduleIndex:
+    # The engine keeps no cache: a caller that evaluates the same schedules every cycle passes
+    # them indexed once (`index_schedules`), as the pipeline does.
+    if isinstance(segments, ScheduleIndex):
+        return segments
     if not segments:
         return _EMPTY_SCHEDULE
-    hit = _SCHEDULE_CACHE.get(id(segments))
-    if hit is not None and hit[0] is segments and len(hit[1].segments) == len(segments):
-        return hit[1]
-    sched = _Schedule(segments)
-    if len(_SCHEDULE_CACHE) >= _SCHEDULE_CACHE_MAX:
-        _SCHEDULE_CACHE.clear()
-    _SCHEDULE_CACHE[id(segments)] = (segments, sched)
-    return sched
+    return ScheduleIndex(segments)
 
 
-_EMPTY_SCHEDULE = _Schedule(())
+def index_schedules(schedules: Mapping[str, Sequence[Segment]]) -> dict[str, ScheduleIndex]:
+    """Each agent's segments indexed for the engine (build once per schedule version)."""
+    return {agent: ScheduleIndex(segs) for agent, segs in schedules.items() if segs}
+
+
+_EMPTY_SCHEDULE = ScheduleIndex(())
 
 
 # --- agent conditions ------------------------------------------------------------------------
@@ -509,38 +507,64 @@ def _judged(ruleset: RuleSet, seg: Segment | None) -> Activity | None:
 def _holding(
     t: datetime,
     ph: _Phase,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
 ) -> dict[RuleName, datetime]:
     """The agent rules whose condition holds at `t`, each with when it began to hold."""
     out: dict[RuleName, datetime] = {}
+    _schedule_rules(out, t=t, ph=ph, sched=sched, ruleset=ruleset, cfgs=cfgs)
+    _state_rules(out, t=t, ph=ph, sched=sched, ruleset=ruleset, cfgs=cfgs)
+    _presence_rules(out, t=t, ph=ph, sched=sched, cfgs=cfgs)
+    return out
+
+
+def _schedule_rules(
+    out: dict[RuleName, datetime],
+    *,
+    t: datetime,
+    ph: _Phase,
+    sched: ScheduleIndex,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> None:
+    """out_of_adherence, late_login and early_logoff: the state against the activity now."""
     st = ph.state
-    kind = st.kind
-    seg = sched.at(t)
-    act = _judged(ruleset, seg)
+    act = _judged(ruleset, sched.at(t))
+    if act is None or act.allows(st):
+        return
 
     def disallows(s: Segment) -> bool:
         a = _judged(ruleset, s)
         return a is not None and not a.allows(st)
 
-    if act is not None and not act.allows(st):
-        if RuleName.OUT_OF_ADHERENCE in cfgs:
-            out[RuleName.OUT_OF_ADHERENCE] = max(ph.since, sched.run_start(t, disallows))
-        if kind is StateKind.LOGGED_OFF and (
-            RuleName.LATE_LOGIN in cfgs or RuleName.EARLY_LOGOFF in cfgs
-        ):
-            shift = sched.shift_at(t)
-            if shift is not None:
-                lou = ph.logged_on_until
-                rule = (
-                    RuleName.EARLY_LOGOFF
-                    if lou is not None and lou > shift[0]
-                    else RuleName.LATE_LOGIN
-                )
-                if rule in cfgs:
-                    start = max(sched.run_start(t, disallows), shift[0], ph.since)
-                    out[rule] = start
+    if RuleName.OUT_OF_ADHERENCE in cfgs:
+        out[RuleName.OUT_OF_ADHERENCE] = max(ph.since, sched.run_start(t, disallows))
+    if st.kind is not StateKind.LOGGED_OFF or not (
+        RuleName.LATE_LOGIN in cfgs or RuleName.EARLY_LOGOFF in cfgs
+    ):
+        return
+    shift = sched.shift_at(t)
+    if shift is None:
+        return
+    lou = ph.logged_on_until
+    rule = RuleName.EARLY_LOGOFF if lou is not None and lou > shift[0] else RuleName.LATE_LOGIN
+    if rule in cfgs:
+        out[rule] = max(sched.run_start(t, disallows), shift[0], ph.since)
+
+
+def _state_rules(
+    out: dict[RuleName, datetime],
+    *,
+    t: datetime,
+    ph: _Phase,
+    sched: ScheduleIndex,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> None:
+    """break_overrun, long_pause, long_wrap_up and unmapped_state: the state and its length."""
+    st = ph.state
+    kind = st.kind
     if kind is StateKind.PAUSE:
         if RuleName.BREAK_OVERRUN in cfgs and ph.pause_start is not None:
             over = sched.overrun_at(ph.pause_start, ruleset.break_activities)
@@ -557,14 +581,24 @@ def _holding(
             out[RuleName.LONG_WRAP_UP] = ph.since
     elif kind is StateKind.UNKNOWN and RuleName.UNMAPPED_STATE in cfgs:
         out[RuleName.UNMAPPED_STATE] = ph.since
-    if kind is not StateKind.LOGGED_OFF:
-        has_schedule = bool(sched.segments)
-        if not has_schedule and RuleName.UNKNOWN_AGENT in cfgs:
-            out[RuleName.UNKNOWN_AGENT] = ph.since
-        elif seg is None and RuleName.UNSCHEDULED_LOGIN in cfgs:
-            gap = sched.gap_start(t)
-            out[RuleName.UNSCHEDULED_LOGIN] = max(ph.since, gap) if gap else ph.since
-    return out
+
+
+def _presence_rules(
+    out: dict[RuleName, datetime],
+    *,
+    t: datetime,
+    ph: _Phase,
+    sched: ScheduleIndex,
+    cfgs: Mapping[RuleName, RuleConfig],
+) -> None:
+    """unknown_agent and unscheduled_login: logged on without a schedule, or outside it."""
+    if ph.state.kind is StateKind.LOGGED_OFF:
+        return
+    if not sched.segments and RuleName.UNKNOWN_AGENT in cfgs:
+        out[RuleName.UNKNOWN_AGENT] = ph.since
+    elif sched.at(t) is None and RuleName.UNSCHEDULED_LOGIN in cfgs:
+        gap = sched.gap_start(t)
+        out[RuleName.UNSCHEDULED_LOGIN] = max(ph.since, gap) if gap else ph.since
 
 
 def _first_phase(obs: AgentObservation, now: datetime) -> _Phase:
@@ -642,14 +676,14 @@ def evaluate_agents(
     tenant: str,
     now: datetime,
     agents: Sequence[AgentObservation],
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     ruleset: RuleSet,
 ) -> AgentResult:
     """Evaluate every agent of the tenant at `now`.
 
     `agents` should be every agent of the tenant seen by this cycle (all group snapshots):
-    agents that appear only in `schedules` are taken to be logged_off. The segment sequences
-    in `schedules` must not be mutated afterwards (the engine memoises their index by identity).
+    agents that appear only in `schedules` are taken to be logged_off. Pass `schedules` indexed
+    (`index_schedules`) when evaluating the same ones every cycle.
     `state` is not modified; the returned state is a new object sharing unchanged members.
     """
     now = _utc(now)
@@ -710,7 +744,7 @@ def evaluate_agents(
 def _absent(
     agent_id: str,
     mem: AgentMemory | None,
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     now: datetime,
 ) -> AgentObservation:
     """An agent with a schedule that no snapshot listed: logged_off."""
@@ -728,7 +762,7 @@ def _evaluate_quiet_agent(
     mem: AgentMemory,
     obs: AgentObservation,
     *,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     now: datetime,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
@@ -829,75 +863,120 @@ def _settled(
     return mem, ev, acc
 
 
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """The time being settled, `p0` to `end`: the old phase, then the new one from `change_at`."""
+
+    old: _Phase
+    new: _Phase
+    change_at: datetime | None
+    p0: datetime
+    end: datetime
+
+    def at(self, t: datetime) -> _Phase:
+        return self.new if self.change_at is not None and t >= self.change_at else self.old
+
+
 def _evaluate_agent(
     old_mem: AgentMemory | None,
     obs: AgentObservation,
     *,
-    sched: _Schedule,
+    sched: ScheduleIndex,
     now: datetime,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
     emit: Emitter,
     rules_changed: bool,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
+    mem, span = _begin(old_mem, obs, now)
+    first = old_mem is None
+    events = _events(span, sched, ruleset)
+    ordered = sorted(events | {span.p0, span.end})
+    seg_now = sched.at(span.end)
+    # p0 was evaluated by the previous call; look again only if what held there may differ
+    skip_p0 = not first and not rules_changed and span.change_at != span.p0 and len(ordered) > 1
+    # Nothing happened since p0 (same state, no boundary, same segment in force): what held
+    # at p0 still holds, so only the firing deadlines below need checking.
+    quiet = skip_p0 and not events and seg_now == mem.segment
+    if not quiet:
+        _open_and_close(mem, obs.agent_id, ordered, span, skip_p0=skip_p0, sched=sched,
+                        ruleset=ruleset, cfgs=cfgs, emit=emit)  # fmt: skip
+    _fire_due(mem, obs, span, seg_now, cfgs=cfgs, emit=emit)
+    seconds = _accrue(
+        (((b - a).total_seconds(), span.at(a).state, sched.at(a)) for a, b in pairwise(ordered)),
+        ruleset,
+    )
+    _book(mem, seconds)
+    _remember(mem, span, seg_now, ordered, first=first, sched=sched, ruleset=ruleset)
+    return _settled(obs.agent_id, mem, seg_now, seconds)
+
+
+def _begin(
+    old_mem: AgentMemory | None, obs: AgentObservation, now: datetime
+) -> tuple[AgentMemory, _Span]:
+    """The memory to settle and the span to settle it over."""
     if old_mem is None:
         # First sight: conditions may have begun before (they use `since`), but time is only
         # accounted from now: the counters must not claim time the monitor did not observe.
         phase = _first_phase(obs, now)
         mem = AgentMemory(
-            name=obs.name,
-            team=obs.team,
-            state=phase.state,
-            since=phase.since,
-            accounted_until=now,
+            name=obs.name, team=obs.team, state=phase.state, since=phase.since, accounted_until=now
         )
-        old_phase, change, p0 = phase, None, now
-        first = True
-    else:
-        mem = old_mem.copy()
-        if obs.name:
-            mem.name = obs.name
-        if obs.team:
-            mem.team = obs.team
-        old_phase = _Phase(
-            mem.state, mem.since, mem.pause_start, mem.pause_type_start, mem.logged_on_until
-        )
-        p0 = mem.accounted_until
-        phase, change = _next_phase(old_phase, obs, p0, max(now, p0))
-        first = False
+        return mem, _Span(phase, phase, None, now, now)
+    mem = old_mem.copy()
+    if obs.name:
+        mem.name = obs.name
+    if obs.team:
+        mem.team = obs.team
+    old_phase = _Phase(
+        mem.state, mem.since, mem.pause_start, mem.pause_type_start, mem.logged_on_until
+    )
+    p0 = mem.accounted_until
     end = max(now, p0)  # an out-of-order `now` settles nothing and goes back in time for nothing
+    phase, change = _next_phase(old_phase, obs, p0, end)
     change_at = max(change, p0) if change is not None else None
+    return mem, _Span(old_phase, phase, change_at, p0, end)
 
-    events: set[datetime] = set()  # where something may change: state, segment, overrun
-    if change_at is not None:
-        events.add(change_at)
-    events.update(sched.bounds_in(p0, end))
-    for ph, lo, hi in ((old_phase, p0, change_at or end), (phase, change_at or p0, end)):
+
+def _events(span: _Span, sched: ScheduleIndex, ruleset: RuleSet) -> set[datetime]:
+    """Where something may change within the span: the state, a segment, a break overrun."""
+    events: set[datetime] = set()
+    if span.change_at is not None:
+        events.add(span.change_at)
+    events.update(sched.bounds_in(span.p0, span.end))
+    pieces = (
+        (span.old, span.p0, span.change_at or span.end),
+        (span.new, span.change_at or span.p0, span.end),
+    )
+    for ph, lo, hi in pieces:
         if ph.state.kind is StateKind.PAUSE and ph.pause_start is not None:
             over = sched.overrun_at(ph.pause_start, ruleset.break_activities)
             if over is not None and lo <= over <= hi:
                 events.add(over)
-    points = events | {p0, end}
-    ordered = sorted(points)
+    return events
 
-    def phase_at(t: datetime) -> _Phase:
-        return phase if change_at is not None and t >= change_at else old_phase
 
-    seg_now = sched.at(end)
-    # p0 was evaluated by the previous call; look again only if what held there may differ
-    skip_p0 = not first and not rules_changed and change_at != p0 and len(ordered) > 1
-    # Nothing happened since p0 (same state, no boundary, same segment in force): what held
-    # at p0 still holds, so only the firing deadlines below need checking.
-    quiet = skip_p0 and not events and seg_now == mem.segment
+def _open_and_close(
+    mem: AgentMemory,
+    agent_id: str,
+    ordered: Sequence[datetime],
+    span: _Span,
+    *,
+    skip_p0: bool,
+    sched: ScheduleIndex,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+    emit: Emitter,
+) -> None:
+    """At each event point: close the conditions that stopped, open the ones that began."""
     floor: datetime | None = None
-    for i, t in enumerate([] if quiet else ordered):
+    for i, t in enumerate(ordered):
         if i == 0 and skip_p0:
             floor = t
             continue
-        ph = phase_at(t)
-        holding = _holding(t, ph, sched, ruleset, cfgs)
+        holding = _holding(t, span.at(t), sched, ruleset, cfgs)
         for rule in [r for r in mem.open if r not in holding]:
-            _close_agent_condition(mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=obs.agent_id)
+            _close_agent_condition(mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=agent_id)
         for rule, start in holding.items():
             if rule in mem.open:
                 continue
@@ -910,6 +989,18 @@ def _evaluate_agent(
             mem.open[rule] = OpenCondition(since=min(s, t))
         floor = t
 
+
+def _fire_due(
+    mem: AgentMemory,
+    obs: AgentObservation,
+    span: _Span,
+    seg_now: Segment | None,
+    *,
+    cfgs: Mapping[RuleName, RuleConfig],
+    emit: Emitter,
+) -> None:
+    """Fire the open conditions that have held for their rule's `after` by the span's end."""
+    phase, end = span.new, span.end
     target = Target("agent", obs.agent_id, mem.team or None)
     for rule, cond in list(mem.open.items()):
         cfg = cfgs.get(rule)
@@ -928,27 +1019,32 @@ def _evaluate_agent(
 
         mem.open[rule] = fire_if_due(emit, rule, cfg, cond, target, now=end, details=details)
 
-    # accruals, piece by piece
-    seconds = _accrue(
-        (((b - a).total_seconds(), phase_at(a).state, sched.at(a)) for a, b in pairwise(ordered)),
-        ruleset,
-    )
-    _book(mem, seconds)
 
-    # remember the new phase
+def _remember(
+    mem: AgentMemory,
+    span: _Span,
+    seg_now: Segment | None,
+    ordered: Sequence[datetime],
+    *,
+    first: bool,
+    sched: ScheduleIndex,
+    ruleset: RuleSet,
+) -> None:
+    """Keep the new phase, and since when the agent has been (non-)adherent."""
+    phase = span.new
     mem.state = phase.state
     mem.since = phase.since
     mem.pause_start = phase.pause_start
     mem.pause_type_start = phase.type_start
     mem.logged_on_until = phase.logged_on_until
-    mem.accounted_until = end
+    mem.accounted_until = span.end
     mem.segment = seg_now
 
     def flag_at(t: datetime) -> bool | None:
         a = _judged(ruleset, sched.at(t))
-        return None if a is None else a.allows(phase_at(t).state)
+        return None if a is None else a.allows(span.at(t).state)
 
-    adherent = flag_at(end)
+    adherent = flag_at(span.end)
     if first:
         mem.adherent_since = max(phase.since, seg_now.start) if seg_now else phase.since
     elif adherent != mem.adherent or mem.adherent_since is None:
@@ -957,8 +1053,6 @@ def _evaluate_agent(
             i -= 1
         mem.adherent_since = ordered[i]
     mem.adherent = adherent
-
-    return _settled(obs.agent_id, mem, seg_now, seconds)
 
 
 def _close_agent_condition(
@@ -989,7 +1083,7 @@ def account_until(
     state: EngineState,
     *,
     now: datetime,
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     ruleset: RuleSet,
 ) -> tuple[EngineState, list[Accrual]]:
     """Accrue every known agent's time up to `now` in its last known state (no new observation).
@@ -1023,7 +1117,7 @@ def next_due(
     state: EngineState,
     *,
     now: datetime,
-    schedules: Mapping[str, Sequence[Segment]],
+    schedules: Schedules,
     ruleset: RuleSet,
 ) -> datetime | None:
     """The earliest time after `now` at which an evaluation could change something even if

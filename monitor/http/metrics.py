@@ -74,7 +74,7 @@ class TenantSource(Protocol):
     @property
     def ready(self) -> bool: ...
 
-    def refresh_overruns(self) -> None: ...
+    def overruns(self) -> Mapping[str, int]: ...
 
     def supported(self) -> Mapping[str, bool]: ...
 
@@ -151,7 +151,7 @@ class SnapshotCollector:
             labels=labels,
         )
         for source in self.tenants():
-            source.refresh_overruns()
+            skipped = source.overruns()
             for endpoint, ok in sorted(source.supported().items()):
                 supported.add_metric([source.tenant, endpoint], 1.0 if ok else 0.0)
             for kind, h in sorted(source.health.items()):
@@ -168,7 +168,7 @@ class SnapshotCollector:
                 duration.add_metric(key, buckets, h.duration_sum)
                 polls.add_metric(key, float(h.polls))
                 failures.add_metric(key, float(h.failures))
-                overruns.add_metric(key, float(h.overruns))
+                overruns.add_metric(key, float(skipped.get(kind, h.overruns)))
         yield from (up, supported, last, duration, polls, failures, overruns)
 
     def _client_counters(self) -> Iterator[Metric]:

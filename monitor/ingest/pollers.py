@@ -320,13 +320,18 @@ class TenantPollers:
 
     def refresh_overruns(self) -> None:
         """Copy the scheduler's overrun counts into the health records."""
-        if self.scheduler is None:
-            return
-        jobs = self.scheduler.jobs
+        for kind, n in self.overruns().items():
+            self.health[kind].overruns = n
+
+    def overruns(self) -> dict[str, int]:
+        """Runs skipped per kind because the previous one was still running (read-only: a
+        scrape reads this without touching the health records)."""
+        jobs = self.scheduler.jobs if self.scheduler is not None else {}
+        out = {}
         for kind, health in self.health.items():
             job = jobs.get(self.job_name(kind))
-            if job is not None:
-                health.overruns = job.stats.overruns
+            out[kind] = job.stats.overruns if job is not None else health.overruns
+        return out
 
     # --- the poll wrapper -------------------------------------------------------------------
 

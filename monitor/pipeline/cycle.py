@@ -22,10 +22,12 @@ from monitor.core.clock import Clock
 from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
 from monitor.engine.engine import (
     EngineState,
+    ScheduleIndex,
     account_until,
     evaluate_agents,
     evaluate_queues,
     evaluate_staleness,
+    index_schedules,
 )
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
 from monitor.ingest.tracker import STATE_VERSION as TRACKER_STATE_VERSION
@@ -72,7 +74,7 @@ class _ScheduleCache:
     version: int
     start: datetime
     end: datetime
-    segments: dict[str, list[Segment]]
+    segments: dict[str, ScheduleIndex]  # indexed once per load, reused every cycle
     checked_at: datetime
 
 
@@ -122,7 +124,7 @@ class TenantPipeline:
             log.info("engine state restored", tenant=self.tenant)
         self.open_transitions = {t.key: t for t in self.state.firing_alerts()}
 
-    async def schedules_at(self, now: datetime) -> dict[str, list[Segment]]:
+    async def schedules_at(self, now: datetime) -> dict[str, ScheduleIndex]:
         cache = self._cache
         margin = self._window / 4
         in_window = cache is not None and cache.start + margin <= now <= cache.end - margin
@@ -137,7 +139,7 @@ class TenantPipeline:
         if cache is None or cache.version != version or not in_window:
             start, end = now - self._window, now + self._window
             segs = await self._schedules.segments_between(self.tenant, start, end)
-            cache = self._cache = _ScheduleCache(version, start, end, segs, now)
+            cache = self._cache = _ScheduleCache(version, start, end, index_schedules(segs), now)
         cache.checked_at = now
         return cache.segments
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from monitor.core.durations import format_duration, parse_duration
+from monitor.core.exits import EXIT_CONFIG, EXIT_OK
 from monitor.core.states import StateKind
 from monitor.engine.model import Activity, RuleConfig, RuleName, RuleSet
 
@@ -535,12 +536,12 @@ def check_command(
         ruleset = load_rules(path)
     except RulesError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     problems = stale_data_conflicts(ruleset, cadences or {})
     for problem in problems:
         print(f"error: {path}: {problem}", file=sys.stderr)
     if problems:
-        return 2
+        return EXIT_CONFIG
     print(f"{path}: ok")
     print(summary(ruleset))
-    return 0
+    return EXIT_OK

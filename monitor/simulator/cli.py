@@ -11,16 +11,13 @@ from datetime import timedelta
 from aiohttp import web
 
 from monitor.core.clock import SystemClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
 from monitor.simulator.app import base_urls, create_app
 from monitor.simulator.clocks import ShiftedClock
 from monitor.simulator.faults import Faults
 from monitor.simulator.profiles import DEFAULT_PROFILE, PROFILE_SUMMARIES
 from monitor.simulator.scenario import ScenarioError, load_scenario
 from monitor.simulator.simulator import Simulator
-
-EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_RUNTIME = 3
 
 
 def build_simulator(args: argparse.Namespace) -> tuple[Simulator, str]:

@@ -37,6 +37,7 @@ from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
 from monitor.app.logging import configure_logging
 from monitor.app.service import make_client
 from monitor.core.clock import VirtualClock
+from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
 from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
 from monitor.engine.model import AlertTransition, RuleSet
@@ -55,7 +56,10 @@ TOLERANCE_RATIO = 0.005
 
 
 @dataclass
-class AlertRecord:
+class ReplayedAlert:
+    """A transition as replay reports it (not `monitor.alerts.store.AlertRecord`, the record of a
+    delivered alert)."""
+
     rule: str
     subject: str  # "agent" | "queue" | ...
     subject_id: str
@@ -75,7 +79,7 @@ class AdherenceRecord:
 @dataclass
 class ReplayResult:
     scenario: Scenario
-    alerts: list[AlertRecord] = field(default_factory=list)
+    alerts: list[ReplayedAlert] = field(default_factory=list)
     adherence: list[AdherenceRecord] = field(default_factory=list)
     polls: int = 0
     requests: int = 0
@@ -148,30 +152,8 @@ async def run_replay(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    base = f"http://127.0.0.1:{port}"
     tenant = scenario.customer_key
-    c_agents = scenario.cadence_user_states.total_seconds()
-    c_queues = scenario.cadence_queues.total_seconds()
-    tenant_cfg = TenantConfig.model_validate(
-        {
-            **tenant_settings(sim, base),
-            "user_groups": "all",
-            "visual_queues": "all",
-            "cadences": CadencesConfig(
-                user_states=c_agents,
-                queues=c_queues if scenario.queues else None,
-                agent_stats=None,
-                queue_ticker=None,
-                access_points=None,
-                jitter=0,
-            ),
-            "user_state_budget": max(10, len(scenario.agents)),
-            # with no pause types endpoint, the names an operator would configure
-            "pause_types": {str(i): name for name, i in sim.centre.pause_types().items()},
-            # the virtual clock does not move while a poll runs, so a real rate would stall it
-            "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
-        }
-    )
+    tenant_cfg = _tenant_config(scenario, sim, f"http://127.0.0.1:{port}")
     ruleset = ruleset_from_mapping(
         scenario.rules, scenario.activities, only_listed=True, source=scenario.source
     )
@@ -186,7 +168,7 @@ async def run_replay(
     async def record(transitions: Sequence[AlertTransition]) -> None:
         for t in transitions:
             result.alerts.append(
-                AlertRecord(t.rule.value, t.subject, t.subject_id, t.status, t.at, t.ideal_at)
+                ReplayedAlert(t.rule.value, t.subject, t.subject_id, t.status, t.at, t.ideal_at)
             )
 
     outbox = Outbox(redis, sinks=["replay"], clock=clock, key_prefix=key_prefix)
@@ -202,44 +184,14 @@ async def run_replay(
         persist_interval=timedelta(minutes=5),
     )
     await pipeline.start()
-    agent_times, queue_times = _change_times(scenario, ruleset)
     end = scenario.end if stop_at is None else min(stop_at, scenario.end)
-    # A restarted monitor resumes from where its engine state says it stopped.
-    start = pipeline.last_evaluated() or scenario.start
     try:
         async with aiohttp.ClientSession() as session:
             client = make_client(tenant_cfg, session=session, clock=clock)
             pollers = TenantPollers(tenant_cfg, client, clock, LatestSnapshots(), sink=pipeline)
-            next_agents: datetime | None = _grid_ceil(start, scenario.start, c_agents)
-            if next_agents == start and pipeline.last_evaluated() is not None:
-                next_agents = start + timedelta(seconds=c_agents)
-            next_queues: datetime | None = (
-                _grid_ceil(start, scenario.start, c_queues) if scenario.queues else None
+            result.polls = await _drive(
+                scenario, pollers, pipeline, ruleset=ruleset, clock=clock, end=end
             )
-            while True:
-                due = [t for t in (next_agents, next_queues) if t is not None]
-                if not due or min(due) > end:
-                    break
-                now = min(due)
-                clock.set(now)
-                if now == next_agents:
-                    await pollers.run_poll("user_states", pollers.poll_user_states)
-                    result.polls += 1
-                if now == next_queues:
-                    await pollers.run_poll("queues", pollers.poll_queues)
-                    result.polls += 1
-                schedules_now = await pipeline.schedules_at(now)
-                wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
-                # a poll that did not run keeps its date unless something new brings it closer
-                next_agents = _sooner(
-                    None if now == next_agents else next_agents,
-                    _next_poll(now, scenario.start, c_agents, agent_times, wake),
-                )
-                if scenario.queues:
-                    next_queues = _sooner(
-                        None if now == next_queues else next_queues,
-                        _next_poll(now, scenario.start, c_queues, queue_times, wake),
-                    )
             clock.set(end)
             if stop_at is None or stop_at >= scenario.end:
                 await pipeline.close_books(end)
@@ -252,6 +204,77 @@ async def run_replay(
             await redis.aclose()
     result.alerts.sort(key=lambda a: a.at)
     return result
+
+
+def _tenant_config(scenario: Scenario, sim: Simulator, base: str) -> TenantConfig:
+    """How the replayed monitor reaches the simulator, polling only what the scenario plays."""
+    return TenantConfig.model_validate(
+        {
+            **tenant_settings(sim, base),
+            "user_groups": "all",
+            "visual_queues": "all",
+            "cadences": CadencesConfig(
+                user_states=scenario.cadence_user_states.total_seconds(),
+                queues=scenario.cadence_queues.total_seconds() if scenario.queues else None,
+                agent_stats=None,
+                queue_ticker=None,
+                access_points=None,
+                jitter=0,
+            ),
+            "user_state_budget": max(10, len(scenario.agents)),
+            # with no pause types endpoint, the names an operator would configure
+            "pause_types": {str(i): name for name, i in sim.centre.pause_types().items()},
+            # the virtual clock does not move while a poll runs, so a real rate would stall it
+            "rate_limit": RateLimitConfig(requests_per_second=1e6, burst=1_000_000),
+        }
+    )
+
+
+async def _drive(
+    scenario: Scenario,
+    pollers: TenantPollers,
+    pipeline: TenantPipeline,
+    *,
+    ruleset: RuleSet,
+    clock: VirtualClock,
+    end: datetime,
+) -> int:
+    """Poll on the scenario's cadence grid, skipping the polls that cannot change anything;
+    returns the number of polls."""
+    c_agents = scenario.cadence_user_states.total_seconds()
+    c_queues = scenario.cadence_queues.total_seconds()
+    agent_times, queue_times = _change_times(scenario, ruleset)
+    # A restarted monitor resumes from where its engine state says it stopped.
+    start = pipeline.last_evaluated() or scenario.start
+    next_agents: datetime | None = _grid_ceil(start, scenario.start, c_agents)
+    if next_agents == start and pipeline.last_evaluated() is not None:
+        next_agents = start + timedelta(seconds=c_agents)
+    next_queues = _grid_ceil(start, scenario.start, c_queues) if scenario.queues else None
+    polls = 0
+    while True:
+        due = [t for t in (next_agents, next_queues) if t is not None]
+        if not due or min(due) > end:
+            return polls
+        now = min(due)
+        clock.set(now)
+        if now == next_agents:
+            await pollers.run_poll("user_states", pollers.poll_user_states)
+            polls += 1
+        if now == next_queues:
+            await pollers.run_poll("queues", pollers.poll_queues)
+            polls += 1
+        schedules_now = await pipeline.schedules_at(now)
+        wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
+        # a poll that did not run keeps its date unless something new brings it closer
+        next_agents = _sooner(
+            None if now == next_agents else next_agents,
+            _next_poll(now, scenario.start, c_agents, agent_times, wake),
+        )
+        if scenario.queues:
+            next_queues = _sooner(
+                None if now == next_queues else next_queues,
+                _next_poll(now, scenario.start, c_queues, queue_times, wake),
+            )
 
 
 def _next_poll(
@@ -356,38 +379,33 @@ def human_lines(result: ReplayResult) -> list[str]:
 
 def check(result: ReplayResult) -> list[str]:
     """Differences between what the monitor concluded and the scenario's `expect` block."""
-    sc = result.scenario
-    expect = sc.expect
+    expect = result.scenario.expect
     if expect is None:
         return ["the scenario has no expect block"]
+    return _check_alerts(result) + _check_adherence(result)
+
+
+def _check_alerts(result: ReplayResult) -> list[str]:
+    sc = result.scenario
+    assert sc.expect is not None
     slack = timedelta(seconds=1)
     problems: list[str] = []
     firings = [a for a in result.alerts if a.status == "firing"]
     resolves = [a for a in result.alerts if a.status == "resolved"]
     used: set[int] = set()
-    for exp in sorted(expect.alerts, key=lambda e: e.at):
+    for exp in sorted(sc.expect.alerts, key=lambda e: e.at):
         subject, sid = ("queue", exp.queue) if exp.queue is not None else ("agent", exp.agent)
         cadence = sc.cadence_queues if subject == "queue" else sc.cadence_user_states
         what = f"{exp.rule} for {subject} {sid}"
         window_end = exp.at + cadence + slack
-        match = next(
-            (
-                i
-                for i, a in enumerate(firings)
-                if i not in used
-                and a.rule == exp.rule
-                and a.subject == subject
-                and a.subject_id == sid
-                and exp.at <= a.at <= window_end
-            ),
-            None,
-        )
+        mine = [
+            (i, a)
+            for i, a in enumerate(firings)
+            if a.rule == exp.rule and a.subject == subject and a.subject_id == sid
+        ]
+        match = next((i for i, a in mine if i not in used and exp.at <= a.at <= window_end), None)
         if match is None:
-            seen = [
-                _iso(a.at, sc)
-                for a in firings
-                if a.rule == exp.rule and a.subject == subject and a.subject_id == sid
-            ]
+            seen = [_iso(a.at, sc) for _, a in mine]
             problems.append(
                 f"expected {what} to fire in [{_iso(exp.at, sc)}, {_iso(window_end, sc)}]; "
                 + (f"it fired at {', '.join(seen)}" if seen else "it never fired")
@@ -406,32 +424,50 @@ def check(result: ReplayResult) -> list[str]:
             ),
             None,
         )
-        if exp.resolved is None:
-            if resolve is not None:
-                problems.append(
-                    f"expected {what} to be still firing at the end; it resolved at "
-                    f"{_iso(resolve.at, sc)}"
-                )
-        else:
-            r_end = exp.resolved + cadence + slack
-            if resolve is None:
-                problems.append(
-                    f"expected {what} to resolve in [{_iso(exp.resolved, sc)}, "
-                    f"{_iso(r_end, sc)}]; it never resolved"
-                )
-            elif not exp.resolved <= resolve.at <= r_end:
-                problems.append(
-                    f"expected {what} to resolve in [{_iso(exp.resolved, sc)}, "
-                    f"{_iso(r_end, sc)}]; it resolved at {_iso(resolve.at, sc)}"
-                )
-    for i, a in enumerate(firings):
-        if i not in used:
-            problems.append(
-                f"unexpected alert: {a.rule} for {a.subject} {a.subject_id} fired at "
-                f"{_iso(a.at, sc)}"
-            )
+        problem = _check_resolve(what, exp.resolved, resolve, cadence + slack, sc)
+        if problem:
+            problems.append(problem)
+    problems += [
+        f"unexpected alert: {a.rule} for {a.subject} {a.subject_id} fired at {_iso(a.at, sc)}"
+        for i, a in enumerate(firings)
+        if i not in used
+    ]
+    return problems
+
+
+def _check_resolve(
+    what: str,
+    expected: datetime | None,
+    resolve: ReplayedAlert | None,
+    window: timedelta,
+    sc: Scenario,
+) -> str | None:
+    if expected is None:
+        if resolve is None:
+            return None
+        return (
+            f"expected {what} to be still firing at the end; it resolved at {_iso(resolve.at, sc)}"
+        )
+    r_end = expected + window
+    if resolve is None:
+        return (
+            f"expected {what} to resolve in [{_iso(expected, sc)}, {_iso(r_end, sc)}]; "
+            "it never resolved"
+        )
+    if not expected <= resolve.at <= r_end:
+        return (
+            f"expected {what} to resolve in [{_iso(expected, sc)}, {_iso(r_end, sc)}]; "
+            f"it resolved at {_iso(resolve.at, sc)}"
+        )
+    return None
+
+
+def _check_adherence(result: ReplayResult) -> list[str]:
+    sc = result.scenario
+    assert sc.expect is not None
+    problems: list[str] = []
     got = {r.agent: r for r in result.adherence}
-    for agent, exp_adh in expect.adherence.items():
+    for agent, exp_adh in sc.expect.adherence.items():
         actual = got.get(agent)
         if actual is None:
             problems.append(f"expected adherence for agent {agent}; it had no scheduled time")
@@ -483,12 +519,12 @@ def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) ->
         )
     except (ScenarioError, RulesError, OSError) as exc:
         print(f"puzzel-monitor replay: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     try:
         result = asyncio.run(_replay_cli(scenario, getattr(args, "redis_url", None)))
     except (aioredis.ConnectionError, OSError) as exc:
         print(f"puzzel-monitor replay: cannot reach Redis: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_RUNTIME
     lines = json_lines(result) if args.json else human_lines(result)
     for line in lines:
         print(line, file=out)
@@ -499,7 +535,7 @@ def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) ->
             print(f"CHECK FAILED: {len(problems)} difference(s)", file=stream)
             for p in problems:
                 print(f"  - {p}", file=stream)
-            return 1
+            return EXIT_FAILED
         if not args.json:
             print("check passed", file=out)
-    return 0
+    return EXIT_OK

@@ -244,3 +244,43 @@ def test_run_with_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "tenants[0].timezone" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+ENDPOINTS_AT = "    timezone: Europe/Oslo\n"
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "expected"),
+    [
+        ("{agentstats: true}", "unknown endpoint 'agentstats'"),
+        ("{login: true}", "unknown endpoint 'login'"),
+        ("{agent_stats: users/stats}", "a path starting with '/'"),
+        ("{user: '/{customerKey}/people/{personId}'}", "unknown placeholder {personId}"),
+    ],
+)
+def test_bad_endpoint_settings_name_the_key(tmp_path: Path, endpoints: str, expected: str) -> None:
+    """An unknown endpoint, a path not starting with / or a placeholder the endpoint does not
+    have is refused at load, naming tenants[0].endpoints."""
+    text = MINIMAL.replace(ENDPOINTS_AT, f"{ENDPOINTS_AT}    endpoints: {endpoints}\n")
+    message = str(error_of(write(tmp_path, text)))
+    assert "tenants[0].endpoints" in message
+    assert expected in message
+
+
+def test_endpoint_settings_and_pause_types_load(tmp_path: Path) -> None:
+    """`true`, `false`, a path, env text `on`, and pause type names by id."""
+    text = MINIMAL.replace(
+        ENDPOINTS_AT,
+        ENDPOINTS_AT + "    endpoints: {pause_types: true, users: false,"
+        " agent_stats: '/{customerKey}/stats/{tickerPeriodWindow}'}\n"
+        "    pause_types: {4812: Lunch}\n",
+    )
+    env = {"PUZZEL_MONITOR_TENANTS__0__ENDPOINTS__ACCESS_POINT_TICKERS": "on"}
+    (tenant,) = load_config(write(tmp_path, text), environ=env).tenants
+    assert tenant.endpoints == {
+        "pause_types": True,
+        "users": False,
+        "agent_stats": "/{customerKey}/stats/{tickerPeriodWindow}",
+        "access_point_tickers": True,
+    }
+    assert tenant.pause_types == {"4812": "Lunch"}

@@ -47,8 +47,9 @@ class FakeTenant:
     ready: bool = False
     refreshed: int = 0
 
-    def refresh_overruns(self) -> None:
+    def overruns(self) -> dict[str, int]:
         self.refreshed += 1
+        return {k: h.overruns for k, h in self.health.items()}
 
     def supported(self) -> dict[str, bool]:
         return {k: h.supported for k, h in self.health.items() if h.supported is not None}
