@@ -528,6 +528,7 @@ def _episode(firing: Notification, resolve: Notification) -> timedelta:
     return resolve.enqueued_at - firing.enqueued_at
 
 
+REDIS_RETRY_CAP = 5.0  # seconds between a worker's attempts while Redis fails
 BREAKER_CLOSED = 0  # delivering normally
 BREAKER_OPEN = 1  # the last attempt failed: waiting out the backoff
 BREAKER_HALF_OPEN = 2  # trying again after a failure
@@ -722,7 +723,9 @@ class SinkWorker:
                 self._backlog = None  # re-read our pending list once Redis is back
                 if failures == 1:
                     log.warning("outbox.redis_error", sink=self.name, error=type(exc).__name__)
-                delay = min(self.retry_cap, self.retry_base * 2 ** min(failures, 6))
+                # one cheap command every few seconds at most: delivery resumes within that
+                # long of Redis coming back, however long it was gone
+                delay = min(REDIS_RETRY_CAP, self.retry_base * 2 ** min(failures, 6))
                 await self._sleep(delay, nudgeable=False)
             except Exception:
                 # a bug must not end this sink's deliveries for good: log, back off, go on
