@@ -1,5 +1,6 @@
 # make test  — lint, type-check and run every test (installs what it needs on a fresh machine)
 # make demo  — the no-setup demo: simulator + monitor + metrics, alerts in the terminal
+#              (options in ARGS, e.g. make demo ARGS="--port 9000 --speed 10")
 # make bench — the benchmark suite (bench/README.md)
 SHELL := /bin/bash
 PY ?= python3
@@ -41,8 +42,9 @@ typecheck: deps
 test: deps system-deps lint typecheck
 	$(BIN)/python -m pytest -q
 
+ARGS ?=
 demo: deps
-	$(BIN)/puzzel-monitor demo
+	$(BIN)/puzzel-monitor demo $(ARGS)
 
 bench: deps system-deps
 	$(BIN)/python -m bench

@@ -109,6 +109,21 @@ def _top_functions(profiler: cProfile.Profile, n: int = 12) -> list[str]:
     ]
 
 
+@dataclass
+class _Samples:
+    """Per timed cycle: CPU and wall times of the whole cycle and of its parts."""
+
+    full: list[float] = field(default_factory=list)
+    full_wall: list[float] = field(default_factory=list)
+    polls: list[float] = field(default_factory=list)
+    floors: list[float] = field(default_factory=list)
+    renders: list[float] = field(default_factory=list)
+    renders_off: list[float] = field(default_factory=list)
+    stage_samples: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    redis_wall: list[float] = field(default_factory=list)
+    queue_polls: list[float] = field(default_factory=list)
+
+
 async def measure_cycle(
     sim: Simulator,
     tape: Tape,
@@ -118,15 +133,7 @@ async def measure_cycle(
     profile: bool = False,
 ) -> CycleMeasure:
     """Replay `tape` `repeats` times through a fresh monitor; medians of the timed cycles."""
-    full: list[float] = []
-    full_wall: list[float] = []
-    polls: list[float] = []
-    floors: list[float] = []
-    renders: list[float] = []
-    renders_off: list[float] = []
-    stage_samples: dict[str, list[float]] = {s: [] for s in STAGES}
-    redis_wall: list[float] = []
-    queue_polls: list[float] = []
+    sm = _Samples()
     render_bytes = render_off_bytes = series_on = series_off = state_bytes = 0
     prof_lines: list[str] = []
     schedules_loaded = False
@@ -162,80 +169,89 @@ async def measure_cycle(
                     body = generate_latest(exporter.registry)
                 st = rt.stages.reset()
                 served = [b for _, b in rt.player.served]
-                floors.append(floor_of(served))
+                sm.floors.append(floor_of(served))
                 t0 = time.process_time()
                 state_bytes = len(orjson.dumps(rt.pipeline.state.to_dict()))
                 to_dict = time.process_time() - t0
-                polls.append(t_poll.cpu)
-                full.append(t_poll.cpu + t_render.cpu)
-                full_wall.append(t_poll.wall + t_render.wall)
-                renders.append(t_render.cpu)
-                redis_w = st.get("redis_write", 0.0)
-                # the pipeline serialises its state (to_dict) before the store's save: count
-                # that as part of writing the state, not of the engine
-                write = redis_w + to_dict
-                engine = max(0.0, st.get("pipeline", 0.0) - redis_w - to_dict)
-                parts = {
-                    "client_parse": st.get("client_parse", 0.0),
-                    "tracker": st.get("tracker", 0.0),
-                    "engine": engine,
-                    "redis_write": write,
-                    "metrics_render": t_render.cpu,
-                }
-                parts["other"] = max(0.0, full[-1] - sum(parts.values()))
-                for k, v in parts.items():
-                    stage_samples[k].append(v)
-                redis_wall.append(st.get("redis_write_wall", 0.0))
+                sm.polls.append(t_poll.cpu)
+                sm.full.append(t_poll.cpu + t_render.cpu)
+                sm.full_wall.append(t_poll.wall + t_render.wall)
+                sm.renders.append(t_render.cpu)
+                for k, v in _stages(st, to_dict, t_render.cpu, sm.full[-1]).items():
+                    sm.stage_samples[k].append(v)
+                sm.redis_wall.append(st.get("redis_write_wall", 0.0))
                 with timed() as t_off:
                     body_off = generate_latest(exporter_off.registry)
-                renders_off.append(t_off.cpu)
+                sm.renders_off.append(t_off.cpu)
                 render_bytes, render_off_bytes = len(body), len(body_off)
                 series_on, series_off = _series(body), _series(body_off)
                 if c % 3 == 0:
                     with timed() as t_q:
                         await rt.queue_poll()
-                    queue_polls.append(t_q.cpu)
+                    sm.queue_polls.append(t_q.cpu)
             if profile and not prof_lines:
-                profiler = cProfile.Profile()
-                rt2 = ReplayTenant(tape, sim, redis, session, instrument=False)
-                await redis.delete(rt2.state_store.key(rt2.tenant))
-                await rt2.start()
-                view2 = PipelineSet([rt2.pipeline])
-                exp2 = Exporter(
-                    rt2.store,
-                    tenants=constant([rt2.pollers]),
-                    clients=constant({rt2.tenant: rt2.client}),
-                    engine=view2,
-                )
-                await rt2.state_cycle()
-                for _ in range(tape.timed_cycles):
-                    profiler.enable()
-                    await rt2.state_cycle()
-                    generate_latest(exp2.registry)
-                    profiler.disable()
-                prof_lines = _top_functions(profiler)
+                prof_lines = await _profile_cycles(sim, tape, redis, session)
     return CycleMeasure(
         agents=tape.agents,
         groups=tape.groups,
         queues=tape.queues,
-        cycles=len(full),
+        cycles=len(sm.full),
         body_bytes=int(median([tape.cycle_bytes(i) for i in range(1, len(tape.cycles))])),
-        full_cpu=median(full),
-        full_wall=median(full_wall),
-        poll_cpu=median(polls),
-        floor_cpu=median(floors),
-        stages={k: median(v) for k, v in stage_samples.items()},
-        redis_write_wall=median(redis_wall),
+        full_cpu=median(sm.full),
+        full_wall=median(sm.full_wall),
+        poll_cpu=median(sm.polls),
+        floor_cpu=median(sm.floors),
+        stages={k: median(v) for k, v in sm.stage_samples.items()},
+        redis_write_wall=median(sm.redis_wall),
         state_bytes=state_bytes,
-        render_cpu=median(renders),
+        render_cpu=median(sm.renders),
         render_bytes=render_bytes,
-        render_off_cpu=median(renders_off),
+        render_off_cpu=median(sm.renders_off),
         render_off_bytes=render_off_bytes,
         series_on=series_on,
         series_off=series_off,
-        queue_poll_cpu=median(queue_polls) if queue_polls else None,
+        queue_poll_cpu=median(sm.queue_polls) if sm.queue_polls else None,
         profile=prof_lines,
     )
+
+
+def _stages(st: dict[str, float], to_dict: float, render: float, full: float) -> dict[str, float]:
+    """A cycle's CPU by stage, from the instrumented timings."""
+    redis_w = st.get("redis_write", 0.0)
+    # the pipeline serialises its state (to_dict) before the store's save: count that as part
+    # of writing the state, not of the engine
+    parts = {
+        "client_parse": st.get("client_parse", 0.0),
+        "tracker": st.get("tracker", 0.0),
+        "engine": max(0.0, st.get("pipeline", 0.0) - redis_w - to_dict),
+        "redis_write": redis_w + to_dict,
+        "metrics_render": render,
+    }
+    parts["other"] = max(0.0, full - sum(parts.values()))
+    return parts
+
+
+async def _profile_cycles(
+    sim: Simulator, tape: Tape, redis: aioredis.Redis, session: aiohttp.ClientSession
+) -> list[str]:
+    """A cProfile of the same cycles on an uninstrumented replay: its top functions."""
+    profiler = cProfile.Profile()
+    rt = ReplayTenant(tape, sim, redis, session, instrument=False)
+    await redis.delete(rt.state_store.key(rt.tenant))
+    await rt.start()
+    exporter = Exporter(
+        rt.store,
+        tenants=constant([rt.pollers]),
+        clients=constant({rt.tenant: rt.client}),
+        engine=PipelineSet([rt.pipeline]),
+    )
+    await rt.state_cycle()
+    for _ in range(tape.timed_cycles):
+        profiler.enable()
+        await rt.state_cycle()
+        generate_latest(exporter.registry)
+        profiler.disable()
+    return _top_functions(profiler)
 
 
 def ms(seconds: float) -> float:

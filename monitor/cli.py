@@ -34,7 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default="info", help="debug, info, warning, error")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_simulate(sub)
+    _add_run(sub)
+    _add_replay(sub)
+    _add_demo(sub)
+    _add_schedules(sub)
+    _add_rules(sub)
+    _add_doctor(sub)
+    return p
 
+
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("simulate", help="serve a simulated Puzzel API")
     s.add_argument("--agents", type=int, default=200)
     s.add_argument("--groups", type=int, default=5)
@@ -55,10 +65,30 @@ def build_parser() -> argparse.ArgumentParser:
         default="full",
         help="full: every shape the client knows; public: only what public evidence shows",
     )
+    s.add_argument(
+        "--schedules-out",
+        metavar="FILE",
+        help="write the random centre's schedules as a JSON schedule file and exit (no serving)",
+    )
+    s.add_argument("--schedule-days", type=int, default=7, help="days from today in that file")
+    s.add_argument(
+        "--start-now",
+        action="store_true",
+        help="with --scenario: move the scenario to start now, for `run` on the wall clock",
+    )
+    s.add_argument(
+        "--schedules-redis",
+        metavar="URL",
+        help="with --scenario: load its schedules into this Redis (as `run` reads them) first",
+    )
 
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("run", help="run the monitor service")
     r.add_argument("-c", "--config", required=True, help="YAML configuration file")
 
+
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rp = sub.add_parser("replay", help="replay a scenario file through the whole pipeline")
     rp.add_argument("file")
     rp.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
@@ -68,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="use this Redis (keys under pzm-replay:, cleared first) instead of the embedded store",
     )
 
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = sub.add_parser("demo", help="simulator + monitor + metrics, with no setup")
     d.add_argument("--redis-url", help="use this Redis instead of the embedded store")
     d.add_argument("--port", type=int, default=8912, help="metrics port")
@@ -75,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--speed", type=float, default=1.0)
     d.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: never)")
 
+
+def _add_schedules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sch = sub.add_parser("schedules", help="import and show schedules").add_subparsers(
         dest="schedules_command", required=True, metavar="ACTION"
     )
@@ -95,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--redis-url")
     ss.add_argument("--timezone")
 
+
+def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rl = sub.add_parser("rules", help="validate rule and activity files").add_subparsers(
         dest="rules_command", required=True, metavar="ACTION"
     )
@@ -102,13 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("path", nargs="?", default="rules")
     rc.add_argument("-c", "--config", help="also check stale_data against this config's cadences")
 
+
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dr = sub.add_parser("doctor", help="call every Puzzel endpoint once and say what works")
     dr.add_argument("-c", "--config", required=True, help="YAML configuration file")
     dr.add_argument("--tenant", metavar="KEY", help="check only the tenant with this customer key")
     dr.add_argument(
         "--record", metavar="DIR", help="write each answer, personal data replaced, as a fixture"
     )
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,15 @@ from datetime import time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 from monitor.core.durations import parse_duration
 
@@ -17,10 +25,24 @@ def _duration(value: object) -> timedelta:
         return value
     if isinstance(value, str | int | float):
         return parse_duration(value)
-    raise ValueError(f"expected a duration like '90s', '2m' or '1h30m', got {value!r}")
+    raise ValueError(f"expected a duration like '90s', '2m', '1h30m' or '2d', got {value!r}")
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def _http_url(value: object) -> object:
+    # refused at load, not at the first delivery; only the scheme is echoed, because the rest
+    # of a webhook URL is often its credential
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if isinstance(text, str) and not text.strip().lower().startswith(("http://", "https://")):
+        scheme = text.split("://", 1)[0] + "://" if "://" in text else "no scheme"
+        raise ValueError(f"expected an http:// or https:// URL, got one with {scheme!r}")
+    return value
+
+
+HttpUrlSecret = Annotated[SecretStr, AfterValidator(_http_url)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -36,14 +58,14 @@ class ConsoleSinkConfig(_Model):
 
 class SlackSinkConfig(_Model):
     type: Literal["slack"]
-    webhook_url: SecretStr
+    webhook_url: HttpUrlSecret
     timeout: Duration = timedelta(seconds=10)
     min_interval: Duration = timedelta(seconds=1)  # Slack allows about one message per second
 
 
 class WebhookSinkConfig(_Model):
     type: Literal["webhook"]
-    url: SecretStr  # may carry a token in its query string, so it is a secret too
+    url: HttpUrlSecret  # may carry a token in its query string, so it is a secret too
     hmac_key: SecretStr | None = None
     timeout: Duration = timedelta(seconds=10)
     max_alerts: int = Field(default=100, ge=1)
@@ -51,7 +73,7 @@ class WebhookSinkConfig(_Model):
 
 class AlertmanagerSinkConfig(_Model):
     type: Literal["alertmanager"]
-    url: str  # base URL, e.g. http://alertmanager:9093
+    url: HttpUrl  # base URL, e.g. http://alertmanager:9093
     bearer_token: SecretStr | None = None
     timeout: Duration = timedelta(seconds=10)
     resend_interval: Duration = timedelta(seconds=60)

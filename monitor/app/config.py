@@ -50,6 +50,9 @@ from monitor.puzzel.endpoints import EndpointSetting, check_override
 
 ENV_PREFIX = "PUZZEL_MONITOR_"
 ENV_DELIMITER = "__"
+# The spelling the schedules command documents for its Redis; the same as ..._REDIS__URL here,
+# so one variable serves every command.
+REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
 
 PRODUCTION_API_URL = "https://api.puzzel.com/ContactCentre5"
 PRODUCTION_AUTH_URL = "https://auth.puzzel.com"
@@ -72,7 +75,7 @@ def _seconds(value: object) -> float:
     if isinstance(value, str | int | float):
         seconds = parse_duration(value).total_seconds()
     else:
-        raise ValueError(f"expected a duration like '5s', '2m' or '1h30m', got {value!r}")
+        raise ValueError(f"expected a duration like '5s', '2m', '1h30m' or '2d', got {value!r}")
     if seconds <= 0:
         raise ValueError(f"expected a positive duration like '5s', got {value!r}")
     return seconds
@@ -177,6 +180,7 @@ CredentialsConfig = Annotated[
     ),
 ]
 _CREDENTIAL_TAGS = ("puzzel_id", "password")
+_SINK_TAGS = ("console", "slack", "webhook", "alertmanager")  # alerting.sinks' `type:` tags
 
 
 class CadencesConfig(_Model):
@@ -190,6 +194,17 @@ class CadencesConfig(_Model):
     access_points: OptionalSeconds = 60.0
     jitter: Annotated[float, BeforeValidator(_jitter)] = 0.5
     """Each run starts up to this much after its slot (spreads tenants' requests)."""
+
+    @field_validator("user_states", mode="before")
+    @classmethod
+    def _user_states_stay_on(cls, value: object) -> object:
+        # YAML reads `off` as false; say why it is refused rather than "got False"
+        if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+            raise ValueError(
+                "cannot be turned off: agent states drive every adherence rule; "
+                "give an interval such as '5s'"
+            )
+        return value
 
     def enabled(self) -> dict[str, float]:
         """Endpoint kind -> interval in seconds, for the kinds that are on."""
@@ -375,6 +390,10 @@ class _Sources:
         for n in range(len(path), 0, -1):
             if path[:n] in self.env:
                 return f"environment {self.env[path[:n]]}", None
+        # a key that only the environment wrote (a typo in its top-level part) has no line
+        for env_path, name in self.env.items():
+            if path and env_path[: len(path)] == path:
+                return f"environment {name}", None
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
                 return self.file, self.lines[path[:n]]
@@ -469,11 +488,28 @@ def _split_key(flat: str) -> Path_:
     return tuple(int(p) if p.isdigit() else p for p in flat.lower().split(ENV_DELIMITER) if p)
 
 
+def _env_path(name: str) -> Path_:
+    if name.upper() == REDIS_URL_ENV:
+        return ("redis", "url")
+    return _split_key(name[len(ENV_PREFIX) :])
+
+
 def _overlay_env(data: dict[str, Any], env: Mapping[str, str], sources: _Sources) -> None:
+    urls = {
+        name: env[name]
+        for name in env
+        if name.upper().startswith(ENV_PREFIX) and _env_path(name) == ("redis", "url")
+    }
+    if len(set(urls.values())) > 1:
+        raise ConfigError(
+            f"environment {' and '.join(sorted(urls))} both set the Redis URL, differently: "
+            "keep one",
+            key="redis.url",
+        )
     for name in sorted(env):
         if not name.upper().startswith(ENV_PREFIX):
             continue
-        path = _split_key(name[len(ENV_PREFIX) :])
+        path = _env_path(name)
         if not path or isinstance(path[0], int):
             continue
         raw = env[name]
@@ -606,6 +642,8 @@ def _clean_loc(loc: tuple[str | int, ...]) -> Path_:
     parts: list[str | int] = []
     for i, part in enumerate(loc):
         if i > 0 and loc[i - 1] == "credentials" and part in _CREDENTIAL_TAGS:
+            continue
+        if i > 1 and loc[i - 2] == "sinks" and part in _SINK_TAGS:
             continue
         if isinstance(part, str) and (part.startswith(("function-", "literal[")) or part == "str"):
             continue

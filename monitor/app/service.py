@@ -8,10 +8,11 @@ start()`, `await stop()`. The engine pipeline plugs in through the constructor: 
 from construction on, for components that register their own metrics. On a `VirtualClock` the
 service does not run its scheduler loop: the caller drives `service.scheduler.run_until(end)`.
 
-`run_command` is the CLI entry point. Exit codes: 0 after SIGTERM/SIGINT (graceful: stop
-scheduling, let polls in flight finish for up to `grace` seconds, cancel the rest, close the
-sessions), 2 for a bad configuration (one line naming the key), 3 when the metrics port cannot be
-bound or something fatal happens.
+`run_command` is the CLI entry point. Both SIGTERM and SIGINT stop gracefully (stop scheduling,
+let polls in flight finish for up to `grace` seconds, cancel the rest, close the sessions). Exit
+codes: 0 after SIGTERM, 130 after SIGINT (interrupted, as shells report Ctrl-C), 2 for a bad
+configuration (one line naming the key), 3 when the metrics port cannot be bound or something
+fatal happens.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from monitor.app.config import (
 )
 from monitor.app.logging import configure_logging
 from monitor.core.clock import Clock, SystemClock
-from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
+from monitor.core.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME
 from monitor.http.metrics import EngineView, Exporter, build_http_app
 from monitor.ingest.cadence import Scheduler
 from monitor.ingest.pollers import LatestSnapshots, SnapshotSink, TenantPollers
@@ -232,9 +233,7 @@ class Servable(Protocol):
 async def serve(service: Servable, *, grace: float = DEFAULT_GRACE) -> int:
     """Start `service`, run until SIGTERM/SIGINT or a fatal error, stop it; return the exit code."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals(loop)
     try:
         try:
             await service.start()
@@ -254,10 +253,39 @@ async def serve(service: Servable, *, grace: float = DEFAULT_GRACE) -> int:
         if error is not None:
             log.error("fatal error", error=f"{type(error).__name__}: {error}")
             return EXIT_RUNTIME
-        return EXIT_OK
+        return stop.exit_code()
     finally:
+        stop.close()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT set one event; which came first decides the exit code (a service
+    manager's SIGTERM is a clean stop, 0; Ctrl-C is an interruption, 130)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+        self.first: signal.Signals | None = None
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+            loop.add_signal_handler(sig, self._received, sig)
+
+    def _received(self, sig: signal.Signals) -> None:
+        if self.first is None:
+            self.first = sig
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def exit_code(self) -> int:
+        return EXIT_INTERRUPTED if self.first == signal.SIGINT else EXIT_OK
+
+    def close(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.remove_signal_handler(sig)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -282,7 +310,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(monitor))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
-        return EXIT_OK
+        return EXIT_INTERRUPTED
     except Exception as e:  # last resort: one line, not a traceback
         print(f"puzzel-monitor: fatal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_RUNTIME

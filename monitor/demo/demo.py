@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -38,10 +38,10 @@ from monitor.app.config import (
     TenantConfig,
 )
 from monitor.app.logging import configure_logging
-from monitor.app.service import ServiceError
+from monitor.app.service import ServiceError, StopSignals
 from monitor.app.wiring import Monitor
 from monitor.core.clock import Clock, SystemClock
-from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
+from monitor.core.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_RUNTIME
 from monitor.demo.scenario import (
     MAX_AGENTS,
     MIN_AGENTS,
@@ -50,8 +50,15 @@ from monitor.demo.scenario import (
     demo_ruleset,
     rules_note,
 )
-from monitor.demo.view import AlertFeed, LiveView, scrape_config
-from monitor.engine.model import RuleSet
+from monitor.demo.view import (
+    AlertFeed,
+    LiveView,
+    ViewData,
+    exception_rows,
+    scrape_config,
+    team_counts,
+)
+from monitor.engine.model import AgentEvaluation, AlertTransition, RuleSet
 from monitor.rules.loader import RulesError, default_ruleset, load_rules
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.app import create_app, tenant_settings
@@ -215,10 +222,7 @@ def banner(demo: Demo) -> list[str]:
 
 
 async def run_demo(options: DemoOptions, *, out: TextIO, live: bool) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals(asyncio.get_running_loop())
     clock: Clock = SystemClock()
     if options.speed != 1:
         clock = ShiftedClock(clock.now(), options.speed)
@@ -234,7 +238,9 @@ async def run_demo(options: DemoOptions, *, out: TextIO, live: bool) -> int:
             return EXIT_RUNTIME
         if feed is not None:
             assert demo.monitor is not None
-            view = LiveView(demo, feed, out)
+            view = LiveView(
+                lambda: view_data(demo, feed), feed, out, tz=demo.centre.scenario.timezone
+            )
             view.start()
         else:
             out.write("\n".join(banner(demo)) + "\n")
@@ -252,13 +258,12 @@ async def run_demo(options: DemoOptions, *, out: TextIO, live: bool) -> int:
         if failed is not None:
             print(f"puzzel-monitor demo: the monitor failed: {failed}", file=sys.stderr)
             return EXIT_RUNTIME
-        return EXIT_OK
+        return stop.exit_code()
     finally:
         if view is not None:
             await view.stop()
         await demo.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        stop.close()
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -289,7 +294,7 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"puzzel-monitor demo: rules error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
-        return EXIT_OK
+        return EXIT_INTERRUPTED
     except Exception as e:  # last resort: one line, not a traceback
         print(f"puzzel-monitor demo: fatal error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_RUNTIME
@@ -305,3 +310,29 @@ def _check_options(options: DemoOptions) -> str | None:
     if not MIN_AGENTS <= options.agents <= MAX_AGENTS:
         return f"--agents must be between {MIN_AGENTS} and {MAX_AGENTS}, got {options.agents}"
     return None
+
+
+def view_data(demo: Demo, feed: AlertFeed) -> ViewData:
+    """What the view shows now, read from the running demo."""
+    tenant = demo.centre.scenario.customer_key
+    tz = demo.centre.scenario.timezone
+    evaluations: Sequence[AgentEvaluation] = ()
+    alerts: Sequence[AlertTransition] = ()
+    if demo.monitor is not None:
+        pipeline = demo.monitor.pipelines.by_tenant[tenant]
+        evaluations = pipeline.evaluations
+        alerts = pipeline.open_alerts(tenant)
+    now = demo.clock.now().astimezone(tz)
+    return ViewData(
+        now=now,
+        started=demo.started_at,
+        tenant=tenant,
+        agents=len(demo.centre.scenario.agents),
+        metrics_url=demo.metrics_url,
+        scrape=scrape_config(METRICS_HOST, demo.port),
+        rules_note=rules_note(),
+        teams=team_counts(evaluations),
+        exceptions=exception_rows(alerts, evaluations, demo.centre.names, demo.centre.queue_names),
+        recent=[(t.astimezone(tz), s) for t, s in feed.lines],
+        timezone_name=str(tz),
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -262,10 +262,56 @@ def build_demo(now: datetime, agents: int = 36, *, seed: int = 7) -> DemoCentre:
     teams = [TEAMS[i % len(TEAMS)] for i in range(agents)]
     end_offset = int(AHEAD.total_seconds())
     billing_busy = (5, 125)  # nobody in Billing ready: calls wait (queue_no_agents_ready)
+    incidents = _incidents(ids, names)
+    plans = _plans(ids, rng)
+    timelines = _timelines(ids, teams, plans, rng, billing_busy)
+    agents_out: list[ScenarioAgent] = []
+    start_offset = -int(HISTORY.total_seconds())
+    for i, agent_id in enumerate(ids):
+        segs = tuple(
+            Segment(now + _s(s), now + _s(e), agent_id, act)
+            for s, e, act in plans[agent_id].segments
+        )
+        states = tuple(
+            (now + _s(at), st)
+            for at, st in timelines[agent_id].items
+            if start_offset <= at <= end_offset
+        )
+        agents_out.append(ScenarioAgent(agent_id, names[i], teams[i], segs, states))
 
-    # who plays which incident (agents 0..4 sit in Support, Sales, Billing, Support, Sales)
+    queues = tuple(
+        _queue(
+            rng,
+            now,
+            team,
+            lines=[timelines[a] for a, t in zip(ids, teams, strict=True) if t == team],
+            busy=billing_busy if team == "Billing" else None,
+            tz=tz,
+        )
+        for team in TEAMS
+    )
+    scenario = Scenario(
+        name="puzzel-monitor demo",
+        source="<demo>",
+        customer_key=DEMO_TENANT,
+        timezone=tz,
+        start=now - HISTORY,
+        end=now + AHEAD,
+        agents=tuple(agents_out),
+        queues=queues,
+    )
+    return DemoCentre(
+        scenario=scenario,
+        incidents=incidents,
+        names=dict(zip(ids, names, strict=True)),
+        queue_names={q.id: q.description for q in queues},
+    )
+
+
+def _incidents(ids: Sequence[str], names: Sequence[str]) -> tuple[Incident, ...]:
+    """Who plays which incident (agents 0..4 sit in Support, Sales, Billing, Support, Sales)."""
     a_break, b_late, c_wrap, d_pause, e_logoff = ids[:5]
-    incidents = (
+    return (
         Incident(
             "out_of_adherence",
             "agent",
@@ -340,6 +386,11 @@ def build_demo(now: datetime, agents: int = 36, *, seed: int = 7) -> DemoCentre:
         ),
     )
 
+
+def _plans(ids: Sequence[str], rng: random.Random) -> dict[str, _Plan]:
+    """Each agent's shift, and which breaks overrun."""
+    agents = len(ids)
+    a_break, b_late, c_wrap, d_pause, e_logoff = ids[:5]
     plans: dict[str, _Plan] = {}
     for i, agent_id in enumerate(ids):
         if agent_id == a_break:
@@ -368,8 +419,18 @@ def build_demo(now: datetime, agents: int = 36, *, seed: int = 7) -> DemoCentre:
         for k, (s, e, act) in enumerate(plan.segments):
             if act in ("break", "lunch") and s > 240 and rng.random() < 0.15:
                 plan.pause_overrides[k] = (s + rng.randint(0, 10), e + rng.randint(60, 180))
+    return plans
 
-    agents_out: list[ScenarioAgent] = []
+
+def _timelines(
+    ids: Sequence[str],
+    teams: Sequence[str],
+    plans: dict[str, _Plan],
+    rng: random.Random,
+    billing_busy: tuple[int, int],
+) -> dict[str, _Timeline]:
+    """Each agent's states: following the plan, then the scripted incidents."""
+    _, b_late, c_wrap, d_pause, e_logoff = ids[:5]
     timelines: dict[str, _Timeline] = {}
     for i, agent_id in enumerate(ids):
         plan = plans[agent_id]
@@ -405,47 +466,7 @@ def build_demo(now: datetime, agents: int = 36, *, seed: int = 7) -> DemoCentre:
     )
     _override(timelines[d_pause], [(5, ADMIN), (200, AVAILABLE)], 5, 205)
     _override(timelines[e_logoff], [(60, LOGGED_OFF), (170, AVAILABLE)], 60, 175)
-
-    start_offset = -int(HISTORY.total_seconds())
-    for i, agent_id in enumerate(ids):
-        segs = tuple(
-            Segment(now + _s(s), now + _s(e), agent_id, act)
-            for s, e, act in plans[agent_id].segments
-        )
-        states = tuple(
-            (now + _s(at), st)
-            for at, st in timelines[agent_id].items
-            if start_offset <= at <= end_offset
-        )
-        agents_out.append(ScenarioAgent(agent_id, names[i], teams[i], segs, states))
-
-    queues = tuple(
-        _queue(
-            rng,
-            now,
-            team,
-            lines=[timelines[a] for a, t in zip(ids, teams, strict=True) if t == team],
-            busy=billing_busy if team == "Billing" else None,
-            tz=tz,
-        )
-        for team in TEAMS
-    )
-    scenario = Scenario(
-        name="puzzel-monitor demo",
-        source="<demo>",
-        customer_key=DEMO_TENANT,
-        timezone=tz,
-        start=now - HISTORY,
-        end=now + AHEAD,
-        agents=tuple(agents_out),
-        queues=queues,
-    )
-    return DemoCentre(
-        scenario=scenario,
-        incidents=incidents,
-        names=dict(zip(ids, names, strict=True)),
-        queue_names={q.id: q.description for q in queues},
-    )
+    return timelines
 
 
 def _override(

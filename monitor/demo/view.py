@@ -15,18 +15,14 @@ import re
 import shutil
 import unicodedata
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TextIO
+from datetime import datetime, timedelta, tzinfo
+from typing import TextIO
 
 from monitor.core.clock import Clock
 from monitor.core.states import StateKind
-from monitor.demo.scenario import rules_note
 from monitor.engine.model import AgentEvaluation, AlertTransition
-
-if TYPE_CHECKING:
-    from monitor.demo.demo import Demo
 
 STATE_COLUMNS: tuple[StateKind, ...] = (
     StateKind.AVAILABLE,
@@ -38,7 +34,6 @@ STATE_COLUMNS: tuple[StateKind, ...] = (
     StateKind.PAUSE,
     StateKind.LOGGED_OFF,
 )
-RECENT_ALERTS = 12
 
 BOLD, DIM, RED, GREEN, YELLOW, RESET = (
     "\x1b[1m",
@@ -179,87 +174,122 @@ def _alert_line(text: str) -> str:
     return text
 
 
-def render(data: ViewData, width: int = 100, height: int = 40) -> list[str]:
-    """The screen, as lines no wider than `width`."""
-    local = data.now
-    lines = [
-        f"{BOLD}puzzel-monitor demo{RESET} · tenant {data.tenant} · {data.agents} agents · "
-        f"{local.strftime('%H:%M:%S')} ({data.timezone_name}) · running "
-        f"{_duration(data.now - data.started)} · Ctrl-C to stop",
-        f"metrics {BOLD}{data.metrics_url}{RESET}   prometheus.yml:",
-        *(f"{DIM}  {line}{RESET}" for line in data.scrape),
-        f"{DIM}{data.rules_note}{RESET}",
-        "",
-    ]
-    header = f"{'AGENTS BY STATE':16}" + "".join(f"{k.value:>11}" for k in STATE_COLUMNS)
-    lines.append(f"{BOLD}{header}{RESET}")
-    total: Counter[StateKind] = Counter()
-    for team in sorted(data.teams):
-        counts = data.teams[team]
-        total.update(counts)
-        lines.append(f"{team:16}" + "".join(f"{counts.get(k, 0):>11}" for k in STATE_COLUMNS))
-    if not data.teams:
-        lines.append(f"{DIM}waiting for the first poll…{RESET}")
-    else:
-        lines.append(f"{'all':16}" + "".join(f"{total.get(k, 0):>11}" for k in STATE_COLUMNS))
-    lines.append("")
+# short column heads for terminals too narrow for the state names in full
+STATE_SHORT: dict[StateKind, str] = {
+    StateKind.AVAILABLE: "avail",
+    StateKind.CONNECTING: "ringing",
+    StateKind.CONNECTED: "on_call",
+    StateKind.BUSY: "busy",
+    StateKind.WRAP_UP: "wrap_up",
+    StateKind.NO_ANSWER: "no_ans",
+    StateKind.PAUSE: "pause",
+    StateKind.LOGGED_OFF: "off",
+}
+ROOMY_HEIGHT = 36  # from here on the scrape snippet and the rules note fit above the tables
+MIN_ALERT_LINES = 3
 
-    recent = data.recent[-RECENT_ALERTS:]
-    room = max(3, height - len(lines) - len(recent) - 5)
-    lines.append(f"{BOLD}OPEN EXCEPTIONS ({len(data.exceptions)}), longest first{RESET}")
-    lines.append(f"{DIM}{'lasting':>9}  {'who':28} {'rule':22} {'scheduled':11} state{RESET}")
-    for row in data.exceptions[:room]:
-        lines.append(
-            f"{YELLOW}{_duration(data.now - row.since):>9}{RESET}  {row.who[:28]:28} "
-            f"{row.rule:22} {row.activity[:11]:11} {row.state}"
-        )
-    if len(data.exceptions) > room:
-        lines.append(f"{DIM}  … and {len(data.exceptions) - room} more{RESET}")
-    if not data.exceptions:
-        lines.append(f"{DIM}  none{RESET}")
-    lines.append("")
+
+def render(data: ViewData, width: int = 100, height: int = 40) -> list[str]:
+    """The screen, as at most `height - 1` lines (the last row keeps the cursor) no wider than
+    `width`. Narrow or short terminals get short column heads and a two-line header; the rows
+    left go to the exceptions first, but never fewer than three to the latest alerts."""
+    head = _header(data, width, roomy=height >= ROOMY_HEIGHT)
+    table = _state_table(data.teams, width)
+    room = max(height - 1, 16) - len(head) - len(table) - 4  # 2 exception heads, blank, title
+    recent = data.recent
+    alert_rows = min(max(1, len(recent)), max(MIN_ALERT_LINES, room - max(1, len(data.exceptions))))
+    lines = [*head, *table, *_exceptions(data, width, max(2, room - alert_rows)), ""]
     lines.append(f"{BOLD}LAST ALERTS{RESET} (console sink)")
-    for at, text in recent:
-        lines.append(f"{DIM}{at.strftime('%H:%M:%S')}{RESET} {_alert_line(text)}")
+    tenant_note = f" (tenant {data.tenant})"  # the header names the tenant once
+    for at, text in recent[-alert_rows:]:
+        shown = _alert_line(text.replace(tenant_note, ""))
+        lines.append(f"{DIM}{at.strftime('%H:%M:%S')}{RESET} {shown}")
     if not recent:
         lines.append(f"{DIM}  none yet: the first incidents fire within two minutes{RESET}")
     return [_fit(line, width) for line in lines]
 
 
-def view_data(demo: Demo, feed: AlertFeed) -> ViewData:
-    """What the view shows now, read from the running demo."""
-    from monitor.demo.demo import METRICS_HOST  # noqa: PLC0415 - demo imports this module
+def _header(data: ViewData, width: int, *, roomy: bool) -> list[str]:
+    clock = f"{data.now.strftime('%H:%M:%S')} ({data.timezone_name})"
+    running = _duration(data.now - data.started)
+    title = f"{BOLD}puzzel-monitor demo{RESET} · tenant {data.tenant} · {data.agents} agents · "
+    metrics = f"metrics {BOLD}{data.metrics_url}{RESET}"
+    if width >= 110:
+        lines = [f"{title}{clock} · running {running} · Ctrl-C to stop"]
+    else:  # two lines of under 80 columns
+        lines = [f"{title}{clock}"]
+        metrics += f" · running {running} · Ctrl-C to stop"
+    if not roomy:
+        return [*lines, metrics, ""]
+    return [
+        *lines,
+        f"{metrics}   prometheus.yml:",
+        *(f"{DIM}  {line}{RESET}" for line in data.scrape),
+        f"{DIM}{data.rules_note}{RESET}",
+        "",
+    ]
 
-    tenant = demo.centre.scenario.customer_key
-    tz = demo.centre.scenario.timezone
-    evaluations: Sequence[AgentEvaluation] = ()
-    alerts: Sequence[AlertTransition] = ()
-    if demo.monitor is not None:
-        pipeline = demo.monitor.pipelines.by_tenant[tenant]
-        evaluations = pipeline.evaluations
-        alerts = pipeline.open_alerts(tenant)
-    now = demo.clock.now().astimezone(tz)
-    return ViewData(
-        now=now,
-        started=demo.started_at,
-        tenant=tenant,
-        agents=len(demo.centre.scenario.agents),
-        metrics_url=demo.metrics_url,
-        scrape=scrape_config(METRICS_HOST, demo.port),
-        rules_note=rules_note(),
-        teams=team_counts(evaluations),
-        exceptions=exception_rows(alerts, evaluations, demo.centre.names, demo.centre.queue_names),
-        recent=[(t.astimezone(tz), s) for t, s in feed.lines],
-        timezone_name=str(tz),
-    )
+
+def _state_table(teams: dict[str, Counter[StateKind]], width: int) -> list[str]:
+    name_w = min(16, max((len(t) for t in teams), default=4) + 2)
+    col = max(7, min(11, (width - name_w) // len(STATE_COLUMNS)))
+    heads = [k.value if col > len(k.value) else STATE_SHORT[k] for k in STATE_COLUMNS]
+
+    def row(label: str, counts: Counter[StateKind]) -> str:
+        return f"{label[: name_w - 1]:{name_w}}" + "".join(
+            f"{counts.get(k, 0):>{col}}" for k in STATE_COLUMNS
+        )
+
+    lines = [f"{BOLD}{'AGENTS':{name_w}}" + "".join(f"{h:>{col}}" for h in heads) + RESET]
+    total: Counter[StateKind] = Counter()
+    for team in sorted(teams):
+        total.update(teams[team])
+        lines.append(row(team, teams[team]))
+    if teams:
+        lines.append(row("all", total))
+    else:
+        lines.append(f"{DIM}waiting for the first poll…{RESET}")
+    return [*lines, ""]
+
+
+def _exceptions(data: ViewData, width: int, room: int) -> list[str]:
+    rows = data.exceptions
+    rule_w = max((len(r.rule) for r in rows), default=4)
+    # who gets what the fixed columns leave (lasting 6, scheduled 11, state about 11)
+    who_w = max(12, min(max((len(r.who) for r in rows), default=3), width - rule_w - 33))
+    lines = [
+        f"{BOLD}OPEN EXCEPTIONS ({len(rows)}), longest first{RESET}",
+        f"{DIM}{'lasting':>7} {'who':{who_w}} {'rule':{rule_w}} {'scheduled':11} state{RESET}",
+    ]
+    shown = rows if len(rows) <= room else rows[: room - 1]
+    for r in shown:
+        who = r.who if len(r.who) <= who_w else r.who[: who_w - 1] + "…"
+        lines.append(
+            f"{YELLOW}{_duration(data.now - r.since):>7}{RESET} {who:{who_w}} "
+            f"{r.rule:{rule_w}} {r.activity[:11]:11} {r.state}"
+        )
+    if len(shown) < len(rows):
+        lines.append(f"{DIM}  … and {len(rows) - len(shown)} more{RESET}")
+    if not rows:
+        lines.append(f"{DIM}  none{RESET}")
+    return lines
 
 
 class LiveView:
     """Redraws the screen once a second until stopped; leaves the terminal as it found it."""
 
-    def __init__(self, demo: Demo, feed: AlertFeed, out: TextIO, interval: float = 1.0) -> None:
-        self._demo = demo
+    def __init__(
+        self,
+        data: Callable[[], ViewData],
+        feed: AlertFeed,
+        out: TextIO,
+        *,
+        tz: tzinfo,
+        interval: float = 1.0,
+    ) -> None:
+        self._data = data  # what to show now (the demo reads its monitor and metrics URL)
         self._feed = feed
+        self._tz = tz
         self._out = out
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -271,7 +301,7 @@ class LiveView:
 
     def draw(self) -> None:
         size = shutil.get_terminal_size((100, 40))
-        lines = render(view_data(self._demo, self._feed), size.columns, size.lines)
+        lines = render(self._data(), size.columns, size.lines)
         frame = "\x1b[H" + "".join(f"{line}\x1b[K\n" for line in lines[: size.lines - 1])
         self._out.write(frame + "\x1b[J")
         self._out.flush()
@@ -289,8 +319,7 @@ class LiveView:
             self._task = None
         self._out.write("\x1b[?25h\x1b[?1049l")
         # what happened stays on the normal screen once the view is gone
-        tz = self._demo.centre.scenario.timezone
         for at, text in self._feed.lines:
-            self._out.write(f"{at.astimezone(tz).strftime('%H:%M:%S')} {text}\n")
+            self._out.write(f"{at.astimezone(self._tz).strftime('%H:%M:%S')} {text}\n")
         self._out.write("puzzel-monitor demo stopped\n")
         self._out.flush()

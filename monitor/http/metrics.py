@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -252,7 +252,22 @@ class SnapshotCollector:
                     paused.add_metric([tenant, team, pause_type], float(n))
         yield from (agents, paused)
         if self.per_agent:
-            yield from (code, since, entry)
+            yield from (code, since, entry, self._agent_info())
+
+    def _agent_info(self) -> Metric:
+        # names live on one info series so the other per-agent series need no name label (a
+        # rename would otherwise split their history); dashboards join on agent_id
+        info = GaugeMetricFamily(
+            "puzzelmon_agent_info",
+            "Always 1: the agent's name, for joins on agent_id. Every agent of the latest "
+            "agent-state poll, logged on or not.",
+            labels=["tenant", "team", "agent_id", "name"],
+        )
+        for tenant in sorted(self.store.agents):
+            for team, snap in sorted(self.store.agents[tenant].items()):
+                for a in snap.agents:
+                    info.add_metric([tenant, team, a.agent_id, a.name], 1.0)
+        return info
 
     def _engine(self, engine: EngineView) -> Iterator[Metric]:
         tenants = sorted({*self.store.agents, *(s.tenant for s in self.tenants())})
@@ -299,15 +314,22 @@ class SnapshotCollector:
             "When each open exception's condition began.",
             labels=["tenant", "team", "agent_id", "rule"],
         )
+        # queues are few and named by Puzzel, so their exceptions are listed whatever
+        # per_agent_series says (the dashboards' current-exceptions table shows both kinds)
+        queue_started = GaugeMetricFamily(
+            "puzzelmon_queue_exception_started_timestamp_seconds",
+            "When each open queue exception's condition began.",
+            labels=["tenant", "queue", "rule"],
+        )
         for tenant in tenants:
             if self.per_agent:
                 self._agent_standing(engine, tenant, activity, adherent)
             self._accrued(engine, tenant, counters)
-            self._open_exceptions(engine, tenant, exceptions, started)
+            self._open_exceptions(engine, tenant, exceptions, (started, queue_started))
         if self.per_agent:
             yield from (activity, adherent)
         yield from counters.values()
-        yield exceptions
+        yield from (exceptions, queue_started)
         if self.per_agent:
             yield started
 
@@ -342,15 +364,21 @@ class SnapshotCollector:
         engine: EngineView,
         tenant: str,
         exceptions: GaugeMetricFamily,
-        started: GaugeMetricFamily,
+        started: tuple[GaugeMetricFamily, GaugeMetricFamily],  # agents', queues'
     ) -> None:
+        agent_started, queue_started = started
         open_counts: dict[tuple[str, str], int] = defaultdict(int)
         for alert in engine.open_alerts(tenant):
             team = alert.team or ""
             open_counts[(team, alert.rule.value)] += 1
             if self.per_agent and alert.subject == "agent":
-                started.add_metric(
+                agent_started.add_metric(
                     [tenant, team, alert.subject_id, alert.rule.value],
+                    alert.condition_since.timestamp(),
+                )
+            elif alert.subject == "queue":
+                queue_started.add_metric(
+                    [tenant, alert.subject_id, alert.rule.value],
                     alert.condition_since.timestamp(),
                 )
         for (team, rule), n in sorted(open_counts.items()):
@@ -495,6 +523,9 @@ class Exporter:
         per_agent_series: bool = True,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        # client_python's counters add an undocumented `*_created` series each; dashboards and
+        # rules never use them, so they only cost series (a process-wide switch in the library)
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self.collector = SnapshotCollector(
             store,

@@ -234,7 +234,9 @@ def _rule(ctx: _Ctx, name: Any, spec: Any, base: RuleConfig | None, *, strict: b
     if "severity" in spec:
         sev = spec["severity"]
         if sev not in SEVERITIES:
-            raise ctx.error(f"{path}.severity", f"expected one of {', '.join(SEVERITIES)}")
+            raise ctx.error(
+                f"{path}.severity", f"expected one of {', '.join(SEVERITIES)}, got {sev!r}"
+            )
         changes["severity"] = sev
     if "pause_type" in spec:
         pt = spec["pause_type"]
@@ -407,7 +409,10 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise RulesError(str(path), "", f"not valid YAML: {e}", line) from None
+        # str(e) repeats the position in PyYAML's own words (and names the context's line, not
+        # the problem's); the line is in our prefix already, so keep only the problem
+        problem = getattr(e, "problem", None) or "cannot be parsed"
+        raise RulesError(str(path), "", f"not valid YAML: {problem}", line) from None
     return data, node
 
 

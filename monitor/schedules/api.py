@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -66,14 +67,17 @@ def schedule_routes(
 
     def query_date(request: web.Request) -> date:
         raw = request.query.get("date")
-        try:
-            if raw is None:
-                raise ValueError
-            return date.fromisoformat(raw)
-        except ValueError:
+        if raw is None:
             raise web.HTTPBadRequest(
                 text='{"error": "query parameter date=YYYY-MM-DD is required"}',
                 content_type="application/json",
+            )
+        try:
+            return date.fromisoformat(raw)
+        except ValueError as e:
+            problem = {"error": f"date: expected a date YYYY-MM-DD, got {raw!r} ({e})"}
+            raise web.HTTPBadRequest(
+                text=json.dumps(problem), content_type="application/json"
             ) from None
 
     async def put_schedules(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ import icalendar
 import orjson
 
 from monitor.engine.model import Segment
+from monitor.rules.loader import DEFAULT_ACTIVITIES as DEFAULT_ACTIVITY_TABLE
 from monitor.schedules.errors import ImportIssue, ScheduleImportError
 from monitor.schedules.localtime import (
     LocalTimeError,
@@ -33,12 +34,13 @@ from monitor.schedules.localtime import (
     parse_datetime,
     resolve_local,
 )
-from monitor.schedules.store import check_span
+from monitor.schedules.plan import ImportPlan, check_span
 
 Format = Literal["csv", "json", "ics"]
 
 # the contract's default activities (../shared/scenario-format.md), used when no rules are loaded
-DEFAULT_ACTIVITIES = frozenset({"phone", "break", "lunch", "meeting", "training", "off"})
+# the names of the default activities (their one table is in monitor.rules.loader)
+DEFAULT_ACTIVITIES = frozenset(DEFAULT_ACTIVITY_TABLE)
 
 _SUFFIXES: Mapping[str, Format] = {
     ".csv": "csv",
@@ -49,28 +51,6 @@ _SUFFIXES: Mapping[str, Format] = {
 }
 _AGENT_PREFIX = re.compile(r"^\s*agent:\s*(?P<agent>[^\s,;]+)[\s,;:]*(?P<rest>.*)$", re.I)
 _BAD_ID = re.compile(r"[\s|]")
-
-
-@dataclass(frozen=True, slots=True)
-class ImportPlan:
-    """A validated schedule, ready for `ScheduleStore.apply`: the segments become the whole
-    schedule of every agent in `agents` on every local date in `dates`."""
-
-    source: str
-    tz: tzinfo
-    segments: tuple[Segment, ...]
-    agents: frozenset[str]
-    dates: frozenset[date]
-    warnings: tuple[ImportIssue, ...] = ()
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "segments": len(self.segments),
-            "agents": sorted(self.agents),
-            "dates": [d.isoformat() for d in sorted(self.dates)],
-            "warnings": [w.as_dict() for w in self.warnings],
-        }
 
 
 @dataclass(slots=True)
@@ -93,6 +73,8 @@ class _Collector:
     entries: list[_Entry] = field(default_factory=list)
     agents: set[str] = field(default_factory=set)
     dates: set[date] = field(default_factory=set)
+    empty_where: str = ""
+    """Where to point when the source holds no segments at all (e.g. a CSV's header line)."""
 
     def __post_init__(self) -> None:
         self._activities = {a.lower(): a for a in self.known_activities}
@@ -176,6 +158,10 @@ class _Collector:
         if not agent or _BAD_ID.search(agent):
             self.issue(where, f"agent: invalid agent id {agent!r} (no blanks or '|')")
             return None
+        if not agent.isascii() or not agent.isdigit():
+            # Puzzel user ids are numbers; a name here would never match an agent's state
+            self.issue(where, f"agent: expected a Puzzel user id (digits only), got {agent!r}")
+            return None
         if self.known_agents is not None and agent not in self.known_agents:
             self.issue(where, f"unknown agent {agent!r}: Puzzel does not know this user id")
             return None
@@ -211,6 +197,9 @@ class _Collector:
         self.dates.add(day)
 
     def plan(self) -> ImportPlan:
+        if not self.entries and not self.agents and not self.issues:
+            # an empty import would still bump the schedule version and look like success
+            self.issue(self.empty_where, "no segments: nothing to import")
         by_agent: dict[str, list[_Entry]] = defaultdict(list)
         for e in self.entries:
             by_agent[e.segment.agent_id].append(e)
@@ -289,6 +278,7 @@ def parse_csv(
             if not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
                 continue
             if columns is None:
+                c.empty_where = f"{line} (header only)"
                 columns = _csv_header(c, line, row)
                 if columns is None:
                     break

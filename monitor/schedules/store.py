@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -31,9 +31,7 @@ from redis.exceptions import WatchError
 from monitor.engine.model import Segment
 from monitor.schedules.errors import ImportIssue, ScheduleImportError
 from monitor.schedules.localtime import local_date, local_midnight
-
-if TYPE_CHECKING:
-    from monitor.schedules.importers import ImportPlan
+from monitor.schedules.plan import ImportPlan, check_span
 
 _TENANT = re.compile(r"^[A-Za-z0-9_.@-]+$")
 _FORBIDDEN = re.compile(r"[\s|]")
@@ -56,21 +54,6 @@ def check_identifier(kind: str, value: str) -> None:
     """Agent ids and activity names go into keys and `|`-separated members: no `|`, no blanks."""
     if not value or _FORBIDDEN.search(value):
         raise ValueError(f"invalid {kind} {value!r}: must be non-empty, without blanks or '|'")
-
-
-def day_end(day: date, tz: tzinfo) -> datetime:
-    """The UTC instant at which local `day` ends."""
-    return local_midnight(day + timedelta(days=1), tz)
-
-
-def check_span(segment: Segment, tz: tzinfo) -> str | None:
-    """Why `segment` cannot be filed by start date (None if it can): it may run past one local
-    midnight, not two, because readers of a date look back only one day."""
-    if segment.end <= segment.start:
-        return "end is not after start"
-    if segment.end > day_end(local_date(segment.start, tz) + timedelta(days=1), tz):
-        return "a segment may run past midnight into the next day but no further; split it"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,32 +212,10 @@ class ScheduleStore:
         malformed segment and ScheduleImportError if a new segment would overlap a stored one
         that this call does not replace (a shift from the day before, or the next day's start).
         """
-        segs = sorted(_normalise(s) for s in segments)
-        for s in segs:
-            check_identifier("agent id", s.agent_id)
-            check_identifier("activity", s.activity)
-            why = check_span(s, tz)
-            if why:
-                raise ValueError(f"segment {s}: {why}")
-        agent_set = set(agents) if agents is not None else {s.agent_id for s in segs}
-        date_set = set(dates) if dates is not None else {local_date(s.start, tz) for s in segs}
-        for a in agent_set:
-            check_identifier("agent id", a)
-        new: dict[tuple[str, date], list[Segment]] = defaultdict(list)
-        for s in segs:
-            bucket = (s.agent_id, local_date(s.start, tz))
-            if bucket[0] not in agent_set or bucket[1] not in date_set:
-                raise ValueError(
-                    f"segment {s} (local date {bucket[1]}) is outside the agents/dates replaced"
-                )
-            new[bucket].append(s)
-        replaced = {(a, d) for a in agent_set for d in date_set}
+        segs, new, replaced = _buckets(segments, tz, agents, dates)
         neighbours = _neighbours(new, replaced, tz)
-
         seg_key = {b: self.segments_key(tenant, *b) for b in replaced | neighbours}
         watch = [*seg_key.values(), self.maxlen_key(tenant)]
-        longest = max((_epoch(s.end) - _epoch(s.start) for s in segs), default=0)
-        timeline = self.timeline_key(tenant)
         replaced_list = sorted(replaced)
         neighbour_list = sorted(neighbours)
         async with self._redis.pipeline(transaction=True) as tx:
@@ -272,24 +233,9 @@ class ScheduleStore:
                     if conflicts:
                         raise ScheduleImportError(conflicts)
                     tx.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-                    removed = 0
-                    for b in replaced_list:
-                        members = old[b]
-                        removed += len(members)
-                        if members:
-                            tx.zrem(timeline, *(f"{b[0]}|{_text(m)}" for m in members))
-                            tx.delete(seg_key[b])
-                        if b not in new:
-                            tx.srem(self.agents_key(tenant, b[1]), b[0])
-                    for b, bucket_segs in new.items():
-                        tx.zadd(seg_key[b], {_member(s): _epoch(s.start) for s in bucket_segs})
-                        tx.zadd(
-                            timeline,
-                            {f"{b[0]}|{_member(s)}": _epoch(s.start) for s in bucket_segs},
-                        )
-                        tx.sadd(self.agents_key(tenant, b[1]), b[0])
-                    old_max = int(maxlen_raw) if maxlen_raw is not None else 0
-                    if longest > old_max:
+                    removed = self._queue_replace(tx, tenant, new, old, seg_key)
+                    longest = max((_epoch(s.end) - _epoch(s.start) for s in segs), default=0)
+                    if longest > (int(maxlen_raw) if maxlen_raw is not None else 0):
                         tx.set(self.maxlen_key(tenant), longest)
                     tx.incr(self.version_key(tenant))
                     result = await tx.execute()
@@ -297,6 +243,61 @@ class ScheduleStore:
                 except WatchError:
                     continue
         raise RuntimeError(f"schedule write for tenant {tenant} kept conflicting; try again")
+
+    def _queue_replace(
+        self,
+        tx: Any,
+        tenant: str,
+        new: Mapping[tuple[str, date], list[Segment]],
+        old: Mapping[tuple[str, date], list[Any]],
+        seg_key: Mapping[tuple[str, date], str],
+    ) -> int:
+        """Queue, in the open transaction, the removal of the replaced agent-days and the
+        writing of the new ones. Returns the number of segments removed."""
+        timeline = self.timeline_key(tenant)
+        removed = 0
+        for b, members in sorted(old.items()):
+            removed += len(members)
+            if members:
+                tx.zrem(timeline, *(f"{b[0]}|{_text(m)}" for m in members))
+                tx.delete(seg_key[b])
+            if b not in new:
+                tx.srem(self.agents_key(tenant, b[1]), b[0])
+        for b, bucket_segs in new.items():
+            tx.zadd(seg_key[b], {_member(s): _epoch(s.start) for s in bucket_segs})
+            tx.zadd(timeline, {f"{b[0]}|{_member(s)}": _epoch(s.start) for s in bucket_segs})
+            tx.sadd(self.agents_key(tenant, b[1]), b[0])
+        return removed
+
+
+def _buckets(
+    segments: Iterable[Segment],
+    tz: tzinfo,
+    agents: set[str] | None,
+    dates: set[date] | None,
+) -> tuple[list[Segment], dict[tuple[str, date], list[Segment]], set[tuple[str, date]]]:
+    """Validate the segments and file them by (agent, local start date); the agent-days
+    replaced. Raises ValueError naming the first bad segment."""
+    segs = sorted(_normalise(s) for s in segments)
+    for s in segs:
+        check_identifier("agent id", s.agent_id)
+        check_identifier("activity", s.activity)
+        why = check_span(s, tz)
+        if why:
+            raise ValueError(f"segment {s}: {why}")
+    agent_set = set(agents) if agents is not None else {s.agent_id for s in segs}
+    date_set = set(dates) if dates is not None else {local_date(s.start, tz) for s in segs}
+    for a in agent_set:
+        check_identifier("agent id", a)
+    new: dict[tuple[str, date], list[Segment]] = defaultdict(list)
+    for s in segs:
+        bucket = (s.agent_id, local_date(s.start, tz))
+        if bucket[0] not in agent_set or bucket[1] not in date_set:
+            raise ValueError(
+                f"segment {s} (local date {bucket[1]}) is outside the agents/dates replaced"
+            )
+        new[bucket].append(s)
+    return segs, new, {(a, d) for a in agent_set for d in date_set}
 
 
 def _normalise(s: Segment) -> Segment:

@@ -22,6 +22,7 @@ import yaml
 from monitor.core.durations import parse_duration
 from monitor.core.states import LOGGED_OFF, AgentState
 from monitor.engine.model import RuleName, Segment
+from monitor.rules.loader import DEFAULT_ACTIVITIES
 
 # Visual-queue state fields (puzzel-api.md 4.2), reported even when a scenario never sets them.
 QUEUE_FIELDS: tuple[str, ...] = (
@@ -48,7 +49,6 @@ QUEUE_FIELDS: tuple[str, ...] = (
 # "a field never given reads 0, except sla, which reads 100"
 QUEUE_FIELD_DEFAULTS: dict[str, float] = dict.fromkeys(QUEUE_FIELDS, 0.0) | {"sla": 100.0}
 
-DEFAULT_ACTIVITIES: tuple[str, ...] = ("phone", "break", "lunch", "meeting", "training", "off")
 DEFAULT_CADENCE_USER_STATES = timedelta(seconds=5)
 DEFAULT_CADENCE_QUEUES = timedelta(seconds=15)
 

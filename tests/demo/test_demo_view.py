@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.core.clock import VirtualClock
 from monitor.core.states import AgentState, StateKind
+from monitor.demo.scenario import _names
 from monitor.demo.view import (
+    STATE_COLUMNS,
     AlertFeed,
     ViewData,
     exception_rows,
@@ -107,10 +109,88 @@ def test_render_shows_teams_exceptions_and_alerts_within_the_width() -> None:
     assert '- targets: ["127.0.0.1:8912"]' in text
     support = next(ln for ln in plain if ln.startswith("Support"))
     assert support.split()[1] == "2"  # available
-    assert "running 2m00s" in plain[0]
+    assert "running 2m00s" in plain[1]  # the short header: two lines for 80 columns
     row = next(ln for ln in plain if "long_wrap_up" in ln and "Ola Strand" in ln)
     assert row.split()[0] == "1m15s"
     assert any(ln.startswith("09:00:00 🔥 firing") for ln in plain)
+
+
+def _busy_data(exceptions: int, alerts: int) -> ViewData:
+    """Three teams with agents in every state, `exceptions` open ones, `alerts` recent lines."""
+    names = {}
+    evals = []
+    people = iter(sorted(_names(600), key=len, reverse=True))  # the demo's longest names
+    for i, kind in enumerate(STATE_COLUMNS):
+        for team in ("Support", "Sales", "Billing"):
+            aid = f"{1000 + i * 10 + len(team)}"
+            names[aid] = next(people)
+            state = AgentState(kind, "Break" if kind is StateKind.PAUSE else None)
+            evals.append(_eval(aid, team, state, "phone"))
+    rules = [RuleName.BREAK_OVERRUN, RuleName.QUEUE_NO_AGENTS_READY, RuleName.LATE_LOGIN]
+    open_ = [
+        _alert(rules[n % 3], "agent", evals[n].agent_id, T0 - timedelta(seconds=30 * (n + 1)))
+        for n in range(exceptions)
+    ]
+    lines = [
+        (T0, f"🔥 firing   break_overrun agent {n} (tenant 12345): Break overrun: someone")
+        for n in range(alerts)
+    ]
+    return ViewData(
+        now=T0,
+        started=T0 - timedelta(minutes=5),
+        tenant="12345",
+        agents=len(evals),
+        metrics_url="http://127.0.0.1:8912/metrics",
+        scrape=scrape_config("127.0.0.1", 8912),
+        rules_note="demo rules: 'after' set to break_overrun 20s, out_of_adherence 30s, ...",
+        teams=team_counts(evals),
+        exceptions=exception_rows(open_, evals, names, {}),
+        recent=lines,
+        timezone_name="Europe/Oslo",
+    )
+
+
+def test_the_view_is_readable_at_80_by_24() -> None:
+    """At 80×24 every line fits, the frame leaves the cursor row free, every state column is
+    there with its count, names are whole, and both exceptions and alerts get several lines."""
+    data = _busy_data(exceptions=12, alerts=12)
+    frame = render(data, width=80, height=24)
+    plain = [ANSI.sub("", ln) for ln in frame]
+    assert len(frame) <= 23
+    assert all(_columns(ln) <= 80 for ln in frame)
+    head = next(ln for ln in plain if ln.startswith("AGENTS"))
+    assert len(head.split()) == 1 + len(STATE_COLUMNS)
+    for team in ("Support", "Sales", "Billing"):
+        row = next(ln for ln in plain if ln.startswith(team))
+        assert row.split()[1:] == ["1"] * len(STATE_COLUMNS)  # one agent per state and team
+    shown = [r for r in data.exceptions if any(f" {r.who} " in ln for ln in plain)]
+    assert len(shown) >= 3  # whole "Name Surname (id)", not cut
+    # the demo's longest "Name Surname (id)" is among them, and no row is cut short
+    assert max(len(r.who) for r in data.exceptions) == max(len(n) for n in _names(600)) + 7
+    assert not any("…" in ln for ln in plain if ln.startswith("  ") and "more" not in ln)
+    assert any("… and" in ln and "more" in ln for ln in plain)
+    alert_lines = [ln for ln in plain if "🔥 firing" in ln]
+    assert len(alert_lines) >= 3
+    assert all("(tenant 12345)" not in ln for ln in alert_lines)
+
+
+def test_a_taller_wider_terminal_shows_more() -> None:
+    """With more room the view shows the scrape snippet, full state names, every exception
+    and more alert lines than at 80×24."""
+    data = _busy_data(exceptions=12, alerts=12)
+    small = render(data, width=80, height=24)
+    big = render(data, width=140, height=50)
+    plain = [ANSI.sub("", ln) for ln in big]
+    assert len(big) <= 49
+    assert all(_columns(ln) <= 140 for ln in big)
+    assert '- targets: ["127.0.0.1:8912"]' in "\n".join(plain)
+    assert "logged_off" in next(ln for ln in plain if ln.startswith("AGENTS"))
+    assert all(any(f" {r.who} " in ln for ln in plain) for r in data.exceptions)
+
+    def alerts(frame: list[str]) -> int:
+        return sum("🔥 firing" in ln for ln in frame)
+
+    assert alerts(big) > alerts(small)
 
 
 def test_alert_feed_keeps_whole_lines_with_their_arrival_time() -> None:

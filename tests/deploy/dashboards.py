@@ -63,7 +63,8 @@ def variable_values(
     dashboard: dict[str, Any], tenant: str = ".*", team: str = ".*", **others: str
 ) -> dict[str, str]:
     """A value for each of the dashboard's variables: `tenant`, `team` and `others` as given
-    (regexes, as the queries use `=~`), any other query variable `.*`, the data source its uid."""
+    (regexes, as the queries use `=~`), a custom variable its default, any other query variable
+    `.*`, the data source its uid."""
     values: dict[str, str] = {}
     for var in variables(dashboard):
         name = var["name"]
@@ -73,6 +74,8 @@ def variable_values(
             values[name] = tenant
         elif name == "team":
             values[name] = team
+        elif var["type"] == "custom" and name not in others:
+            values[name] = str(var.get("current", {}).get("value", ""))  # e.g. a top-N count
         else:
             values[name] = others.get(name, ".*")
     return values

@@ -28,7 +28,9 @@ GRAFANA_GLOBALS: Mapping[str, str] = {
     "__interval_ms": "15000",
     "__interval": "15s",
 }
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+# a variable name starts with a letter or `_`: `$1` is label_replace's capture group, which
+# Grafana leaves alone (it names no variable) and Prometheus expands
+_VARIABLE = re.compile(r"\$\{([A-Za-z_]\w*)(?::\w+)?\}|\$([A-Za-z_]\w*)|\[\[([A-Za-z_]\w*)\]\]")
 
 
 def substitute(expr: str, values: Mapping[str, str]) -> str:

@@ -4,6 +4,7 @@ exist, images are pinned, and every host name, port and path agrees across the f
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,8 @@ from tests.deploy.promql import ROOT
 SERVICES = compose_services()
 DOCKERFILE = ROOT / "Dockerfile"
 MONITOR_CONFIG = ROOT / "deploy" / "monitor.compose.yaml"
-EXPECTED = {"redis", "monitor", "simulator", "prometheus", "alertmanager", "grafana"}
+EXPECTED = {"redis", "monitor", "simulator", "schedules", "prometheus", "alertmanager", "grafana"}
+API_TOKEN_FILE = ROOT / "deploy" / "secrets" / "api_token"
 
 
 def _published(service: dict[str, Any]) -> set[int]:
@@ -68,9 +70,10 @@ def test_images_are_pinned(name: str) -> None:
 
 
 def test_the_monitor_image_is_built_here_and_tagged_with_the_package_version() -> None:
-    """monitor and simulator build this repository's Dockerfile, tagged with pyproject's version."""
+    """monitor, simulator and schedules build this repository's Dockerfile, tagged with
+    pyproject's version."""
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    for name in ("monitor", "simulator"):
+    for name in ("monitor", "simulator", "schedules"):
         assert SERVICES[name]["build"] == "."
         assert SERVICES[name]["image"] == f"puzzel-monitor:{version}"
 
@@ -190,11 +193,62 @@ def test_monitor_config_loads_with_the_real_loader() -> None:
     config_module = pytest.importorskip(
         "monitor.app.config", reason="monitor.app.config not written yet"
     )
-    config = config_module.load_config(MONITOR_CONFIG, environ={})
+    # the token file is where Compose mounts the secret; here it is the repository's file
+    env = {"PUZZEL_MONITOR_API__TOKEN_FILE": str(API_TOKEN_FILE)}
+    config = config_module.load_config(MONITOR_CONFIG, environ=env)
     (tenant,) = config.tenants
     assert tenant.api_base_url.startswith("http://simulator:")
     assert config.redis.url == "redis://redis:6379/0"
     assert config.exporter.port == 8912
+    assert config.api.token is not None
+    assert config.api.token.get_secret_value() == API_TOKEN_FILE.read_text().strip()
+
+
+def test_the_api_token_is_a_compose_secret_file() -> None:
+    """The config reads api.token from the file where Compose mounts the `api_token` secret,
+    which the monitor and the schedules service get and which exists in the repository."""
+    token_file = _monitor_config_yaml()["api"]["token_file"]
+    assert token_file == "/run/secrets/api_token"
+    secret = compose()["secrets"]["api_token"]
+    assert (ROOT / secret["file"]).resolve() == API_TOKEN_FILE
+    assert len(API_TOKEN_FILE.read_text().strip()) >= 32
+    for name in ("monitor", "schedules"):
+        assert "api_token" in SERVICES[name]["secrets"], name
+
+
+def _shell_invocations(service: dict[str, Any]) -> list[list[str]]:
+    """The `puzzel-monitor ...` commands in a service's `sh -c` script."""
+    assert service["entrypoint"] == ["sh", "-c"]
+    (script,) = service["command"]
+    steps = re.split(r"&&|;|\b(?:do|done|if|then|else|fi)\b", script)
+    return [shlex.split(s) for s in steps if s.strip().startswith("puzzel-monitor")]
+
+
+def test_the_schedules_service_imports_the_simulators_schedules() -> None:
+    """In the demo profile the `schedules` service writes the schedules of the simulator's
+    centre (same agents, groups, seed and time zone) and imports that file into the configured
+    tenant through the mounted configuration, after Redis is healthy."""
+    from monitor.cli import build_parser
+
+    svc = SERVICES["schedules"]
+    assert svc["profiles"] == ["demo"]
+    assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
+    publish, load = (build_parser().parse_args(a[1:]) for a in _shell_invocations(svc))
+    served = build_parser().parse_args(_command(SERVICES["simulator"])[1:])
+    assert publish.command == "simulate"
+    assert publish.schedules_out
+    assert publish.scenario is None
+    for arg in ("agents", "groups", "seed", "timezone"):
+        assert getattr(publish, arg) == getattr(served, arg), arg
+    assert (load.command, load.schedules_command) == ("schedules", "import")
+    assert load.file == publish.schedules_out
+    assert load.dry_run is False
+    (tenant,) = _monitor_config_yaml()["tenants"]
+    assert load.tenant == str(tenant["id"])
+    assert tenant["timezone"] == publish.timezone
+    mounts = bind_mounts(svc)
+    assert mounts[load.config] == MONITOR_CONFIG
+    assert mounts[_monitor_config_yaml()["rules_path"]] == ROOT / "rules"
 
 
 def test_monitor_config_uses_the_simulators_credentials() -> None:

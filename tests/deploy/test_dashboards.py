@@ -251,7 +251,8 @@ def test_exceptions_table_ranks_by_duration() -> None:
     d = next(d for d in DASHBOARDS.values() if d["uid"] == "pzm-adherence")
     panel = next(p for p in panels(d) if p["title"].startswith("Current exceptions"))
     expr = panel["targets"][0]["expr"]
-    assert expr.startswith("sort_desc(time() - ")
+    assert expr.startswith("sort_desc(")
+    assert "(time() - max by (tenant, team, agent_id, rule) " in expr
     assert "puzzelmon_exception_started_timestamp_seconds" in expr
     assert panel["fieldConfig"]["defaults"]["unit"] == "s"
     assert panel["options"]["sortBy"] == [{"displayName": "Open for", "desc": True}]
@@ -290,3 +291,99 @@ def test_dashboard_provider_is_a_file_provider() -> None:
     assert provider["folder"]
     assert provider["options"]["path"].startswith("/")
     assert provider["options"].get("foldersFromFilesStructure") is not True
+
+
+# --- issue 15: names, queue exceptions, 200 agents, unsupported endpoints -----------------------
+
+NAME_JOIN = re.compile(
+    r"\* on \(tenant, agent_id\) group_left \(name\) "
+    r"max by \(tenant, agent_id, name\) \(puzzelmon_agent_info\{tenant=~\"\$tenant\"\}\)"
+)
+
+
+def _adherence_panel(metric: str) -> dict[str, Any]:
+    d = next(d for d in DASHBOARDS.values() if d["uid"] == "pzm-adherence")
+    return next(p for p in panels(d) if metric in p["targets"][0]["expr"])
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "puzzelmon_agent_state_code",
+        "puzzelmon_agent_scheduled_activity_code",
+        "puzzelmon_agent_adherent",
+    ],
+)
+def test_timelines_name_agents_and_show_the_top_n(metric: str) -> None:
+    """Each per-agent timeline joins puzzelmon_agent_info for names (legend `name (id)`) and
+    keeps the `$top` agents with the most time out of adherence over the whole range."""
+    panel = _adherence_panel(metric)
+    (target,) = panel["targets"]
+    expr = target["expr"]
+    assert NAME_JOIN.search(expr), expr
+    assert target["legendFormat"] == "{{name}} ({{agent_id}})"
+    assert "and on (tenant, agent_id) topk($top, " in expr
+    # fixed at the range's end, so the same agents are kept across the whole timeline
+    assert expr.count("[$__range] @ end())") == 2
+    promql_parser.parse(substitute(expr, {"tenant": "a", "team": "b", "top": "20"}))
+
+
+def test_the_top_variable_keeps_200_agents_readable() -> None:
+    """`top` is a custom variable defaulting to a readable number of rows, with a choice large
+    enough for every agent of a 200-agent centre."""
+    d = next(d for d in DASHBOARDS.values() if d["uid"] == "pzm-adherence")
+    (top,) = (v for v in variables(d) if v["name"] == "top")
+    assert top["type"] == "custom"
+    choices = [int(x) for x in top["query"].split(",")]
+    assert int(top["current"]["value"]) <= 25
+    assert max(choices) >= 200
+    assert [o["value"] for o in top["options"]] == [str(c) for c in choices]
+
+
+def test_per_agent_table_shows_names() -> None:
+    """Both queries of the per-agent adherence table carry the name label, shown as Agent."""
+    d = next(d for d in DASHBOARDS.values() if d["uid"] == "pzm-adherence")
+    panel = next(p for p in panels(d) if p["title"].startswith("Adherence and conformance per"))
+    for target in panel["targets"]:
+        assert NAME_JOIN.search(target["expr"]), target["expr"]
+    organize = next(t for t in panel["transformations"] if t["id"] == "organize")["options"]
+    assert organize["renameByName"]["name"] == "Agent"
+    assert organize["indexByName"]["name"] == 0
+
+
+def test_current_exceptions_include_queues_and_names() -> None:
+    """The current-exceptions table lists agent exceptions by name (by id when the name is
+    unknown) and queue exceptions by queue name, in one `Who` column."""
+    panel = _adherence_panel("puzzelmon_exception_started_timestamp_seconds")
+    expr = panel["targets"][0]["expr"]
+    assert NAME_JOIN.search(expr)
+    assert "or on (tenant, agent_id) label_replace(" in expr  # no name: still listed
+    assert "puzzelmon_queue_exception_started_timestamp_seconds" in expr
+    # the queue's name only: its requests-waiting value must not scale the duration
+    assert (
+        "+ on (tenant, queue) group_left (queue_name) 0 * max by (tenant, queue, queue_name)"
+        in (expr)
+    )
+    assert '"who", "queue $1", "queue_name"' in expr
+    organize = panel["transformations"][0]["options"]
+    assert organize["renameByName"]["who"] == "Who"
+    assert organize["indexByName"]["who"] == 0
+    assert "queue" in panel["description"]
+
+
+def test_unsupported_endpoints_panel() -> None:
+    """The health dashboard lists, per tenant, the endpoints whose
+    puzzelmon_endpoint_supported is 0, as an instant table that says so when there are none."""
+    d = next(d for d in DASHBOARDS.values() if d["uid"] == "pzm-health")
+    panel = next(p for p in panels(d) if p["title"] == "Endpoints this tenant does not support")
+    (target,) = panel["targets"]
+    tree = promql_parser.parse(substitute(target["expr"], {"tenant": "acme"}))
+    assert isinstance(tree, promql_parser.BinaryExpr)  # `... == 0`: a filter, not a bool
+    assert target["expr"].rstrip().endswith("== 0")
+    assert metric_names(substitute(target["expr"], {"tenant": "acme"})) == {
+        "puzzelmon_endpoint_supported"
+    }
+    assert 'tenant=~"$tenant"' in target["expr"]
+    assert "by (tenant, endpoint)" in target["expr"]
+    assert (panel["type"], target["format"], target["instant"]) == ("table", "table", True)
+    assert panel["fieldConfig"]["defaults"]["noValue"]

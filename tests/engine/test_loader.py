@@ -128,3 +128,26 @@ def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert check_command(argparse.Namespace(path=str(tmp_path))) == 2
     assert "unknown rule" in capsys.readouterr().err
     assert check_command(argparse.Namespace(path=str(tmp_path / "missing"))) == 2
+
+
+def test_a_bad_severity_is_echoed(tmp_path: Path) -> None:
+    """`severity: warnin` names the key, the choices and the value given."""
+    (tmp_path / "rules.yaml").write_text("rules:\n  late_login:\n    severity: warnin\n")
+    with pytest.raises(RulesError) as err:
+        load_rules(tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 'rules.yaml'}:3: rules.late_login.severity: "
+        "expected one of info, warning, critical, got 'warnin'"
+    )
+
+
+def test_a_yaml_syntax_error_names_one_line(tmp_path: Path) -> None:
+    """A YAML syntax error is reported at the problem's line, and no second line number."""
+    (tmp_path / "rules.yaml").write_text(
+        "rules:\n  late_login:\n    after: 2m\n  long_pause: {after: 20m\n  early_logoff: {}\n"
+    )
+    with pytest.raises(RulesError) as err:
+        load_rules(tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'rules.yaml'}:{err.value.line}: not valid YAML: ")
+    assert "line" not in message.split("not valid YAML: ", 1)[1]

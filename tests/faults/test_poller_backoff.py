@@ -13,7 +13,7 @@ import pytest
 from monitor.app.service import make_client
 from monitor.ingest.cadence import Scheduler
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
-from tests.service.simserver import T0, SimServers
+from tests.simserver import T0, SimServers
 
 CADENCE = 60.0
 FAIL_FROM, FAIL_UNTIL = 30.0, 30.0 + 1200.0  # 20 minutes of 5xx

@@ -353,11 +353,8 @@ async def test_concurrent_callers_share_the_rate_limit(real_env: Env) -> None:
         assert max_in_window(seen, window) <= burst + rate * (window + jitter)
 
 
-async def test_no_secret_or_token_in_any_log_line(
-    env: Env, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """At debug level, neither structlog events nor stdlib log lines contain a password,
-    client secret, session id or token, across logins, refreshes, 401s and errors."""
+def _record_issued(env: Env) -> list[str]:
+    """Every token and session id the simulator hands out, recorded as it is issued."""
     issued: list[str] = []
     store = env.sim.tokens
     original_issue, original_session = store.issue, store.open_session
@@ -374,30 +371,44 @@ async def test_no_secret_or_token_in_any_log_line(
 
     store.issue = issue  # type: ignore[method-assign]  # record what the simulator hands out
     store.open_session = open_session  # type: ignore[method-assign]
+    return issued
+
+
+async def _exercise_every_flow(env: Env, errors: list[str]) -> None:
+    """Logins, a refresh, a 401 and errors in both auth flows, then refused credentials."""
+    for flow in ("puzzel_id", "password"):
+        client = await env.client(flow, deadline=3.0)
+        await client.user_groups()
+        assert isinstance(env.clock, VirtualClock)
+        env.clock.advance(200)  # expiry -> refresh
+        await client.users()
+        env.sim.revoke_tokens()  # 401 -> re-auth
+        await client.queues()
+        env.sim.faults.error_rate = 1.0
+        with pytest.raises(PuzzelError) as err:
+            await client.pause_types()
+        errors.append(str(err.value))
+        env.sim.faults.error_rate = 0.0
+    bad = PasswordCredentials(
+        customer_key=env.sim.customer_key, user_name="api.monitor", password="wrong-pw-123"
+    )
+    async with PuzzelClient(bad, auth_base_url=env.urls["auth"], clock=env.clock) as c:
+        with pytest.raises(PuzzelAuthError) as err:
+            await c.users()
+        errors.append(str(err.value))
+
+
+async def test_no_secret_or_token_in_any_log_line(
+    env: Env, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At debug level, neither structlog events nor stdlib log lines contain a password,
+    client secret, session id or token, across logins, refreshes, 401s and errors."""
+    issued = _record_issued(env)
     env.sim.faults.token_ttl = timedelta(minutes=3)
     errors: list[str] = []
 
     async def exercise() -> None:
-        for flow in ("puzzel_id", "password"):
-            client = await env.client(flow, deadline=3.0)
-            await client.user_groups()
-            assert isinstance(env.clock, VirtualClock)
-            env.clock.advance(200)  # expiry -> refresh
-            await client.users()
-            env.sim.revoke_tokens()  # 401 -> re-auth
-            await client.queues()
-            env.sim.faults.error_rate = 1.0
-            with pytest.raises(PuzzelError) as err:
-                await client.pause_types()
-            errors.append(str(err.value))
-            env.sim.faults.error_rate = 0.0
-        bad = PasswordCredentials(
-            customer_key=env.sim.customer_key, user_name="api.monitor", password="wrong-pw-123"
-        )
-        async with PuzzelClient(bad, auth_base_url=env.urls["auth"], clock=env.clock) as c:
-            with pytest.raises(PuzzelAuthError) as err:
-                await c.users()
-            errors.append(str(err.value))
+        await _exercise_every_flow(env, errors)
 
     saved = structlog.get_config()
     caplog.set_level(logging.DEBUG)

@@ -12,8 +12,8 @@ below, an independent continuous-time reading of ../shared/scenario-format.md in
 does not import the monitor's engine, so the replay test compares two separate implementations.
 
 `--verify` runs the same reference over hand-written scenario files (parsed with
-monitor.scenario, the file-format parser only) and prints the alerts and figures it derives, as a
-second opinion on hand arithmetic.
+monitor.simulator.scenario, the file-format parser only) and prints the alerts and figures it
+derives, as a second opinion on hand arithmetic.
 """
 
 from __future__ import annotations
@@ -605,7 +605,8 @@ def render(sc: RefScenario, plans: list[Plan], notes: dict[str, str]) -> str:
 
 
 def ref_scenario(s: Any) -> RefScenario:
-    """The reference's view of a parsed `monitor.scenario.Scenario` (--verify and the tests)."""
+    """The reference's view of a parsed `monitor.simulator.scenario.Scenario` (--verify and
+    the tests)."""
     acts = dict(DEFAULT_ACTIVITIES)
     for name, spec in s.activities.items():
         if "allowed" in spec:
@@ -628,7 +629,7 @@ def ref_scenario(s: Any) -> RefScenario:
 
 def verify(path: str) -> None:
     """Print what the reference derives for a scenario file (a check on hand arithmetic)."""
-    from monitor.scenario import load_scenario  # only --verify parses files
+    from monitor.simulator.scenario import load_scenario  # only --verify parses files
 
     s = load_scenario(path)
     sc = ref_scenario(s)

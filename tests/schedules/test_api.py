@@ -130,3 +130,26 @@ async def test_unknown_tenant_missing_date_and_content_type(client: TestClient[A
         f"{BASE}/schedules", data=b"x", headers={**AUTH, "Content-Type": "image/png"}
     )
     assert resp.status == 415
+
+
+async def test_an_impossible_date_is_named_not_called_missing(client: TestClient[Any, Any]) -> None:
+    """date=2026-13-01 is a 400 that echoes the value, not "date is required"."""
+    resp = await client.get(f"{BASE}/schedules?date=2026-13-01", headers=AUTH)
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert "'2026-13-01'" in error
+    assert "required" not in error
+
+
+async def test_a_header_only_csv_is_refused_and_writes_nothing(
+    client: TestClient[Any, Any], redis_client: aioredis.Redis
+) -> None:
+    """PUT of a CSV with only its header is a 400, and the schedule version stays unset."""
+    resp = await client.put(
+        f"{BASE}/schedules",
+        data=b"agent,start,end,activity\n",
+        headers={**AUTH, "Content-Type": "text/csv"},
+    )
+    assert resp.status == 400
+    assert "nothing to import" in await resp.text()
+    assert await redis_client.keys("*") == []

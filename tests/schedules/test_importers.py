@@ -8,12 +8,12 @@ import pytest
 
 from monitor.schedules.errors import ScheduleImportError
 from monitor.schedules.importers import (
-    ImportPlan,
     parse_csv,
     parse_ics,
     parse_json,
     read_schedule_file,
 )
+from monitor.schedules.plan import ImportPlan
 from tests.schedules.conftest import DATA, OSLO
 
 H = timedelta(hours=1)
@@ -216,3 +216,33 @@ def test_ics_without_agent_or_with_rrule_is_rejected() -> None:
         ("event e1 (line 4)", "no agent"),
         ("event e2 (line 10)", "recurring events (RRULE/RDATE) are not supported"),
     ]
+
+
+@pytest.mark.parametrize("agent", ["abc", "10o1", "١٢"])
+def test_an_agent_id_that_is_not_a_puzzel_user_id_is_refused(agent: str) -> None:
+    """Puzzel user ids are digits: `abc` is an issue naming the line and the value."""
+    text = f"agent,date,start,end,activity\n{agent},2026-03-02,08:00,09:00,phone\n"
+    with pytest.raises(ScheduleImportError) as err:
+        parse_csv(text, source="team.csv", tz=OSLO)
+    assert [str(i) for i in err.value.issues] == [
+        f"team.csv: line 2: agent: expected a Puzzel user id (digits only), got {agent!r}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["agent,start,end,activity\n", "agent,start,end,activity\n\n# x\n"]
+)
+def test_a_header_only_csv_is_refused(text: str) -> None:
+    """A CSV with a header and no rows is an error, not an import of nothing."""
+    with pytest.raises(ScheduleImportError) as err:
+        parse_csv(text, source="week.csv", tz=OSLO)
+    assert [str(i) for i in err.value.issues] == [
+        "week.csv: line 1 (header only): no segments: nothing to import"
+    ]
+
+
+def test_an_empty_json_list_is_refused() -> None:
+    """`[]` imports nothing either, so it is refused the same way."""
+    with pytest.raises(ScheduleImportError) as err:
+        parse_json("[]", source="week.json", tz=OSLO)
+    assert [str(i) for i in err.value.issues] == ["week.json: no segments: nothing to import"]

@@ -117,3 +117,46 @@ async def test_rules_directory_supplies_the_known_activities(tmp_path: Path) -> 
     without = cli(None, *args)
     assert without.returncode == 2
     assert f"{sched}: line 2: unknown activity 'coaching'" in without.stderr
+
+
+async def test_the_redis_url_variable_works_with_a_config(
+    redis_server: RedisServer, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """$PUZZEL_MONITOR_REDIS_URL with -c: the configuration loads and the variable wins over
+    its redis.url (it used to fail with `redis_url: unknown key`)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "tenants:\n"
+        "  - customer_key: t1\n"
+        "    timezone: Europe/Oslo\n"
+        "    credentials: {user_name: u, password: p}\n"
+        "redis: {url: 'redis://127.0.0.1:1/0'}\n"
+    )
+    done = cli(redis_server, "import", str(DATA / "week.csv"), "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert await redis_client.get("pzm:t1:sched:version") == b"1"
+
+
+async def test_header_only_csv_exits_2_and_keeps_the_version(
+    redis_server: RedisServer, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """A header-only CSV exits 2 naming the file, and the schedule version is not bumped."""
+    ok = cli(redis_server, "import", str(DATA / "week.csv"), "--timezone", "Europe/Oslo")
+    assert ok.returncode == 0, ok.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("agent,start,end,activity\n")
+    done = cli(redis_server, "import", str(empty), "--timezone", "Europe/Oslo")
+    assert done.returncode == 2
+    assert f"{empty}: line 1 (header only): no segments: nothing to import" in done.stderr
+    assert await redis_client.get("pzm:t1:sched:version") == b"1"
+
+
+async def test_dry_run_refuses_a_non_numeric_agent(tmp_path: Path) -> None:
+    """--dry-run of a file with agent `abc` exits 2 with the usual message."""
+    sched = tmp_path / "a.csv"
+    sched.write_text("agent,date,start,end,activity\nabc,2026-03-02,08:00,09:00,phone\n")
+    done = cli(None, "import", str(sched), "--timezone", "Europe/Oslo", "--dry-run")
+    assert done.returncode == 2
+    assert f"{sched}: line 2: agent: expected a Puzzel user id (digits only), got 'abc'" in (
+        done.stderr
+    )

@@ -23,7 +23,7 @@ from monitor.core.clock import SystemClock
 from monitor.simulator.app import create_app
 from monitor.simulator.simulator import Simulator
 from tests.redis_server import RedisServer, free_port
-from tests.service.simserver import SimServers, config_for, tenant_dict
+from tests.simserver import SimServers, config_for, tenant_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,6 +130,28 @@ async def test_sigterm_during_a_poll_exits_0_without_traceback(
     assert "Traceback" not in text
     events = [json.loads(line)["event"] for line in text.splitlines() if line.startswith("{")]
     assert "shutting down" in events
+    assert events[-1] == "stopped"
+
+
+async def test_sigint_exits_130_after_a_graceful_stop(
+    tmp_path: Path, live_sim: LiveSimulator, redis_server: RedisServer
+) -> None:
+    """Ctrl-C (SIGINT) stops as gracefully as SIGTERM but exits 130, as documented."""
+    tenant = tenant_dict(live_sim.sim, await live_sim.start())
+    port = free_port()
+    proc = await start_run(write_config(tmp_path, tenant, port, redis_server.url))
+    try:
+        await wait_ready(port, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 12)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = stderr.decode()
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text
+    events = [json.loads(line)["event"] for line in text.splitlines() if line.startswith("{")]
     assert events[-1] == "stopped"
 
 
