@@ -21,6 +21,7 @@ from monitor.app.config import Config
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
+from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
 from monitor.http.auth import bearer_middleware
 from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
@@ -169,7 +170,9 @@ class Monitor:
                 }
                 await self.pipelines.by_tenant[tenant].check_staleness(last)
             await self.redis.set(
-                f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL
+                RedisKeys(self.key_prefix).heartbeat(),
+                self.clock.now().isoformat(),
+                ex=HEARTBEAT_TTL,
             )
         except RedisError as e:
             self.redis_guard.mark_down(e)
