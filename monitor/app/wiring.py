@@ -4,6 +4,8 @@ tenant, alert delivery, pollers, the exporter and the HTTP API. Used by `run` an
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -24,8 +26,14 @@ from monitor.core.clock import Clock, SystemClock
 from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
 from monitor.http.auth import bearer_middleware
-from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
-from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.pipeline.cycle import (
+    AlertPublisher,
+    PipelineSet,
+    ScheduleSource,
+    TenantPipeline,
+    TransitionObserver,
+)
+from monitor.pipeline.state_store import EngineStateStore, RedisEngineStateStore
 from monitor.rules.loader import load_rules
 from monitor.schedules.api import schedule_routes
 from monitor.schedules.store import ScheduleStore
@@ -35,6 +43,36 @@ log = structlog.get_logger(__name__)
 HOUSEKEEPING_INTERVAL = 15.0
 HEARTBEAT_TTL = 60
 REDIS_CHECK_INTERVAL = 5.0
+
+
+def tenant_pipeline(
+    tenant: str,
+    *,
+    redis: aioredis.Redis,
+    ruleset: RuleSet,
+    clock: Clock,
+    publisher: AlertPublisher | None,
+    observers: Sequence[TransitionObserver] = (),
+    key_prefix: str = "pzm",
+    schedules: ScheduleSource | None = None,
+    state_store: EngineStateStore | None = None,
+    persist_interval: timedelta | None = None,
+    cls: type[TenantPipeline] = TenantPipeline,
+) -> TenantPipeline:
+    """One tenant's cycle (schedules -> engine -> outbox -> persisted state): the one place it
+    is put together (the monitor, replay, the benchmarks). Schedules and engine state are read
+    from and written to `redis` under `key_prefix` unless given."""
+    extra = {} if persist_interval is None else {"persist_interval": persist_interval}
+    return cls(
+        tenant=tenant,
+        ruleset=ruleset,
+        schedules=schedules or ScheduleStore(redis, key_prefix=key_prefix),
+        state_store=state_store or RedisEngineStateStore(redis, key_prefix=key_prefix),
+        clock=clock,
+        publisher=publisher,
+        observers=observers,
+        **extra,
+    )
 
 
 class Monitor:
@@ -79,18 +117,18 @@ class Monitor:
             console_stream=console_stream,
             key_prefix=key_prefix,
         )
-        state_store = RedisEngineStateStore(self.redis, key_prefix=key_prefix)
         self.pipelines = PipelineSet(
             on_redis_error=self._redis_error,
             pipelines=[
-                TenantPipeline(
-                    tenant=t.customer_key,
+                tenant_pipeline(
+                    t.customer_key,
+                    redis=self.redis,
                     ruleset=self.ruleset,
-                    schedules=self.schedules,
-                    state_store=state_store,
                     clock=self.clock,
                     publisher=self.alerting,
                     observers=observers,
+                    key_prefix=key_prefix,
+                    schedules=self.schedules,
                 )
                 for t in config.tenants
             ],

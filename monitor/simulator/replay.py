@@ -35,7 +35,8 @@ from aiohttp import web
 from monitor.alerts.outbox import Outbox
 from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
 from monitor.app.logging import configure_logging
-from monitor.app.service import make_client
+from monitor.app.service import tenant_pollers
+from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import VirtualClock
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
 from monitor.core.states import LOGGED_OFF, AgentState, StateKind
@@ -43,7 +44,6 @@ from monitor.engine.engine import next_due
 from monitor.engine.model import AlertTransition, RuleSet
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.pipeline.cycle import TenantPipeline
-from monitor.pipeline.state_store import RedisEngineStateStore
 from monitor.rules.loader import RulesError, ruleset_from_mapping
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.app import create_app, tenant_settings
@@ -172,14 +172,14 @@ async def run_replay(
             )
 
     outbox = Outbox(redis, sinks=["replay"], clock=clock, key_prefix=key_prefix)
-    pipeline = TenantPipeline(
-        tenant=tenant,
+    pipeline = tenant_pipeline(
+        tenant,
+        redis=redis,
         ruleset=ruleset,
-        schedules=schedules,
-        state_store=RedisEngineStateStore(redis, key_prefix=key_prefix),
         clock=clock,
         publisher=outbox,
         observers=[record],
+        key_prefix=key_prefix,
         # saved with every transition regardless; a longer idle interval keeps a day quick
         persist_interval=timedelta(minutes=5),
     )
@@ -187,8 +187,9 @@ async def run_replay(
     end = scenario.end if stop_at is None else min(stop_at, scenario.end)
     try:
         async with aiohttp.ClientSession() as session:
-            client = make_client(tenant_cfg, session=session, clock=clock)
-            pollers = TenantPollers(tenant_cfg, client, clock, LatestSnapshots(), sink=pipeline)
+            _, pollers = tenant_pollers(
+                tenant_cfg, session=session, clock=clock, store=LatestSnapshots(), sink=pipeline
+            )
             result.polls = await _drive(
                 scenario, pollers, pipeline, ruleset=ruleset, clock=clock, end=end
             )
