@@ -84,6 +84,10 @@ class ReplayResult:
     polls: int = 0
     requests: int = 0
     requests_by_endpoint: dict[str, int] = field(default_factory=dict)
+    # the live parts as the run left them, for what reads a monitor's state (the MCP tests)
+    pipeline: TenantPipeline | None = None
+    pollers: TenantPollers | None = None
+    latest: LatestSnapshots | None = None
 
 
 def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
@@ -188,7 +192,9 @@ async def run_replay(
     try:
         async with aiohttp.ClientSession() as session:
             client = make_client(tenant_cfg, session=session, clock=clock)
-            pollers = TenantPollers(tenant_cfg, client, clock, LatestSnapshots(), sink=pipeline)
+            latest = LatestSnapshots()
+            pollers = TenantPollers(tenant_cfg, client, clock, latest, sink=pipeline)
+            result.pipeline, result.pollers, result.latest = pipeline, pollers, latest
             result.polls = await _drive(
                 scenario, pollers, pipeline, ruleset=ruleset, clock=clock, end=end
             )
