@@ -19,6 +19,9 @@ from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
 from monitor.engine.model import RuleSet
 from monitor.http.auth import bearer_middleware
+from monitor.mcp.http import McpHttpServer
+from monitor.mcp.server import monitor_server
+from monitor.mcp.view import MonitorView, live_tenants
 from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
 from monitor.pipeline.state_store import RedisEngineStateStore
 from monitor.rules.loader import load_rules
@@ -101,6 +104,21 @@ class Monitor:
             port=port,
             registry=registry,
         )
+        self.mcp = self._mcp() if config.mcp.enabled else None
+
+    def _mcp(self) -> McpHttpServer:
+        """MCP over the live pipelines and pollers (the pollers appear when the service starts)."""
+        view = MonitorView(
+            live_tenants(self.pipelines, self.service.pollers, self.service.store),
+            alerts=self.alerting.outbox.store,
+            snoozes=self.alerting.snoozes,
+            schedules=self.schedules,
+            clock=self.clock,
+        )
+        server = monitor_server(
+            view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
+        )
+        return McpHttpServer(server, host=self.config.mcp.host, port=self.config.mcp.port)
 
     async def start(self) -> None:
         try:
@@ -115,6 +133,13 @@ class Monitor:
             "housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL, first_run_in=5.0
         )
         await self.service.start()
+        if self.mcp is not None:
+            try:
+                await self.mcp.start()
+            except OSError as e:
+                raise ServiceError(
+                    f"cannot serve MCP on port {self.config.mcp.port}: {e}"
+                ) from None
 
     @property
     def failed(self) -> BaseException | None:
@@ -138,6 +163,8 @@ class Monitor:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.mcp is not None:
+            await self.mcp.stop()
         await self.service.stop(grace=grace)
         with contextlib.suppress(Exception):  # Redis may be the reason we are stopping
             await self.pipelines.persist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import redis.asyncio as aioredis
 import structlog
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,6 +22,7 @@ from monitor.mcp import audit as codes
 from monitor.mcp.audit import AuditLog
 from monitor.mcp.tokens import Grant, TokenRejected, TokenStore
 from monitor.mcp.tools import Denied, NotFound, Tools
+from monitor.mcp.view import MonitorView
 
 log = structlog.get_logger(__name__)
 
@@ -239,3 +241,21 @@ def _write_tools(server: MCPServer, tools: Tools, gate: Gate) -> None:
 
 def _given(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
+
+
+def monitor_server(
+    view: MonitorView,
+    redis: aioredis.Redis,
+    *,
+    key_prefix: str = "pzm",
+    audit_maxlen: int = 100_000,
+    token: SecretStr | None = None,
+) -> MCPServer:
+    """The server over `view`, with the tokens and audit stream of the monitor's Redis."""
+    clock = view.clock
+    return build_server(
+        Tools(view),
+        TokenStore(redis, clock=clock, key_prefix=key_prefix),
+        AuditLog(redis, clock=clock, key_prefix=key_prefix, maxlen=audit_maxlen),
+        token=token,
+    )

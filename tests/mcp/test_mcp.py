@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -178,3 +180,24 @@ async def test_refusals_over_http(monitored: Monitored) -> None:
         assert "unknown or revoked" in await refused(client, "open_alerts")
     codes = [(e["token"], e["code"]) for e in await monitored.audit.entries()]
     assert codes == [("reader", "denied"), ("", "denied"), ("", "denied")]
+
+
+async def test_the_token_never_appears_in_answers_logs_or_audit(
+    monitored: Monitored, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token, _ = await monitored.tokens.create("desk", scopes=["read", "ack"])
+    secret = token.get_secret_value()
+    answers: list[str] = []
+    async with over_http(monitored, token) as client:
+        for tool in sorted(READ_TOOLS - {"agent_status"}):
+            answers.append(repr(await client.call_tool(tool, {})))
+        answers.append(repr(await client.call_tool("agent_status", {"tenant": TENANT})))  # invalid
+        answers.append(repr(await client.call_tool("snooze_alert", {"fingerprint": "nope"})))
+    assert "1102" in "".join(answers)  # the answers are there; the token is not
+    captured = capsys.readouterr()
+    seen = "".join(answers) + captured.out + captured.err + caplog.text
+    seen += (
+        repr(await monitored.audit.entries()) + repr(token) + repr(await monitored.tokens.list())
+    )
+    assert secret not in seen
