@@ -18,6 +18,7 @@ from monitor.core.snapshots import QueueObservation
 from monitor.core.states import AgentState
 from monitor.engine.engine import AgentMemory
 from monitor.engine.model import Accrual
+from monitor.ingest.pollers import TenantPollers
 from monitor.mcp.tokens import Grant
 from monitor.mcp.view import MonitorView
 
@@ -283,7 +284,7 @@ def _team(name: str, accs: list[Accrual]) -> dict[str, Any]:
     }
 
 
-def _connection(pollers: Any) -> dict[str, Any]:
+def _connection(pollers: TenantPollers) -> dict[str, Any]:
     return {
         "endpoints_supported": pollers.supported(),
         "polls": {
