@@ -47,6 +47,7 @@ from pydantic import (
 from monitor.alerts.config import AlertingConfig
 from monitor.core.durations import parse_duration
 from monitor.puzzel.endpoints import EndpointSetting, check_override
+from monitor.rules.yaml_reader import YamlProblem, read_value, read_yaml
 
 ENV_PREFIX = "PUZZEL_MONITOR_"
 ENV_DELIMITER = "__"
@@ -425,14 +426,10 @@ def load_config(
     except OSError as e:
         raise ConfigError(f"{file}: cannot read the configuration: {e.strerror or e}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        where = f"{file}:{line}" if line else file
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{where}: not valid YAML: {problem}", line=line) from None
+        data, node = read_yaml(text)
+    except YamlProblem as e:
+        where = f"{file}:{e.line}" if e.line else file
+        raise ConfigError(f"{where}: {e}", line=e.line) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -526,8 +523,8 @@ def _overlay_env(data: dict[str, Any], env: Mapping[str, str], sources: _Sources
             continue
         raw = env[name]
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+            value = read_value(raw) if raw.strip() else raw
+        except YamlProblem:
             value = raw
         if _is_secret_path(path):
             value = raw  # a secret is taken verbatim, never reinterpreted as YAML
