@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -16,14 +15,7 @@ from monitor.app.config import McpConfig
 from monitor.app.wiring import Monitor
 from monitor.mcp.tokens import TokenStore
 from monitor.rules.loader import ruleset_from_mapping
-from tests.service.simserver import T0, SimServer, SimServers, config_for
-
-
-@pytest.fixture
-async def make_sim_server() -> AsyncIterator[Callable[..., Any]]:
-    servers = SimServers()
-    yield servers.start
-    await servers.close()
+from tests.simserver import T0, SimServer, config_for
 
 
 async def test_run_serves_mcp_over_the_live_state(
