@@ -57,6 +57,10 @@ WRITE = ToolAnnotations(
 Impl = Callable[[Grant], Awaitable[dict[str, Any]]]
 
 
+class _Refused(ToolError):
+    """A refusal the gate has already written to the audit stream."""
+
+
 class Gate:
     """Token, scope, audit: every tool call goes through `call`."""
 
@@ -65,8 +69,8 @@ class Gate:
         self._audit = audit
         self._token = token
 
-    def _given(self, ctx: Context) -> str | None:
-        headers = ctx.headers
+    def _given(self, ctx: Context | None) -> str | None:
+        headers = ctx.headers if ctx is not None else None
         if headers is None:  # stdio or in-process: the token the server was started with
             return self._token.get_secret_value() if self._token else None
         scheme, _, value = (headers.get("authorization") or "").partition(" ")
@@ -95,15 +99,41 @@ class Gate:
             code, message = codes.ERROR, "internal error (see the monitor's log)"
         finally:
             await self._audit.record(token=name, tool=tool, arguments=arguments, code=code)
-        raise ToolError(message)
+        raise _Refused(message)
+
+    async def rejected(self, ctx: Context | None, tool: str, arguments: dict[str, Any]) -> None:
+        """A call the SDK refused before the tool ran (unknown tool, arguments against the
+        schema): audited too, under the token's name if the token is valid."""
+        try:
+            name: str | None = (await self._tokens.verify(self._given(ctx))).name
+        except TokenRejected:
+            name = None
+        await self._audit.record(token=name, tool=tool, arguments=arguments, code=codes.INVALID)
+
+
+class _AuditedServer(MCPServer):
+    """The SDK's server, with the calls it refuses itself written to the audit stream too."""
+
+    gate: Gate
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context | None = None
+    ) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            # the SDK may wrap the gate's refusal: that one is in the stream already
+            if not isinstance(exc, _Refused) and not isinstance(exc.__cause__, _Refused):
+                await self.gate.rejected(context, name, arguments)
+            raise
 
 
 def build_server(
     tools: Tools, tokens: TokenStore, audit: AuditLog, *, token: SecretStr | None = None
 ) -> MCPServer:
     """The server with every tool; `token` authorises stdio and in-process sessions."""
-    server = MCPServer("puzzel-monitor", instructions=INSTRUCTIONS, log_level="WARNING")
-    gate = Gate(tokens, audit, token)
+    server = _AuditedServer("puzzel-monitor", instructions=INSTRUCTIONS, log_level="WARNING")
+    gate = server.gate = Gate(tokens, audit, token)
     _read_tools(server, tools, gate)
     _write_tools(server, tools, gate)
     return server

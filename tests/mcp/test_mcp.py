@@ -173,13 +173,21 @@ async def test_refusals_over_http(monitored: Monitored) -> None:
     reader, _ = await monitored.tokens.create("reader")
     async with over_http(monitored, reader) as client:
         assert "lacks the 'ack' scope" in await refused(client, "unsnooze_alert", fingerprint="x")
+        assert "agent_id" in await refused(client, "agent_status", tenant=TENANT)  # the schema
+        assert "Unknown tool" in await refused(client, "drop_tables")
     async with over_http(monitored, SecretStr("pzm_mcp_guessed")) as client:
         assert "unknown or revoked" in await refused(client, "open_alerts")
     await monitored.tokens.revoke("reader")
     async with over_http(monitored, reader) as client:
         assert "unknown or revoked" in await refused(client, "open_alerts")
     codes = [(e["token"], e["code"]) for e in await monitored.audit.entries()]
-    assert codes == [("reader", "denied"), ("", "denied"), ("", "denied")]
+    assert codes == [
+        ("reader", "denied"),
+        ("reader", "invalid"),  # refused by the SDK before the tool ran, audited all the same
+        ("reader", "invalid"),
+        ("", "denied"),
+        ("", "denied"),
+    ]
 
 
 async def test_the_token_never_appears_in_answers_logs_or_audit(
