@@ -18,6 +18,9 @@ NOT_FOUND = "not_found"
 INVALID = "invalid"  # the arguments were refused
 ERROR = "error"
 
+# the arguments are the caller's, of any size: the stream keeps enough to see what was asked
+MAX_ARGUMENTS_BYTES = 2000
+
 
 class AuditLog:
     def __init__(
@@ -38,7 +41,7 @@ class AuditLog:
                 "at": self._clock.now().isoformat(),
                 "token": token or "",
                 "tool": tool,
-                "arguments": orjson.dumps(dict(arguments), default=str),
+                "arguments": orjson.dumps(dict(arguments), default=str)[:MAX_ARGUMENTS_BYTES],
                 "code": code,
             },
             maxlen=self._maxlen,
