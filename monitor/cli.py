@@ -17,7 +17,7 @@ from monitor.core.exits import EXIT_INTERRUPTED
 # subcommand -> "module:function"; each function takes the parsed Namespace and returns an exit code
 _HANDLERS = {
     "simulate": "monitor.simulator.cli:simulate_command",
-    "run": "monitor.app.service:run_command",
+    "run": "monitor.app.run:run_command",
     "replay": "monitor.simulator.replay:replay_command",
     "demo": "monitor.demo.demo:demo_command",
     "schedules import": "monitor.app.schedules_cli:import_command",
