@@ -104,7 +104,7 @@ async def _serve_stdio(config: Config, token: SecretStr, clock: Clock) -> int:
             schedules=ScheduleStore(redis, key_prefix=KEY_PREFIX),
             clock=clock,
         )
-        server = monitor_server(
+        server, _, _ = monitor_server(
             view, redis, key_prefix=KEY_PREFIX, audit_maxlen=config.mcp.audit_maxlen, token=token
         )
         await server.run_stdio_async()

@@ -115,10 +115,11 @@ class Monitor:
             schedules=self.schedules,
             clock=self.clock,
         )
-        server = monitor_server(
+        server, tokens, audit = monitor_server(
             view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
         )
-        return McpHttpServer(server, host=self.config.mcp.host, port=self.config.mcp.port)
+        mcp = self.config.mcp
+        return McpHttpServer(server, tokens, audit, host=mcp.host, port=mcp.port)
 
     async def start(self) -> None:
         try:

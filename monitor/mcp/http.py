@@ -15,6 +15,11 @@ from collections.abc import Iterator
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from monitor.mcp.audit import DENIED, AuditLog
+from monitor.mcp.tokens import TokenRejected, TokenStore
 
 PATH = "/mcp"
 
@@ -27,12 +32,42 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+def require_token(app: ASGIApp, tokens: TokenStore, audit: AuditLog) -> ASGIApp:
+    """401 for a request without a valid token, before the SDK sees it (so that even listing
+    the tools needs one); each tool call is then authorised again, with its scope."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            scheme, _, given = header.partition(" ")
+            try:
+                await tokens.verify(given.strip() if scheme.lower() == "bearer" else None)
+            except TokenRejected as e:
+                await audit.record(token=None, tool="(http)", arguments={}, code=DENIED)
+                headers = {"WWW-Authenticate": "Bearer"}
+                await JSONResponse({"error": str(e)}, 401, headers)(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
 class McpHttpServer:
-    def __init__(self, server: MCPServer, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        server: MCPServer,
+        tokens: TokenStore,
+        audit: AuditLog,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         app = server.streamable_http_app(
             streamable_http_path=PATH, stateless_http=True, json_response=True, host=host
         )
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            require_token(app, tokens, audit), log_level="warning", access_log=False, lifespan="on"
+        )
         self._uvicorn = _Uvicorn(config)
         self._host, self._port = host, port
         self._task: asyncio.Task[None] | None = None

@@ -280,12 +280,9 @@ def monitor_server(
     key_prefix: str = "pzm",
     audit_maxlen: int = 100_000,
     token: SecretStr | None = None,
-) -> MCPServer:
+) -> tuple[MCPServer, TokenStore, AuditLog]:
     """The server over `view`, with the tokens and audit stream of the monitor's Redis."""
     clock = view.clock
-    return build_server(
-        Tools(view),
-        TokenStore(redis, clock=clock, key_prefix=key_prefix),
-        AuditLog(redis, clock=clock, key_prefix=key_prefix, maxlen=audit_maxlen),
-        token=token,
-    )
+    tokens = TokenStore(redis, clock=clock, key_prefix=key_prefix)
+    audit = AuditLog(redis, clock=clock, key_prefix=key_prefix, maxlen=audit_maxlen)
+    return build_server(Tools(view), tokens, audit, token=token), tokens, audit

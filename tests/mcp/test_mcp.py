@@ -36,18 +36,24 @@ async def in_process(m: Monitored, token: SecretStr | None) -> AsyncIterator[Cli
 
 
 @asynccontextmanager
-async def over_http(m: Monitored, token: SecretStr | None) -> AsyncIterator[Client]:
-    http = McpHttpServer(build_server(m.tools, m.tokens, m.audit), port=0)
+async def serving(m: Monitored) -> AsyncIterator[McpHttpServer]:
+    http = McpHttpServer(build_server(m.tools, m.tokens, m.audit), m.tokens, m.audit, port=0)
     await http.start()
-    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
     try:
-        async with (
-            create_mcp_http_client(headers=headers) as httpx,
-            Client(streamable_http_client(http.url, http_client=httpx)) as client,
-        ):
-            yield client
+        yield http
     finally:
         await http.stop()
+
+
+@asynccontextmanager
+async def over_http(m: Monitored, token: SecretStr | None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    async with (
+        serving(m) as http,
+        create_mcp_http_client(headers=headers) as httpx,
+        Client(streamable_http_client(http.url, http_client=httpx)) as client,
+    ):
+        yield client
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
@@ -171,22 +177,35 @@ async def test_refusals_in_process(monitored: Monitored) -> None:
 
 async def test_refusals_over_http(monitored: Monitored) -> None:
     reader, _ = await monitored.tokens.create("reader")
+    brief, _ = await monitored.tokens.create("brief", ttl=timedelta(minutes=10))
     async with over_http(monitored, reader) as client:
         assert "lacks the 'ack' scope" in await refused(client, "unsnooze_alert", fingerprint="x")
         assert "agent_id" in await refused(client, "agent_status", tenant=TENANT)  # the schema
         assert "Unknown tool" in await refused(client, "drop_tables")
-    async with over_http(monitored, SecretStr("pzm_mcp_guessed")) as client:
-        assert "unknown or revoked" in await refused(client, "open_alerts")
     await monitored.tokens.revoke("reader")
-    async with over_http(monitored, reader) as client:
-        assert "unknown or revoked" in await refused(client, "open_alerts")
-    codes = [(e["token"], e["code"]) for e in await monitored.audit.entries()]
+    monitored.clock.advance(11 * 60)
+    # without a valid token not even the tool list: 401 before the SDK
+    list_tools = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with serving(monitored) as http, create_mcp_http_client() as raw:
+        for given, why in [
+            (None, "token is required"),
+            ("pzm_mcp_guessed", "unknown or revoked"),
+            (reader.get_secret_value(), "unknown or revoked"),
+            (brief.get_secret_value(), "expired"),
+        ]:
+            auth = {"Authorization": f"Bearer {given}"} if given else {}
+            answer = await raw.post(http.url, json=list_tools, headers={**accept, **auth})
+            assert answer.status_code == 401
+            assert answer.headers["www-authenticate"] == "Bearer"
+            assert why in answer.json()["error"]
+    codes = [(e["token"], e["tool"], e["code"]) for e in await monitored.audit.entries()]
     assert codes == [
-        ("reader", "denied"),
-        ("reader", "invalid"),  # refused by the SDK before the tool ran, audited all the same
-        ("reader", "invalid"),
-        ("", "denied"),
-        ("", "denied"),
+        ("reader", "unsnooze_alert", "denied"),
+        # refused by the SDK before the tool ran, audited all the same
+        ("reader", "agent_status", "invalid"),
+        ("reader", "drop_tables", "invalid"),
+        *[("", "(http)", "denied")] * 4,
     ]
 
 
