@@ -22,7 +22,7 @@ _HANDLERS = {
     "demo": "monitor.demo.demo:demo_command",
     "schedules import": "monitor.app.schedules_cli:import_command",
     "schedules show": "monitor.app.schedules_cli:show_command",
-    "rules check": "monitor.rules.loader:check_command",
+    "rules check": "monitor.app.rules_cli:check_command",
     "doctor": "monitor.app.doctor:doctor_command",
     "mcp": "monitor.app.mcp_cli:mcp_command",
     "mcp-token": "monitor.app.mcp_cli:token_command",
@@ -139,6 +139,7 @@ def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     rc = rl.add_parser("check", help="validate the files in rules/")
     rc.add_argument("path", nargs="?", default="rules")
+    rc.add_argument("-c", "--config", help="also check stale_data against this config's cadences")
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

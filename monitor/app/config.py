@@ -689,8 +689,30 @@ def _config_error(error: ValidationError, sources: _Sources) -> ConfigError:
     where, line = sources.where(path)
     label = f"{where}:{line}" if line else where
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    message = f"{label}: {key}: {_explain(first)}" + (more if len(errors) > 1 else "")
+    explained = _explain(first)
+    if _is_secret(path):
+        explained = _hide(explained, first.get("input"))
+    message = f"{label}: {key}: {explained}" + (more if len(errors) > 1 else "")
     return ConfigError(message, key=key, line=line)
+
+
+# keys whose values are secrets: a wrong value is described by its type, never shown
+_SECRET_KEYS = {"password", "client_secret", "token", "bearer_token", "hmac_key", "webhook_url"}
+
+
+def _is_secret(path: Path_) -> bool:
+    last = path[-1] if path else ""
+    # a webhook sink's `url` may carry a token in its query string
+    return last in _SECRET_KEYS or (last == "url" and "sinks" in path)
+
+
+def _hide(text: str, given: object) -> str:
+    """`text` without the secret `given` in it (its type is named instead)."""
+    shown = f"a value of type {type(given).__name__} (not shown: a secret)"
+    for form in (repr(given), str(given)):
+        if len(form) >= 3:  # too short to be worth hiding, and would mangle the text
+            text = text.replace(form, shown)
+    return text
 
 
 def iter_secrets(config: BaseModel) -> Iterator[str]:

@@ -87,7 +87,7 @@ DEFAULT_RULES: dict[RuleName, RuleConfig] = {
             threshold=0.85,
             window=_m(30),
         ),
-        RuleConfig(RuleName.STALE_DATA, after=_m(1), severity="critical"),
+        RuleConfig(RuleName.STALE_DATA, after=_m(2), severity="critical"),
         RuleConfig(RuleName.UNMAPPED_STATE, after=_m(1), severity="info"),
         RuleConfig(RuleName.UNKNOWN_AGENT, after=_m(5), severity="info"),
     )
@@ -468,13 +468,46 @@ def summary(ruleset: RuleSet) -> str:
     return "\n".join(lines)
 
 
-def check_command(args: argparse.Namespace) -> int:
-    """`puzzel-monitor rules check [path]`: 0 and a summary, or 2 and the error."""
+def stale_data_conflicts(
+    ruleset: RuleSet, cadences: Mapping[str, tuple[Mapping[str, float], float]]
+) -> list[str]:
+    """Why `stale_data` would flap with these cadences (tenant -> (kind -> seconds, jitter)):
+    its `after` must be longer than an endpoint's cadence plus jitter, or it fires between two
+    good polls."""
+    rule = ruleset.rules.get(RuleName.STALE_DATA)
+    if rule is None or not rule.enabled:
+        return []
+    after = rule.after.total_seconds()
+    problems = []
+    for tenant, (kinds, jitter) in cadences.items():
+        for kind, every in sorted(kinds.items()):
+            if after <= every + jitter:
+                need = format_duration(timedelta(seconds=2 * every))
+                problems.append(
+                    f"rules.stale_data.after: {format_duration(rule.after)} is not longer than "
+                    f"tenant {tenant}'s {kind} cadence ({format_duration(timedelta(seconds=every))}"
+                    f" + jitter), so it would fire between two good polls; use at least {need}"
+                )
+    return problems
+
+
+def check_command(
+    args: argparse.Namespace,
+    cadences: Mapping[str, tuple[Mapping[str, float], float]] | None = None,
+) -> int:
+    """`puzzel-monitor rules check [path]`: 0 and a summary, or 2 and the error. With
+    `cadences` (from a configuration, see `monitor.app.rules_cli`), `stale_data` is also checked
+    against them."""
     path = Path(getattr(args, "path", "rules") or "rules")
     try:
         ruleset = load_rules(path)
     except RulesError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    problems = stale_data_conflicts(ruleset, cadences or {})
+    for problem in problems:
+        print(f"error: {path}: {problem}", file=sys.stderr)
+    if problems:
         return EXIT_CONFIG
     print(f"{path}: ok")
     print(summary(ruleset))
