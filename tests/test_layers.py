@@ -25,6 +25,7 @@ LAYERS = (
     "pipeline",
     "alerts",
     "http",
+    "mcp",
     "app",
     "simulator",
     "demo",

@@ -26,6 +26,9 @@ from monitor.core.clock import Clock, SystemClock
 from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
 from monitor.http.auth import bearer_middleware
+from monitor.mcp.http import McpHttpServer
+from monitor.mcp.server import monitor_server
+from monitor.mcp.view import MonitorView, live_tenants
 from monitor.pipeline.cycle import (
     AlertPublisher,
     PipelineSet,
@@ -162,6 +165,22 @@ class Monitor:
             registry=registry,
         )
         self.service.exporter.readiness_checks.append(self.redis_guard.problems)
+        self.mcp = self._mcp() if config.mcp.enabled else None
+
+    def _mcp(self) -> McpHttpServer:
+        """MCP over the live pipelines and pollers (the pollers appear when the service starts)."""
+        view = MonitorView(
+            live_tenants(self.pipelines, self.service.pollers, self.service.store),
+            alerts=self.alerting.outbox.store,
+            snoozes=self.alerting.snoozes,
+            schedules=self.schedules,
+            clock=self.clock,
+        )
+        server, tokens, audit = monitor_server(
+            view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
+        )
+        mcp = self.config.mcp
+        return McpHttpServer(server, tokens, audit, host=mcp.host, port=mcp.port)
 
     def _redis_error(self, error: RedisError) -> None:
         self.redis_guard.mark_down(error)
@@ -187,6 +206,13 @@ class Monitor:
             "redis", self.redis_guard.check, self.redis_check_interval, first_run_in=1.0
         )
         await self.service.start()
+        if self.mcp is not None:
+            try:
+                await self.mcp.start()
+            except OSError as e:
+                raise ServiceError(
+                    f"cannot serve MCP on port {self.config.mcp.port}: {e}"
+                ) from None
 
     @property
     def failed(self) -> BaseException | None:
@@ -229,6 +255,8 @@ class Monitor:
         log.warning("redis.recovered_from_data_loss", open_alerts=len(open_now), written=written)
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.mcp is not None:
+            await self.mcp.stop()
         self.alerting.begin_stop()  # no new deliveries once draining starts
         await self.service.stop(grace=grace)
         with contextlib.suppress(Exception):  # Redis may be the reason we are stopping

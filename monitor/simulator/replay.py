@@ -84,6 +84,10 @@ class ReplayResult:
     polls: int = 0
     requests: int = 0
     requests_by_endpoint: dict[str, int] = field(default_factory=dict)
+    # the live parts as the run left them, for what reads a monitor's state (the MCP tests)
+    pipeline: TenantPipeline | None = None
+    pollers: TenantPollers | None = None
+    latest: LatestSnapshots | None = None
 
 
 def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
@@ -187,9 +191,11 @@ async def run_replay(
     end = scenario.end if stop_at is None else min(stop_at, scenario.end)
     try:
         async with aiohttp.ClientSession() as session:
+            latest = LatestSnapshots()
             _, pollers = tenant_pollers(
-                tenant_cfg, session=session, clock=clock, store=LatestSnapshots(), sink=pipeline
+                tenant_cfg, session=session, clock=clock, store=latest, sink=pipeline
             )
+            result.pipeline, result.pollers, result.latest = pipeline, pollers, latest
             result.polls = await _drive(
                 scenario, pollers, pipeline, ruleset=ruleset, clock=clock, end=end
             )
