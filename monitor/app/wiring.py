@@ -4,7 +4,7 @@ tenant, alert delivery, pollers, the exporter and the HTTP API. Used by `run` an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -60,13 +60,13 @@ def tenant_pipeline(
     schedules: ScheduleSource | None = None,
     state_store: EngineStateStore | None = None,
     persist_interval: timedelta | None = None,
-    cls: type[TenantPipeline] = TenantPipeline,
+    make: Callable[..., TenantPipeline] = TenantPipeline,
 ) -> TenantPipeline:
     """One tenant's cycle (schedules -> engine -> outbox -> persisted state): the one place it
     is put together (the monitor, replay, the benchmarks). Schedules and engine state are read
     from and written to `redis` under `key_prefix` unless given."""
     extra = {} if persist_interval is None else {"persist_interval": persist_interval}
-    return cls(
+    return make(
         tenant=tenant,
         ruleset=ruleset,
         schedules=schedules or ScheduleStore(redis, key_prefix=key_prefix),
