@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from tests.redis_server import RedisServer
 from tests.simserver import SimServers
@@ -39,3 +41,20 @@ async def make_sim_server() -> AsyncIterator[Callable[..., Any]]:
     servers = SimServers()
     yield servers.start
     await servers.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in-process configure logging as they would in production (`doctor`,
+    `rules check`, `mcp-token`): undo it, so no test sees another's log level."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    access = logging.getLogger("aiohttp.access").level
+    yield
+    structlog.configure(**saved)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(access)

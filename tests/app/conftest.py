@@ -7,15 +7,13 @@ import argparse
 import asyncio
 import contextlib
 import io
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import yaml
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
@@ -94,22 +92,6 @@ class SimSite:
 
 
 SiteFactory = Callable[[str], Awaitable[SimSite]]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`doctor_command` configures logging, as the command does: undo it for the next tests."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    access = logging.getLogger("aiohttp.access").level
-    yield
-    structlog.configure(**saved)
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("aiohttp.access").setLevel(access)
 
 
 @pytest.fixture
