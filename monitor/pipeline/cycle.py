@@ -36,6 +36,8 @@ from monitor.pipeline.state_store import EngineStateStore
 log = structlog.get_logger(__name__)
 
 TransitionObserver = Callable[[Sequence[AlertTransition]], Awaitable[None]]
+# Told each cycle's accruals before the engine state is saved (the adherence history).
+AccrualObserver = Callable[[Sequence[Accrual]], Awaitable[None]]
 
 
 class ScheduleSource(Protocol):
@@ -91,6 +93,7 @@ class TenantPipeline:
         clock: Clock,
         publisher: AlertPublisher | None = None,
         observers: Sequence[TransitionObserver] = (),
+        accrual_observers: Sequence[AccrualObserver] = (),
         schedule_window: timedelta = timedelta(hours=24),
         schedule_check_interval: timedelta = timedelta(seconds=30),
         persist_interval: timedelta = timedelta(seconds=30),
@@ -102,6 +105,7 @@ class TenantPipeline:
         self._clock = clock
         self._publisher = publisher
         self._observers = list(observers)
+        self._accrual_observers = list(accrual_observers)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
         # A schedule edit takes effect within this long; the version is not read every cycle.
@@ -154,6 +158,7 @@ class TenantPipeline:
             ruleset=self.ruleset,
         )
         self.evaluations = list(result.evaluations)
+        await self._tell_accruals(result.accruals)
         await self._commit(result.state, result.transitions)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
@@ -175,9 +180,15 @@ class TenantPipeline:
         state, accruals = account_until(
             self.state, now=now, schedules=schedules, ruleset=self.ruleset
         )
+        await self._tell_accruals(accruals)
         self.state = state
         await self.persist()
         return list(accruals)
+
+    async def _tell_accruals(self, accruals: Sequence[Accrual]) -> None:
+        if accruals:
+            for observer in self._accrual_observers:
+                await observer(accruals)
 
     async def _commit(self, state: EngineState, transitions: Sequence[AlertTransition]) -> None:
         if transitions:

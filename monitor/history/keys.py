@@ -1,0 +1,32 @@
+"""Every Redis key of the adherence history, in one place.
+
+Per tenant and local day, hashes of float fields (`HINCRBYFLOAT`): `agents` (agent, metric),
+`teams` (team, metric) and `slots` (team, 15-minute slot, metric); `exceptions` holds one JSON
+document per exception. `watermark` is per tenant: up to when each agent's time is on file.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+SEP = "\x1f"  # between the parts of a field name: agent ids and team names may hold anything
+
+
+class HistoryKeys:
+    def __init__(self, prefix: str = "pzm") -> None:
+        self.prefix = f"{prefix}:hist"
+
+    def agents(self, tenant: str, day: date) -> str:
+        return f"{self.prefix}:{tenant}:agents:{day.isoformat()}"
+
+    def teams(self, tenant: str, day: date) -> str:
+        return f"{self.prefix}:{tenant}:teams:{day.isoformat()}"
+
+    def slots(self, tenant: str, day: date) -> str:
+        return f"{self.prefix}:{tenant}:slots:{day.isoformat()}"
+
+    def exceptions(self, tenant: str, day: date) -> str:
+        return f"{self.prefix}:{tenant}:exceptions:{day.isoformat()}"
+
+    def watermark(self, tenant: str) -> str:
+        return f"{self.prefix}:{tenant}:watermark"
