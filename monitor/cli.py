@@ -24,6 +24,7 @@ _HANDLERS = {
     "schedules show": "monitor.app.schedules_cli:show_command",
     "rules check": "monitor.rules.loader:check_command",
     "doctor": "monitor.app.doctor:doctor_command",
+    "report adherence": "monitor.app.report_cli:adherence_command",
 }
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schedules(sub)
     _add_rules(sub)
     _add_doctor(sub)
+    _add_report(sub)
     return p
 
 
@@ -147,6 +149,22 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
 
 
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rep = sub.add_parser("report", help="adherence reports from the history").add_subparsers(
+        dest="report_command", required=True, metavar="REPORT"
+    )
+    ra = rep.add_parser("adherence", help="per agent and day: one CSV (or JSON)")
+    ra.add_argument("--tenant", required=True, metavar="KEY")
+    ra.add_argument("--from", dest="from_", required=True, metavar="DATE", help="YYYY-MM-DD")
+    ra.add_argument("--to", required=True, metavar="DATE", help="YYYY-MM-DD (inclusive)")
+    ra.add_argument("--team")
+    ra.add_argument("--agent")
+    ra.add_argument("--format", choices=["csv", "json"], default="csv")
+    ra.add_argument("-c", "--config", help="configuration file (for Redis and the time zone)")
+    ra.add_argument("--redis-url", help="Redis URL (overrides the config)")
+    ra.add_argument("--timezone", help="the tenant's time zone (default: config, or stored)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     key = args.command
@@ -154,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = f"schedules {args.schedules_command}"
     elif key == "rules":
         key = f"rules {args.rules_command}"
+    elif key == "report":
+        key = f"report {args.report_command}"
     module_name, func_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), func_name)
     try:

@@ -4,6 +4,7 @@ tenant, alert delivery, pollers, the exporter and the HTTP API. Used by `run` an
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -18,6 +19,8 @@ from monitor.app.config import Config
 from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
 from monitor.engine.model import RuleSet
+from monitor.history.api import history_routes
+from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
 from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
 from monitor.pipeline.state_store import RedisEngineStateStore
@@ -69,26 +72,23 @@ class Monitor:
             key_prefix=key_prefix,
         )
         state_store = RedisEngineStateStore(self.redis, key_prefix=key_prefix)
-        self.pipelines = PipelineSet(
-            [
-                TenantPipeline(
-                    tenant=t.customer_key,
-                    ruleset=self.ruleset,
-                    schedules=self.schedules,
-                    state_store=state_store,
-                    clock=self.clock,
-                    publisher=self.alerting,
-                    observers=observers,
-                )
-                for t in config.tenants
-            ]
-        )
         tenants = {t.customer_key: ZoneInfo(t.timezone) for t in config.tenants}
+        self.history = HistoryStore(
+            self.redis,
+            tenants=tenants,
+            clock=self.clock,
+            key_prefix=key_prefix,
+            retention=timedelta(seconds=config.history.retention),
+        )
+        self.pipelines = PipelineSet(
+            [self._pipeline(t.customer_key, state_store, observers) for t in config.tenants]
+        )
         routes = [
             schedule_routes(
                 self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
             ),
             self.alerting.routes(),
+            history_routes(self.history, default_interval=config.history.interval_minutes),
         ]
         self.service = Service(
             config,
@@ -100,6 +100,24 @@ class Monitor:
             host=host,
             port=port,
             registry=registry,
+        )
+
+    def _pipeline(
+        self,
+        tenant: str,
+        state_store: RedisEngineStateStore,
+        observers: tuple[TransitionObserver, ...],
+    ) -> TenantPipeline:
+        recorder = self.history.recorder(tenant)
+        return TenantPipeline(
+            tenant=tenant,
+            ruleset=self.ruleset,
+            schedules=self.schedules,
+            state_store=state_store,
+            clock=self.clock,
+            publisher=self.alerting,
+            observers=(*observers, recorder.record_transitions),
+            accrual_observers=[recorder.record_accruals],
         )
 
     async def start(self) -> None:

@@ -28,5 +28,9 @@ class HistoryKeys:
     def exceptions(self, tenant: str, day: date) -> str:
         return f"{self.prefix}:{tenant}:exceptions:{day.isoformat()}"
 
+    def timezone(self, tenant: str) -> str:
+        """The tenant's time zone, so a report needs no configuration to read its days."""
+        return f"{self.prefix}:{tenant}:timezone"
+
     def watermark(self, tenant: str) -> str:
         return f"{self.prefix}:{tenant}:watermark"

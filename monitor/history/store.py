@@ -69,6 +69,13 @@ class HistoryStore:
         }
 
 
+async def stored_timezone(
+    redis: aioredis.Redis, tenant: str, key_prefix: str = "pzm"
+) -> str | None:
+    raw = await redis.get(HistoryKeys(key_prefix).timezone(tenant))
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def _decode(h: dict[Any, Any]) -> dict[str, str]:
     def s(x: Any) -> str:
         return x.decode() if isinstance(x, bytes) else str(x)
@@ -119,6 +126,7 @@ class HistoryRecorder:
         for day, teams in filed.agent_teams.items():
             pipe.hset(k.agents(t, day), mapping=teams)  # type: ignore[arg-type]
         pipe.hset(k.watermark(t), mapping=filed.watermarks)  # type: ignore[arg-type]
+        pipe.set(k.timezone(t), self.tz.key)
         for day in filed.days():
             ttl = self._store.ttl(day, self.tz)
             for key in (k.agents(t, day), k.teams(t, day), k.slots(t, day)):
