@@ -70,3 +70,27 @@ async def test_a_second_replay_adds_nothing(redis_client: aioredis.Redis) -> Non
     assert before == after
     assert before["1901"]["scheduled_seconds"] == 28_800
     assert not await _report(redis_client, sc, "2026-03-03")
+
+
+async def test_a_restart_mid_shift_counts_nothing_twice(redis_client: aioredis.Redis) -> None:
+    """A monitor stopped mid-shift (after the midnight of a night shift) and started again from
+    its saved engine state, which is older than what the history has on file, ends with the
+    same record as a replay without the restart."""
+    sc = load_scenario(SCENARIO_DIR / "past_midnight.yaml")
+    whole = await run_replay(sc, redis=redis_client, key_prefix="whole", history_prefix="h1")
+    stop = sc.start + (sc.end - sc.start) * 0.7
+    await run_replay(sc, redis=redis_client, key_prefix="cut", history_prefix="h2", stop_at=stop)
+    await run_replay(sc, redis=redis_client, key_prefix="cut", history_prefix="h2")
+    tz = {sc.customer_key: sc.timezone}
+    day = date(2026, 3, 2)
+    reports = [
+        await adherence_report(
+            HistoryStore(redis_client, tenants=tz, clock=SystemClock(), key_prefix=p),
+            ReportQuery(sc.customer_key, day, day),
+        )
+        for p in ("h1", "h2")
+    ]
+    assert reports[0]["agents"] == reports[1]["agents"]
+    assert reports[0]["intervals"] == reports[1]["intervals"]
+    (row,) = reports[1]["agents"]
+    assert row["adherence"] == pytest.approx(whole.adherence[0].adherence, abs=1e-9)
