@@ -20,6 +20,7 @@ from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
 from monitor.engine.model import RuleSet
 from monitor.history.api import history_routes
+from monitor.history.approvals_api import approval_routes
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
 from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
@@ -89,6 +90,7 @@ class Monitor:
             ),
             self.alerting.routes(),
             history_routes(self.history, default_interval=config.history.interval_minutes),
+            approval_routes(self.history),
         ]
         self.service = Service(
             config,

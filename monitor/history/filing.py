@@ -39,6 +39,11 @@ class Filed:
         default_factory=lambda: defaultdict(dict)
     )
     watermarks: dict[str, float] = field(default_factory=dict)
+    # (day, agent) -> scheduled time out of adherence, as [start, end) epoch seconds, in order:
+    # what an approval of a time range can excuse
+    outs: defaultdict[tuple[date, str], list[tuple[float, float]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def days(self) -> set[date]:
         return set(self.agents) | set(self.slots)
@@ -87,6 +92,9 @@ def _file_piece(
 ) -> None:
     anchor_day = piece.shift_start.astimezone(tz).date() if piece.shift_start else None
     flags = _flags(piece)
+    if piece.scheduled and not piece.adherent:
+        day = anchor_day or start.astimezone(tz).date()
+        _add_range(out.outs[(day, acc.agent_id)], start.timestamp(), piece.end.timestamp())
     for a, b in _cuts(start, piece.end):
         seconds = (b - a).total_seconds()
         calendar_day = a.astimezone(tz).date()
@@ -98,6 +106,30 @@ def _file_piece(
                 out.agents[day][f"{acc.agent_id}{SEP}{metric}"] += seconds
                 out.teams[day][f"{acc.team}{SEP}{metric}"] += seconds
                 out.slots[calendar_day][f"{acc.team}{SEP}{slot}{SEP}{metric}"] += seconds
+
+
+def _add_range(ranges: list[tuple[float, float]], a: float, b: float) -> None:
+    if ranges and ranges[-1][1] == a:
+        ranges[-1] = (ranges[-1][0], b)
+    else:
+        ranges.append((a, b))
+
+
+def overlap_seconds(
+    ranges: Iterable[tuple[float, float]], windows: Iterable[tuple[float, float]]
+) -> float:
+    """Seconds of `ranges` (disjoint) inside the union of `windows` (which may overlap)."""
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(windows):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    total = 0.0
+    for a, b in ranges:
+        for wa, wb in merged:
+            total += max(0.0, min(b, wb) - max(a, wa))
+    return total
 
 
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:

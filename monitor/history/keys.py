@@ -2,7 +2,8 @@
 
 Per tenant and local day, hashes of float fields (`HINCRBYFLOAT`): `agents` (agent, metric),
 `teams` (team, metric) and `slots` (team, 15-minute slot, metric); `exceptions` holds one JSON
-document per exception. `watermark` is per tenant: up to when each agent's time is on file.
+document per exception, `outs` the agents' time out of adherence. Approvals and their audit
+trail are per tenant. `watermark` is per tenant: up to when each agent's time is on file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ class HistoryKeys:
 
     def exceptions(self, tenant: str, day: date) -> str:
         return f"{self.prefix}:{tenant}:exceptions:{day.isoformat()}"
+
+    def outs(self, tenant: str, day: date) -> str:
+        """Field `agent<SEP>start` -> end (epoch seconds): scheduled time out of adherence."""
+        return f"{self.prefix}:{tenant}:outs:{day.isoformat()}"
+
+    def approvals(self, tenant: str) -> str:
+        """Field approval id -> JSON (a withdrawn one stays, marked)."""
+        return f"{self.prefix}:{tenant}:approvals"
+
+    def audit(self, tenant: str) -> str:
+        """A list of JSON entries: every approval and withdrawal, who and when."""
+        return f"{self.prefix}:{tenant}:audit"
 
     def timezone(self, tenant: str) -> str:
         """The tenant's time zone, so a report needs no configuration to read its days."""

@@ -16,7 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.history.filing import METRICS
+from monitor.history.approvals import ApprovalStore
+from monitor.history.filing import METRICS, overlap_seconds
 from monitor.history.keys import SEP
 from monitor.history.store import HistoryStore
 
@@ -96,12 +97,14 @@ async def adherence_report(store: HistoryStore, q: ReportQuery) -> dict[str, Any
     teams: list[dict[str, Any]] = []
     intervals: list[dict[str, Any]] = []
     exceptions: list[dict[str, Any]] = []
+    windows = _windows(await ApprovalStore(store).active(q.tenant))
     day = q.start
     while day <= q.end:
         raw = await store.read_day(q.tenant, day)
         day_agents = _agent_rows(day, raw["agents"], q)
+        _approve(day_agents, _outs(raw["outs"]), windows)
         agents += day_agents
-        teams += _team_rows(day, raw["teams"], q)
+        teams += _team_rows(day, raw["teams"], q, day_agents)
         intervals += _interval_rows(raw["slots"], q, tz)
         exceptions += _exception_rows(day, raw["exceptions"], q, tz)
         day += timedelta(days=1)
@@ -132,20 +135,59 @@ def _agent_rows(day: date, fields: Mapping[str, str], q: ReportQuery) -> list[di
     return rows
 
 
-def _team_rows(day: date, fields: Mapping[str, str], q: ReportQuery) -> list[dict[str, Any]]:
+def _team_rows(
+    day: date, fields: Mapping[str, str], q: ReportQuery, agent_rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     if q.agent:
         return []
+    approved: dict[str, float] = defaultdict(float)
+    for r in agent_rows:
+        approved[r["team"]] += r["approved_seconds"]
     rows = []
     for (team,), m in sorted(_metrics(fields, 1).items()):
         if q.team and team != q.team:
             continue
         seconds = {k: float(m.get(k, 0.0)) for k in METRICS}
-        rows.append(
+        row = (
             {"date": day.isoformat(), "team": team}
             | {f"{k}_seconds": v for k, v in seconds.items()}
             | _ratios(seconds)
         )
+        rows.append(row | _approved(row, approved[team]))
     return rows
+
+
+def _windows(approvals: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for a in approvals:
+        span = (datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"]))
+        out[a["agent"]].append((span[0].timestamp(), span[1].timestamp()))
+    return out
+
+
+def _outs(fields: Mapping[str, str]) -> dict[str, list[tuple[float, float]]]:
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for f, end in fields.items():
+        agent, start = f.split(SEP)
+        out[agent].append((float(start), float(end)))
+    return out
+
+
+def _approve(
+    rows: list[dict[str, Any]],
+    outs: Mapping[str, list[tuple[float, float]]],
+    windows: Mapping[str, list[tuple[float, float]]],
+) -> None:
+    """Approved seconds: the agent's time out of adherence inside its approved ranges."""
+    for r in rows:
+        seconds = overlap_seconds(outs.get(r["agent"], []), windows.get(r["agent"], []))
+        r.update(_approved(r, seconds))
+
+
+def _approved(row: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+    sched = row["scheduled_seconds"]
+    adherence = (row["adherent_seconds"] + seconds) / sched if sched > 0 else None
+    return {"approved_seconds": seconds, "approved_adherence": adherence}
 
 
 def _interval_rows(fields: Mapping[str, str], q: ReportQuery, tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -194,7 +236,8 @@ def _exception_rows(
 
 CSV_COLUMNS = (
     "date", "agent", "team", "scheduled_seconds", "adherent_seconds", "productive_seconds",
-    "productive_scheduled_seconds", "adherence", "conformance", "exceptions",
+    "productive_scheduled_seconds", "adherence", "conformance", "approved_seconds",
+    "approved_adherence", "exceptions",
 )  # fmt: skip
 
 
@@ -217,7 +260,7 @@ def _cell(column: str, v: object) -> object:
     if v is None:
         return ""
     if isinstance(v, float):
-        if column in {"adherence", "conformance"}:
+        if column in {"adherence", "conformance", "approved_adherence"}:
             return f"{v:.4f}"
         return f"{v:.3f}".rstrip("0").rstrip(".")
     return v

@@ -60,8 +60,10 @@ class HistoryStore:
         pipe.hgetall(k.teams(tenant, day))
         pipe.hgetall(k.slots(tenant, day))
         pipe.hgetall(k.exceptions(tenant, day))
-        agents, teams, slots, exceptions = await pipe.execute()
+        pipe.hgetall(k.outs(tenant, day))
+        agents, teams, slots, exceptions, outs = await pipe.execute()
         return {
+            "outs": _decode(outs),
             "agents": _decode(agents),
             "teams": _decode(teams),
             "slots": _decode(slots),
@@ -93,6 +95,8 @@ class HistoryRecorder:
         self._marks: dict[str, float] | None = None  # loaded from Redis on first use
         # agent -> the start of the shift of its latest piece, to file its exceptions by shift
         self._anchors: dict[str, datetime] = {}
+        # agent -> (day, start, end) of its latest out-of-adherence range on file, to extend it
+        self._last_out: dict[str, tuple[date, float, float]] = {}
 
     async def _watermarks(self) -> dict[str, float]:
         if self._marks is None:
@@ -127,11 +131,22 @@ class HistoryRecorder:
             pipe.hset(k.agents(t, day), mapping=teams)  # type: ignore[arg-type]
         pipe.hset(k.watermark(t), mapping=filed.watermarks)  # type: ignore[arg-type]
         pipe.set(k.timezone(t), self.tz.key)
+        self._write_outs(pipe, filed)
         for day in filed.days():
             ttl = self._store.ttl(day, self.tz)
             for key in (k.agents(t, day), k.teams(t, day), k.slots(t, day)):
                 pipe.expire(key, ttl)
         await pipe.execute()
+
+    def _write_outs(self, pipe: Any, filed: Filed) -> None:
+        k, t = self._store.keys, self.tenant
+        for (day, agent), ranges in filed.outs.items():
+            for a, b in ranges:
+                last = self._last_out.get(agent)
+                start = last[1] if last is not None and last[0] == day and last[2] == a else a
+                pipe.hset(k.outs(t, day), f"{agent}{SEP}{start!r}", repr(b))
+                self._last_out[agent] = (day, start, b)
+            pipe.expire(k.outs(t, day), self._store.ttl(day, self.tz))
 
     async def record_transitions(self, transitions: Sequence[AlertTransition]) -> None:
         mine = [t for t in transitions if t.tenant == self.tenant]
