@@ -120,6 +120,7 @@ class Monitor:
             publisher=self.alerting,
             observers=(*observers, recorder.record_transitions),
             accrual_observers=[recorder.record_accruals],
+            before_persist=[recorder.flush],
         )
 
     async def start(self) -> None:

@@ -97,6 +97,7 @@ class HistoryRecorder:
         self._anchors: dict[str, datetime] = {}
         # agent -> (day, start, end) of its latest out-of-adherence range on file, to extend it
         self._last_out: dict[str, tuple[date, float, float]] = {}
+        self._pending: list[Accrual] = []
 
     async def _watermarks(self) -> dict[str, float]:
         if self._marks is None:
@@ -105,16 +106,23 @@ class HistoryRecorder:
         return self._marks
 
     async def record_accruals(self, accruals: Sequence[Accrual]) -> None:
-        marks = await self._watermarks()
-        filed = file_accruals(accruals, self.tz, marks)
+        """Buffered until `flush`, which the pipeline runs before it saves the engine state:
+        one write then carries many cycles, and the time on file never trails the state."""
+        self._pending.extend(accruals)
         for acc in accruals:
             anchors = [p.shift_start for p in acc.pieces if p.shift_start is not None]
             if anchors:
                 self._anchors[acc.agent_id] = anchors[-1]
-        if not filed.watermarks:
+
+    async def flush(self) -> None:
+        if not self._pending:
             return
-        await self._write(filed)
-        marks.update(filed.watermarks)
+        marks = await self._watermarks()
+        filed = file_accruals(self._pending, self.tz, marks)
+        if filed.watermarks:
+            await self._write(filed)
+            marks.update(filed.watermarks)
+        self._pending = []
 
     async def _write(self, filed: Filed) -> None:
         k, t = self._store.keys, self.tenant

@@ -36,8 +36,11 @@ from monitor.pipeline.state_store import EngineStateStore
 log = structlog.get_logger(__name__)
 
 TransitionObserver = Callable[[Sequence[AlertTransition]], Awaitable[None]]
-# Told each cycle's accruals before the engine state is saved (the adherence history).
+# Told each cycle's accruals (the adherence history, which may buffer them).
 AccrualObserver = Callable[[Sequence[Accrual]], Awaitable[None]]
+# Run before every save of the engine state: what was buffered from the accruals is then durable
+# before the state that would not account that time again is.
+PersistHook = Callable[[], Awaitable[None]]
 
 
 class ScheduleSource(Protocol):
@@ -94,6 +97,7 @@ class TenantPipeline:
         publisher: AlertPublisher | None = None,
         observers: Sequence[TransitionObserver] = (),
         accrual_observers: Sequence[AccrualObserver] = (),
+        before_persist: Sequence[PersistHook] = (),
         schedule_window: timedelta = timedelta(hours=24),
         schedule_check_interval: timedelta = timedelta(seconds=30),
         persist_interval: timedelta = timedelta(seconds=30),
@@ -106,6 +110,7 @@ class TenantPipeline:
         self._publisher = publisher
         self._observers = list(observers)
         self._accrual_observers = list(accrual_observers)
+        self._before_persist = list(before_persist)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
         # A schedule edit takes effect within this long; the version is not read every cycle.
@@ -212,6 +217,8 @@ class TenantPipeline:
 
     async def persist(self) -> None:
         """Save the engine's memory now (also called on shutdown)."""
+        for hook in self._before_persist:
+            await hook()
         await self._store.save(self.tenant, self.state.to_dict())
         self._persisted_at = self._clock.now()
 

@@ -190,6 +190,7 @@ async def run_replay(
         publisher=outbox,
         observers=[record, recorder.record_transitions],
         accrual_observers=[recorder.record_accruals],
+        before_persist=[recorder.flush],
         # saved with every transition regardless; a longer idle interval keeps a day quick
         persist_interval=timedelta(minutes=5),
     )
