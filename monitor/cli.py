@@ -17,12 +17,12 @@ from monitor.core.exits import EXIT_INTERRUPTED
 # subcommand -> "module:function"; each function takes the parsed Namespace and returns an exit code
 _HANDLERS = {
     "simulate": "monitor.simulator.cli:simulate_command",
-    "run": "monitor.app.service:run_command",
+    "run": "monitor.app.run:run_command",
     "replay": "monitor.simulator.replay:replay_command",
     "demo": "monitor.demo.demo:demo_command",
     "schedules import": "monitor.app.schedules_cli:import_command",
     "schedules show": "monitor.app.schedules_cli:show_command",
-    "rules check": "monitor.rules.loader:check_command",
+    "rules check": "monitor.app.rules_cli:check_command",
     "doctor": "monitor.app.doctor:doctor_command",
     "report adherence": "monitor.app.report_cli:adherence_command",
 }
@@ -138,6 +138,7 @@ def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     rc = rl.add_parser("check", help="validate the files in rules/")
     rc.add_argument("path", nargs="?", default="rules")
+    rc.add_argument("-c", "--config", help="also check stale_data against this config's cadences")
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

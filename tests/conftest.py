@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.redis_server import RedisServer
+from tests.simserver import SimServers
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +31,11 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redi
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def make_sim_server() -> AsyncIterator[Callable[..., Any]]:
+    """Start simulators served on loopback (VirtualClock at T0); closed after the test."""
+    servers = SimServers()
+    yield servers.start
+    await servers.close()

@@ -87,6 +87,50 @@ def test_the_engine_does_no_io(path: Path) -> None:
     assert not roots & IO_MODULES, (path.name, sorted(roots & IO_MODULES))
 
 
+def _module_graph() -> dict[str, set[str]]:
+    names = {
+        ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in _modules()
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    targets.add(full if full in names else node.module)
+        graph[name] = {t for t in targets if t in names and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Modules that import each other, directly or through others (lazy imports included)."""
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    found.append(path)
+                elif nxt not in seen and nxt > start:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    return found
+
+
+def test_no_import_circles() -> None:
+    """No module reaches itself through imports, not even through a lazy or type-only one."""
+    assert _cycles(_module_graph()) == []
+
+
+def test_the_circle_check_finds_a_circle() -> None:
+    """The check itself: a two-module and a three-module circle are found."""
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
+
+
 def test_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
     """The check itself: an import from a higher layer is found."""
     bad = tmp_path / "bad.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -60,6 +60,13 @@ class AlertMetrics:
             ["sink"],
             registry=registry,
         )
+        self.breaker_state = Gauge(
+            "puzzelmon_sink_breaker_state",
+            "Per sink: 0 delivering normally, 1 failing and waiting out its backoff, "
+            "2 trying again after a failure.",
+            ["sink"],
+            registry=registry,
+        )
         self.outbox = OutboxCollector()
         registry.register(self.outbox)
 
@@ -68,3 +75,4 @@ class AlertMetrics:
         self.notifications.labels(sink=sink)
         self.failures.labels(sink=sink)
         self.retries.labels(sink=sink)
+        self.breaker_state.labels(sink=sink).set(0)

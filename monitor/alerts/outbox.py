@@ -14,15 +14,25 @@ Guarantees (per sink):
 - order per alert: a sink delivers its stream in order and retries the head batch (backoff, or
   the receiver's Retry-After) until it succeeds, fails permanently or is older than `max_age`;
   nothing behind it overtakes it.
+- one backoff per sink: once a send failed, the sink's next attempt waits out the backoff (or
+  Retry-After) whatever is published meanwhile; new notifications queue behind it.
+- receivers can dedupe: every notification carries a stable idempotency key (equal for every
+  attempt at the same notification) and says whether it is a first send, a repeat or a
+  redelivery (see `monitor.alerts.sinks.base.Delivery`).
+- a Redis that lost its data: consumer groups are recreated when missing, the worker re-queues
+  what it held in memory, and it remembers (in memory) what it sent, so that resolves of alerts it
+  announced still go out and nothing it sent is sent again as a first send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +44,7 @@ from redis.exceptions import RedisError, ResponseError, WatchError
 from monitor.alerts.metrics import AlertMetrics, SinkBacklog
 from monitor.alerts.model import Alert, alert_from_transition, parse_rfc3339, rfc3339
 from monitor.alerts.routing import Router, escalation_due, repeat_due
-from monitor.alerts.sinks.base import Sink, SinkError
+from monitor.alerts.sinks.base import Delivery, DeliveryKind, Sink, SinkError
 from monitor.alerts.snooze import SnoozeStore
 from monitor.alerts.store import AlertRecord, AlertStore
 from monitor.core.clock import Clock
@@ -51,41 +61,65 @@ class Notification:
 
     `tag` tells the notifications of one episode apart: `first`, `repeat:N`, `escalation:NAME`.
     `targets` maps each sink to the time its delivery is held until (quiet hours) or None.
+    `fired_at` is when a firing should have fired (the engine's ideal time), which may be long
+    before `enqueued_at` when Redis was down. `redelivery` marks a notification written again
+    after Redis lost its data (it may have arrived before).
     """
 
     alert: Alert
     tag: str
     targets: Mapping[str, datetime | None]
     enqueued_at: datetime
+    fired_at: datetime | None = None
+    redelivery: bool = False
 
     @property
     def idempotency_part(self) -> str:
         a = self.alert
         return f"{a.fingerprint}:{a.status}:{rfc3339(a.starts_at)}:{self.tag}"
 
+    @property
+    def idempotency_key(self) -> str:
+        """What receivers dedupe on: equal for every attempt at this notification."""
+        return hashlib.sha256(self.idempotency_part.encode()).hexdigest()[:32]
+
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "alert": self.alert.to_dict(),
-                "tag": self.tag,
-                "targets": {k: rfc3339(v) if v else None for k, v in self.targets.items()},
-                "enqueued_at": rfc3339(self.enqueued_at),
-            }
-        )
+        data: dict[str, Any] = {
+            "alert": self.alert.to_dict(),
+            "tag": self.tag,
+            "targets": {k: rfc3339(v) if v else None for k, v in self.targets.items()},
+            "enqueued_at": rfc3339(self.enqueued_at),
+        }
+        if self.fired_at is not None:
+            data["fired_at"] = rfc3339(self.fired_at)
+        if self.redelivery:
+            data["redelivery"] = True
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Notification:
         data = orjson.loads(raw)
+        fired = data.get("fired_at")
         return cls(
             alert=Alert.from_dict(data["alert"]),
             tag=data["tag"],
             targets={k: parse_rfc3339(v) if v else None for k, v in data["targets"].items()},
             enqueued_at=parse_rfc3339(data["enqueued_at"]),
+            fired_at=parse_rfc3339(fired) if fired else None,
+            redelivery=bool(data.get("redelivery", False)),
         )
+
+    def only_for(self, sink: str) -> Notification:
+        """The same notification addressed to `sink` alone (re-queued by that sink's worker)."""
+        return replace(self, targets={sink: self.targets.get(sink)})
 
 
 def plan_publish(
-    existing: AlertRecord | None, alert: Alert, now: datetime, router: Router
+    existing: AlertRecord | None,
+    alert: Alert,
+    now: datetime,
+    router: Router,
+    fired_at: datetime | None = None,
 ) -> tuple[AlertRecord, Notification] | None:
     """The new record and notification for a published alert, or None if it is a repeat of
     what was already published (a transition re-emitted after a crash)."""
@@ -97,7 +131,8 @@ def plan_publish(
         ):
             return None
         record = AlertRecord(alert, now, last_sent={r.name: now for r in router.match(alert)})
-        return record, Notification(alert, FIRST, router.targets(alert, now), now)
+        targets = router.targets(alert, now)
+        return record, Notification(alert, FIRST, targets, now, fired_at=fired_at)
     assert alert.ends_at is not None
     escalated: tuple[str, ...] = ()
     if existing is not None:
@@ -173,19 +208,69 @@ class Outbox:
                     raise
         self._groups_ready = True
 
+    def groups_lost(self) -> None:
+        """Redis answered NOGROUP (it lost its data): create the groups again before the next
+        read. Created at id 0, so entries written since the loss are read too."""
+        self._groups_ready = False
+
+    async def requeue(self, notifications: Sequence[Notification]) -> int:
+        """Write notifications again as they are (a worker re-queueing what it held in memory
+        when the stream it came from was lost); records are left alone."""
+        if not notifications:
+            return 0
+        await self.ensure_groups()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for n in notifications:
+                pipe.xadd(self.stream, {b"n": n.to_json()})
+            await pipe.execute()
+        self._nudge()
+        return len(notifications)
+
+    async def reannounce(
+        self, alerts: Sequence[Alert], fired_at: Sequence[datetime | None] | None = None
+    ) -> int:
+        """Publish firing alerts again after Redis lost its data: each one whose record is gone
+        gets its record back and its first notification again, marked as a redelivery (same
+        idempotency key as the first send, so a receiver that has it can drop it)."""
+        written = 0
+        now = self.clock.now()
+        fired = list(fired_at) if fired_at is not None else [None] * len(alerts)
+        await self.ensure_groups()
+        for alert, at in zip(alerts, fired, strict=True):
+
+            def plan(
+                existing: AlertRecord | None, alert: Alert = alert, at: datetime | None = at
+            ) -> tuple[AlertRecord, Notification | None] | None:
+                if existing is not None:
+                    return None  # published again since the loss: it is in the stream
+                planned = plan_publish(None, alert, now, self.router, at)
+                if planned is None:
+                    return None
+                record, n = planned
+                return record, replace(n, redelivery=True)
+
+            written += await self._update(alert.fingerprint, plan)
+        if written:
+            self._nudge()
+        return written
+
     # --- writing ---------------------------------------------------------------------------
 
     async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
         """Publish engine transitions (the pipeline's `AlertPublisher`)."""
         alerts = [alert_from_transition(t, dashboard_url=self.dashboard_url) for t in transitions]
-        await self.publish(alerts)
+        await self.publish(alerts, fired_at=[t.ideal_at for t in transitions])
 
-    async def publish(self, alerts: Sequence[Alert]) -> int:
+    async def publish(
+        self, alerts: Sequence[Alert], *, fired_at: Sequence[datetime | None] | None = None
+    ) -> int:
         """Record the alerts and write their notifications to the stream, all in one
-        transaction (WATCH/MULTI); returns the number of entries written."""
+        transaction (WATCH/MULTI); returns the number of entries written. `fired_at` (one per
+        alert) is when each should have fired, for alerts published late."""
         await self.ensure_groups()
         if not alerts:
             return 0
+        fired = list(fired_at) if fired_at is not None else [None] * len(alerts)
         now = self.clock.now()
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -198,8 +283,10 @@ class Outbox:
                         for fp, raw in zip(fps, raws, strict=True)
                     }
                     writes: list[tuple[AlertRecord, Notification]] = []
-                    for alert in alerts:
-                        planned = plan_publish(current[alert.fingerprint], alert, now, self.router)
+                    for alert, at in zip(alerts, fired, strict=True):
+                        planned = plan_publish(
+                            current[alert.fingerprint], alert, now, self.router, at
+                        )
                         if planned is not None:
                             writes.append(planned)
                             current[alert.fingerprint] = planned[0]
@@ -383,6 +470,27 @@ def _parse_id(entry_id: str) -> tuple[int, int]:
 class _Entry:
     id: bytes
     notification: Notification | None  # None: the entry was trimmed away
+    recovered: bool = False  # read from the pending list at start: it may have been sent
+
+
+class _Memory:
+    """A bounded set that forgets its oldest members first (what a worker remembers)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._items: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, key: str) -> None:
+        self._items[key] = None
+        self._items.move_to_end(key)
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
 
 
 def collapse(
@@ -390,12 +498,11 @@ def collapse(
 ) -> tuple[list[_Entry], list[_Entry]]:
     """Drop firing notifications that nobody needs any more: those whose resolve followed within
     `group_wait` (as in Alertmanager) or that were held by quiet hours and resolved meanwhile.
-    A firing that was merely delayed by an outage is still delivered. Returns (kept, dropped)."""
-    resolved_at = {
-        (
-            e.notification.alert.fingerprint,
-            e.notification.alert.starts_at,
-        ): e.notification.enqueued_at
+    A firing that was merely delayed by an outage is still delivered: when the notification
+    knows when it should have fired (`fired_at`), the episode's real length decides, not when
+    the two were written (a Redis outage writes both in one cycle). Returns (kept, dropped)."""
+    resolves = {
+        (e.notification.alert.fingerprint, e.notification.alert.starts_at): e.notification
         for e in entries
         if e.notification is not None and e.notification.alert.status == "resolved"
     }
@@ -404,14 +511,115 @@ def collapse(
     for e in entries:
         n = e.notification
         if n is not None and n.alert.status == "firing":
-            end = resolved_at.get((n.alert.fingerprint, n.alert.starts_at))
-            if end is not None and (
-                n.targets.get(sink) is not None or end - n.enqueued_at <= group_wait
+            resolve = resolves.get((n.alert.fingerprint, n.alert.starts_at))
+            if resolve is not None and (
+                n.targets.get(sink) is not None or _episode(n, resolve) <= group_wait
             ):
                 dropped.append(e)
                 continue
         kept.append(e)
     return kept, dropped
+
+
+def _episode(firing: Notification, resolve: Notification) -> timedelta:
+    """How long the alert was known to fire before its resolve."""
+    if firing.fired_at is not None and resolve.alert.ends_at is not None:
+        return resolve.alert.ends_at - firing.fired_at
+    return resolve.enqueued_at - firing.enqueued_at
+
+
+REDIS_RETRY_CAP = 5.0  # seconds between a worker's attempts while Redis fails
+BREAKER_CLOSED = 0  # delivering normally
+BREAKER_OPEN = 1  # the last attempt failed: waiting out the backoff
+BREAKER_HALF_OPEN = 2  # trying again after a failure
+
+
+class SinkBreaker:
+    """One sink's backoff, shared by all its batches: after a failed send, no attempt of any
+    batch happens before the backoff (or the receiver's Retry-After) has passed, whatever is
+    published meanwhile. Logs the ok -> failing transition once, then a summary every
+    `summary_every` seconds while it lasts, and the recovery."""
+
+    def __init__(
+        self,
+        sink: str,
+        clock: Clock,
+        *,
+        base: float,
+        cap: float,
+        retry_after_cap: float = 3600.0,
+        summary_every: float = 60.0,
+        metrics: AlertMetrics | None = None,
+    ) -> None:
+        self.sink = sink
+        self.clock = clock
+        self.base = base
+        self.cap = cap
+        self.retry_after_cap = retry_after_cap
+        self.summary_every = summary_every
+        self.metrics = metrics
+        self.failures = 0
+        self.next_attempt: float | None = None  # clock.monotonic()
+        self.failing_since: float | None = None
+        self._last_log = 0.0
+        self._set_state(BREAKER_CLOSED)
+
+    def _set_state(self, state: int) -> None:
+        if self.metrics is not None:
+            self.metrics.breaker_state.labels(sink=self.sink).set(state)
+
+    def wait_time(self) -> float:
+        """Seconds until the next attempt may start (0: now)."""
+        if self.next_attempt is None:
+            return 0.0
+        return max(0.0, self.next_attempt - self.clock.monotonic())
+
+    def delay(self, exc: SinkError) -> float:
+        """The wait after a failure: what the receiver asked for (never less than `base`, at
+        most `retry_after_cap`), else exponential from `base` to `cap`; jittered either way."""
+        asked = exc.wait_seconds(self.clock.now())
+        if asked is not None:
+            return min(self.retry_after_cap, max(asked, self.base)) * random.uniform(1.0, 1.1)
+        own: float = min(self.cap, self.base * 2.0 ** min(self.failures - 1, 30))
+        return own * random.uniform(0.8, 1.0)  # jitter, not security
+
+    def attempting(self) -> None:
+        if self.failures:
+            self._set_state(BREAKER_HALF_OPEN)
+
+    def failed(self, exc: SinkError) -> float:
+        now = self.clock.monotonic()
+        self.failures += 1
+        delay = self.delay(exc)
+        self.next_attempt = now + delay
+        self._set_state(BREAKER_OPEN)
+        if self.failures == 1:
+            self.failing_since = self._last_log = now
+            log.warning("sink.failing", sink=self.sink, error=str(exc), retry_in=round(delay, 1))
+        elif now - self._last_log >= self.summary_every:
+            self._last_log = now
+            log.warning(
+                "sink.still_failing",
+                sink=self.sink,
+                attempts=self.failures,
+                failing_for=round(now - (self.failing_since or now)),
+                error=str(exc),
+                retry_in=round(delay, 1),
+            )
+        return delay
+
+    def succeeded(self) -> None:
+        if self.failures:
+            failing_for = self.clock.monotonic() - (self.failing_since or 0.0)
+            log.info(
+                "sink.recovered",
+                sink=self.sink,
+                attempts=self.failures,
+                failing_for=round(failing_for),
+            )
+        self.failures = 0
+        self.next_attempt = self.failing_since = None
+        self._set_state(BREAKER_CLOSED)
 
 
 class SinkWorker:
@@ -431,6 +639,7 @@ class SinkWorker:
         poll_interval: float = 0.5,
         retry_base: float = 1.0,
         retry_cap: float = 60.0,
+        retry_after_cap: float = 3600.0,
         max_age: timedelta = timedelta(hours=6),
         claim_idle: timedelta = timedelta(minutes=1),
         idempotency_ttl: timedelta = timedelta(days=2),
@@ -453,28 +662,47 @@ class SinkWorker:
         self.read_count = read_count
         self.stopping = asyncio.Event()
         self.nudged = outbox.subscribe()
-        self._backlog: list[_Entry] | None = None
         if metrics is not None:
             metrics.init_sink(name)
+        self.breaker = SinkBreaker(
+            name,
+            clock,
+            base=retry_base,
+            cap=retry_cap,
+            retry_after_cap=retry_after_cap,
+            metrics=metrics,
+        )
+        self._backlog: list[_Entry] | None = None
+        self._loaded_once = False
+        self._to_requeue: list[Notification] = []
+        # what this process attempted and sent: survives a Redis that lost its records
+        self._attempted = _Memory()
+        self._sent = _Memory()
+        self._fired = _Memory()
 
     @property
     def _redis(self) -> aioredis.Redis:
         return self.outbox.redis
 
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep on the injected clock, waking early when asked to stop."""
+    async def _sleep(self, seconds: float, *, nudgeable: bool = True) -> None:
+        """Sleep on the injected clock, waking early when asked to stop, and (`nudgeable`) when
+        something is published. Backoff sleeps are not nudgeable: a publish must not shorten
+        them."""
         if self.stopping.is_set():
             return
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self.stopping.wait())
-        nudger = asyncio.ensure_future(self.nudged.wait())
+        waits = [
+            asyncio.ensure_future(self.clock.sleep(seconds)),
+            asyncio.ensure_future(self.stopping.wait()),
+        ]
+        if nudgeable:
+            waits.append(asyncio.ensure_future(self.nudged.wait()))
         try:
-            await asyncio.wait({sleeper, stopper, nudger}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleeper, stopper, nudger):
+            for task in waits:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -485,21 +713,44 @@ class SinkWorker:
         while not self.stopping.is_set():
             try:
                 await self.step()
+                if failures:
+                    log.info("outbox.redis_recovered", sink=self.name, failures=failures)
                 failures = 0
             except RedisError as exc:
                 failures += 1
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    self._groups_lost()
                 self._backlog = None  # re-read our pending list once Redis is back
-                log.warning("outbox.redis_error", sink=self.name, error=type(exc).__name__)
-                await self._sleep(min(self.retry_cap, self.retry_base * 2 ** min(failures, 6)))
+                if failures == 1:
+                    log.warning("outbox.redis_error", sink=self.name, error=type(exc).__name__)
+                # one cheap command every few seconds at most: delivery resumes within that
+                # long of Redis coming back, however long it was gone
+                delay = min(REDIS_RETRY_CAP, self.retry_base * 2 ** min(failures, 6))
+                await self._sleep(delay, nudgeable=False)
             except Exception:
                 # a bug must not end this sink's deliveries for good: log, back off, go on
                 failures += 1
                 self._backlog = None
                 log.exception("outbox.worker_error", sink=self.name)
-                await self._sleep(min(self.retry_cap, self.retry_base * 2 ** min(failures, 6)))
+                delay = min(self.retry_cap, self.retry_base * 2 ** min(failures, 6))
+                await self._sleep(delay, nudgeable=False)
+
+    def _groups_lost(self) -> None:
+        """Redis lost the stream: keep what we held in memory to write it again."""
+        held = [
+            e.notification.only_for(self.name)
+            for e in self._backlog or []
+            if e.notification is not None and self.name in e.notification.targets
+        ]
+        known = {n.to_json() for n in self._to_requeue}
+        self._to_requeue.extend(n for n in held if n.to_json() not in known)
+        self._backlog = None
+        self.outbox.groups_lost()
+        log.error("outbox.stream_lost", sink=self.name, requeued=len(self._to_requeue))
 
     async def _load_backlog(self) -> list[_Entry]:
         await self.outbox.ensure_groups()
+        recovered = not self._loaded_once
         entries: list[_Entry] = []
         # our own pending list first: entries read before a crash but never acknowledged
         last = "0"
@@ -510,7 +761,7 @@ class SinkWorker:
             rows = _stream_rows(resp)
             if not rows:
                 break
-            entries.extend(_entries(rows))
+            entries.extend(_entries(rows, recovered=recovered))
             last = _text(rows[-1][0])
         # then other consumers' idle ones (another instance that died)
         start = "0-0"
@@ -525,11 +776,12 @@ class SinkWorker:
             )
             nxt, rows = claimed[0], claimed[1]
             known = {e.id for e in entries}
-            entries.extend(e for e in _entries(rows) if e.id not in known)
+            entries.extend(e for e in _entries(rows, recovered=True) if e.id not in known)
             start = _text(nxt)
             if start == "0-0":
                 break
         entries.sort(key=lambda e: _parse_id(_text(e.id)))
+        self._loaded_once = True
         return entries
 
     async def _read_new(self) -> list[_Entry]:
@@ -540,6 +792,11 @@ class SinkWorker:
 
     async def step(self) -> None:
         """Read what is new, deliver what is ready, then wait a little if nothing moved."""
+        if self.stopping.is_set():
+            return  # draining: no new batches
+        if self._to_requeue:
+            await self.outbox.requeue(self._to_requeue)
+            self._to_requeue = []
         if self._backlog is None:
             self._backlog = await self._load_backlog()
         self.nudged.clear()  # anything written from here on is read by the next step
@@ -606,6 +863,8 @@ class SinkWorker:
         kept, dropped = collapse(ready, self.name, self.group_wait)
         await self._ack(dropped)
         for batch in self._batches(kept):
+            if self.stopping.is_set():
+                return  # draining: the rest stays pending for the next start
             # judged batch by batch: a resolve is sendable once its firing went out just before
             to_send, skipped = await self._screen(batch)
             await self._ack(skipped)
@@ -619,10 +878,12 @@ class SinkWorker:
         for e in batch:
             n = e.notification
             assert n is not None
-            if await self._redis.exists(self.outbox.sent_key(self.name, n)):
+            if await self._already_sent(n):
                 skipped.append(e)  # delivered before a crash or redelivery
             elif n.alert.status == "resolved":
-                if await self._redis.exists(self.outbox.fired_key(self.name, n.alert)):
+                if _episode_key(n.alert) in self._fired or await self._redis.exists(
+                    self.outbox.fired_key(self.name, n.alert)
+                ):
                     to_send.append(e)
                 else:
                     skipped.append(e)  # nobody here was told it fired
@@ -632,6 +893,13 @@ class SinkWorker:
             else:
                 to_send.append(e)
         return to_send, skipped
+
+    async def _already_sent(self, n: Notification) -> bool:
+        # a re-announcement after data loss is sent even if this process sent it before (the
+        # receiver may never have had it); only a send since the loss (in Redis) stops it
+        if not n.redelivery and n.idempotency_part in self._sent:
+            return True
+        return bool(await self._redis.exists(self.outbox.sent_key(self.name, n)))
 
     def _batches(self, entries: Sequence[_Entry]) -> list[list[_Entry]]:
         """Group by team (first-seen order), cut to the sink's message size, and never put two
@@ -657,17 +925,37 @@ class SinkWorker:
                 batches.append(current)
         return batches
 
+    def _delivery(self, e: _Entry) -> Delivery:
+        n = e.notification
+        assert n is not None
+        kind: DeliveryKind = "first" if n.tag == FIRST else "repeat"
+        if n.redelivery or e.recovered or n.idempotency_part in self._attempted:
+            kind = "redelivery"
+        return Delivery(n.idempotency_key, kind)
+
+    async def _wait_for_breaker(self) -> bool:
+        """Wait out the sink's backoff; False when stopping (no new attempt then)."""
+        while (wait := self.breaker.wait_time()) > 0 and not self.stopping.is_set():
+            await self._sleep(wait, nudgeable=False)
+        return not self.stopping.is_set()
+
     async def _deliver(self, batch: list[_Entry]) -> bool:
         """Send one batch, retrying until done; False only when stopping before success."""
         notifications = [e.notification for e in batch if e.notification is not None]
-        attempt = 0
         while True:
+            if not await self._wait_for_breaker():
+                return False
+            deliveries = [self._delivery(e) for e in batch]
+            for n in notifications:
+                self._attempted.add(n.idempotency_part)
+            if self.breaker.failures:
+                self._count("retries")
+            self.breaker.attempting()
             try:
-                await self.sink.send([n.alert for n in notifications])
+                await self.sink.send([n.alert for n in notifications], deliveries)
             except SinkError as exc:
                 self._count("failures")
-                oldest = min(n.enqueued_at for n in notifications)
-                age = self.clock.now() - oldest
+                age = self.clock.now() - min(n.enqueued_at for n in notifications)
                 if exc.permanent or age > self.max_age:
                     log.error(
                         "outbox.dropped",
@@ -678,18 +966,7 @@ class SinkWorker:
                     )
                     await self._ack(batch)
                     return True
-                delay = exc.retry_after
-                if delay is None:
-                    delay = min(self.retry_cap, self.retry_base * 2**attempt)
-                    delay *= random.uniform(0.8, 1.2)  # jitter, not security
-                attempt += 1
-                log.warning(
-                    "outbox.retry", sink=self.name, attempt=attempt, delay=delay, error=str(exc)
-                )
-                await self._sleep(delay)
-                if self.stopping.is_set():
-                    return False
-                self._count("retries")
+                self.breaker.failed(exc)
                 continue
             except Exception:
                 # not a delivery failure but a fault of ours (e.g. a message we cannot build):
@@ -698,13 +975,23 @@ class SinkWorker:
                 self._count("failures")
                 await self._ack(batch)
                 return True
+            self.breaker.succeeded()
             await self._record(batch, notifications)
             self._count("notifications", len(notifications))
             return True
 
+    def _remember(self, notifications: Sequence[Notification]) -> None:
+        for n in notifications:
+            self._sent.add(n.idempotency_part)
+            if n.alert.status == "firing":
+                self._fired.add(_episode_key(n.alert))
+            else:
+                self._fired.discard(_episode_key(n.alert))
+
     async def _record(self, batch: list[_Entry], notifications: list[Notification]) -> None:
         """Write the idempotency records and acknowledge, retrying through a Redis outage: the
         message went out, so forgetting that now would send it again."""
+        self._remember(notifications)
         ttl = int(self.idempotency_ttl.total_seconds())
         attempt = 0
         while True:
@@ -718,6 +1005,13 @@ class SinkWorker:
                     await pipe.execute()
                 self._forget([e.id for e in batch])
                 return
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # the records were written; the entries went with the lost stream
+                self._forget([e.id for e in batch])
+                self._groups_lost()
+                return
             except RedisError as exc:
                 attempt += 1
                 log.warning("outbox.record_retry", sink=self.name, error=type(exc).__name__)
@@ -730,6 +1024,10 @@ class SinkWorker:
             getattr(self.metrics, what).labels(sink=self.name).inc(n)
 
 
+def _episode_key(alert: Alert) -> str:
+    return f"{alert.fingerprint}:{rfc3339(alert.starts_at)}"
+
+
 def _stream_rows(resp: Any) -> list[Any]:
     """The entries of a one-stream XREADGROUP reply, in RESP2 (list) or RESP3 (dict) shape."""
     if not resp:
@@ -740,11 +1038,11 @@ def _stream_rows(resp: Any) -> list[Any]:
     return list(resp[0][1])
 
 
-def _entries(rows: Sequence[Any]) -> list[_Entry]:
+def _entries(rows: Sequence[Any], *, recovered: bool = False) -> list[_Entry]:
     out: list[_Entry] = []
     for entry_id, fields in rows:
         n = Notification.from_json(fields[b"n"]) if fields else None
-        out.append(_Entry(entry_id, n))
+        out.append(_Entry(entry_id, n, recovered))
     return out
 
 
@@ -789,14 +1087,18 @@ class Dispatcher:
             self._tasks.append(asyncio.create_task(bg(self._stopping)))
 
     async def _timer(self) -> None:
+        redis_failing = False
         while not self._stopping.is_set():
             try:
                 await self.outbox.tick()
                 await self.outbox.trim()
                 if self.metrics is not None:
                     self.metrics.outbox.snapshot = await self.outbox.backlog()
+                redis_failing = False
             except RedisError as exc:
-                log.warning("outbox.timer_redis_error", error=type(exc).__name__)
+                if not redis_failing:  # once per outage: the Redis guard reports the rest
+                    log.warning("outbox.timer_redis_error", error=type(exc).__name__)
+                redis_failing = True
             except Exception:
                 log.exception("outbox.timer_error")  # keep ticking: repeats must not stop
             sleeper = asyncio.ensure_future(self.clock.sleep(self.tick_interval))
@@ -807,11 +1109,15 @@ class Dispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Ask everything to finish its current step, wait up to `grace` s, then cancel."""
+    def begin_stop(self) -> None:
+        """Start no new batch from now on (requests in flight go on); `stop` waits for them."""
         self._stopping.set()
         for worker in self.workers.values():
             worker.stopping.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Ask everything to finish its current step, wait up to `grace` s, then cancel."""
+        self.begin_stop()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -20,6 +21,7 @@ from monitor.alerts.config import (
     WebhookSinkConfig,
 )
 from monitor.alerts.metrics import AlertMetrics
+from monitor.alerts.model import alert_from_transition
 from monitor.alerts.outbox import Background, Dispatcher, Outbox
 from monitor.alerts.routing import Router
 from monitor.alerts.sinks.alertmanager import AlertmanagerResender, AlertmanagerSink
@@ -121,6 +123,7 @@ class AlertingService:
                     clock=clock,
                     resend_interval=cfg.resend_interval,
                     resolved_for=cfg.resolved_resend_for,
+                    backing_off=functools.partial(self._backing_off, name),
                 )
                 background.append(resender.run)
         worker_options.setdefault("group_wait", config.group_wait)
@@ -136,8 +139,23 @@ class AlertingService:
             **worker_options,
         )
 
+    def _backing_off(self, sink: str) -> bool:
+        worker = self.dispatcher.workers.get(sink)
+        return worker is not None and worker.breaker.wait_time() > 0
+
     async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
         await self.outbox.publish_transitions(transitions)
+
+    async def reannounce(self, transitions: Sequence[AlertTransition]) -> int:
+        """Publish open alerts again after Redis lost its data (see `Outbox.reannounce`)."""
+        alerts = [
+            alert_from_transition(t, dashboard_url=self.config.dashboard_url) for t in transitions
+        ]
+        return await self.outbox.reannounce(alerts, [t.ideal_at for t in transitions])
+
+    def begin_stop(self) -> None:
+        """No new deliveries from now on; requests in flight finish (see `stop`)."""
+        self.dispatcher.begin_stop()
 
     async def start(self) -> None:
         await self.dispatcher.start()

@@ -47,6 +47,7 @@ from pydantic import (
 from monitor.alerts.config import AlertingConfig
 from monitor.core.durations import parse_duration
 from monitor.puzzel.endpoints import EndpointSetting, check_override
+from monitor.rules.yaml_reader import YamlProblem, read_value, read_yaml
 
 ENV_PREFIX = "PUZZEL_MONITOR_"
 ENV_DELIMITER = "__"
@@ -423,14 +424,10 @@ def load_config(
     except OSError as e:
         raise ConfigError(f"{file}: cannot read the configuration: {e.strerror or e}") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        where = f"{file}:{line}" if line else file
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{where}: not valid YAML: {problem}", line=line) from None
+        data, node = read_yaml(text)
+    except YamlProblem as e:
+        where = f"{file}:{e.line}" if e.line else file
+        raise ConfigError(f"{where}: {e}", line=e.line) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -524,8 +521,8 @@ def _overlay_env(data: dict[str, Any], env: Mapping[str, str], sources: _Sources
             continue
         raw = env[name]
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+            value = read_value(raw) if raw.strip() else raw
+        except YamlProblem:
             value = raw
         if _is_secret_path(path):
             value = raw  # a secret is taken verbatim, never reinterpreted as YAML
@@ -690,8 +687,30 @@ def _config_error(error: ValidationError, sources: _Sources) -> ConfigError:
     where, line = sources.where(path)
     label = f"{where}:{line}" if line else where
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    message = f"{label}: {key}: {_explain(first)}" + (more if len(errors) > 1 else "")
+    explained = _explain(first)
+    if _is_secret(path):
+        explained = _hide(explained, first.get("input"))
+    message = f"{label}: {key}: {explained}" + (more if len(errors) > 1 else "")
     return ConfigError(message, key=key, line=line)
+
+
+# keys whose values are secrets: a wrong value is described by its type, never shown
+_SECRET_KEYS = {"password", "client_secret", "token", "bearer_token", "hmac_key", "webhook_url"}
+
+
+def _is_secret(path: Path_) -> bool:
+    last = path[-1] if path else ""
+    # a webhook sink's `url` may carry a token in its query string
+    return last in _SECRET_KEYS or (last == "url" and "sinks" in path)
+
+
+def _hide(text: str, given: object) -> str:
+    """`text` without the secret `given` in it (its type is named instead)."""
+    shown = f"a value of type {type(given).__name__} (not shown: a secret)"
+    for form in (repr(given), str(given)):
+        if len(form) >= 3:  # too short to be worth hiding, and would mangle the text
+            text = text.replace(form, shown)
+    return text
 
 
 def iter_secrets(config: BaseModel) -> Iterator[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
@@ -121,6 +122,16 @@ def known_activities(rules_path: str | None, *, explicit: bool = False) -> set[s
     return set(ruleset.activities)
 
 
+def redact_url(url: str) -> str:
+    """`url` with any password in it replaced by `***` (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***" if parts.username else ":***"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
 def _store(settings: Settings) -> tuple[aioredis.Redis, ScheduleStore]:
     client = aioredis.Redis.from_url(settings.redis_url, password=settings.redis_password)
     return client, ScheduleStore(client)
@@ -168,7 +179,9 @@ async def _apply(settings: Settings, plan: Any) -> Any:
     try:
         return await store.apply(settings.tenant, plan)
     except (RedisError, OSError) as e:
-        raise _Fail(EXIT_RUNTIME, f"cannot write to Redis at {settings.redis_url}: {e}") from None
+        raise _Fail(
+            EXIT_RUNTIME, f"cannot write to Redis at {redact_url(settings.redis_url)}: {e}"
+        ) from None
     finally:
         await client.aclose()
 
@@ -204,7 +217,9 @@ async def _agent_day(settings: Settings, agent: str, day: date) -> list[Segment]
     try:
         return await store.agent_day(settings.tenant, settings.tz, agent, day)
     except (RedisError, OSError) as e:
-        raise _Fail(EXIT_RUNTIME, f"cannot read from Redis at {settings.redis_url}: {e}") from None
+        raise _Fail(
+            EXIT_RUNTIME, f"cannot read from Redis at {redact_url(settings.redis_url)}: {e}"
+        ) from None
     finally:
         await client.aclose()
 

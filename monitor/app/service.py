@@ -8,20 +8,17 @@ start()`, `await stop()`. The engine pipeline plugs in through the constructor: 
 from construction on, for components that register their own metrics. On a `VirtualClock` the
 service does not run its scheduler loop: the caller drives `service.scheduler.run_until(end)`.
 
-`run_command` is the CLI entry point. Both SIGTERM and SIGINT stop gracefully (stop scheduling,
-let polls in flight finish for up to `grace` seconds, cancel the rest, close the sessions). Exit
-codes: 0 after SIGTERM, 130 after SIGINT (interrupted, as shells report Ctrl-C), 2 for a bad
-configuration (one line naming the key), 3 when the metrics port cannot be bound or something
-fatal happens.
-"""
+`monitor.app.run.run_command` is the CLI entry point. Both SIGTERM and SIGINT stop gracefully
+(stop scheduling, let polls in flight finish for up to `grace` seconds, cancel the rest, close
+the sessions). Exit codes: 0 after SIGTERM, 130 after SIGINT (interrupted, as shells report
+Ctrl-C), 2 for a bad configuration (one line naming the key), 3 when the metrics port cannot be
+bound or something fatal happens."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -32,22 +29,17 @@ from prometheus_client import CollectorRegistry
 
 from monitor.app.config import (
     Config,
-    ConfigError,
     PuzzelIdCredentialsConfig,
     TenantConfig,
-    iter_secrets,
-    load_config,
 )
-from monitor.app.logging import configure_logging
 from monitor.core.clock import Clock, SystemClock
-from monitor.core.exits import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME
+from monitor.core.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME
 from monitor.http.metrics import EngineView, Exporter, build_http_app
 from monitor.ingest.cadence import Scheduler
 from monitor.ingest.pollers import LatestSnapshots, SnapshotSink, TenantPollers
 from monitor.ingest.tracker import StateTracker
 from monitor.puzzel.auth import PasswordCredentials, PuzzelIdCredentials
 from monitor.puzzel.client import PuzzelClient
-from monitor.rules.loader import RulesError
 
 log = structlog.get_logger("monitor.app.service")
 
@@ -286,31 +278,3 @@ class StopSignals:
     def close(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.remove_signal_handler(sig)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """`puzzel-monitor run -c config.yaml`."""
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"puzzel-monitor: configuration error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    level: str = config.log.level
-    cli_level = getattr(args, "log_level", "info")
-    if cli_level and cli_level.lower() != "info":  # an explicit --log-level wins
-        level = cli_level.lower()
-    configure_logging(level, config.log.format, secrets=iter_secrets(config))
-    from monitor.app.wiring import Monitor  # noqa: PLC0415 - assembly imports this module
-
-    try:
-        monitor = Monitor(config)
-    except RulesError as e:
-        print(f"puzzel-monitor: rules error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        return asyncio.run(serve(monitor))
-    except KeyboardInterrupt:  # a second Ctrl-C while stopping
-        return EXIT_INTERRUPTED
-    except Exception as e:  # last resort: one line, not a traceback
-        print(f"puzzel-monitor: fatal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_RUNTIME

@@ -13,9 +13,13 @@ import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from prometheus_client import CollectorRegistry
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
 from monitor.app.config import Config
+from monitor.app.redis_guard import RedisGuard
 from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
 from monitor.engine.model import RuleSet
@@ -33,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 HOUSEKEEPING_INTERVAL = 15.0
 HEARTBEAT_TTL = 60
+REDIS_CHECK_INTERVAL = 5.0
 
 
 class Monitor:
@@ -50,13 +55,18 @@ class Monitor:
         host: str | None = None,
         port: int | None = None,
         key_prefix: str = "pzm",
+        redis_check_interval: float = REDIS_CHECK_INTERVAL,
     ) -> None:
         self.config = config
+        self.redis_check_interval = redis_check_interval
         self.clock: Clock = clock or SystemClock()
         self._own_redis = redis is None
         self.redis = redis or aioredis.Redis.from_url(
             config.redis.url,
             password=(config.redis.password.get_secret_value() if config.redis.password else None),
+            # after a Redis restart, pooled connections are dead: retry once on a fresh one
+            # rather than report an outage that is already over
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
         )
         # RulesError (a ValueError naming file and key) propagates: `run` exits 2 on it
         self.ruleset = ruleset or load_rules(Path(config.rules_path))
@@ -82,7 +92,20 @@ class Monitor:
             retention=timedelta(seconds=config.history.retention),
         )
         self.pipelines = PipelineSet(
-            [self._pipeline(t.customer_key, state_store, observers) for t in config.tenants]
+            on_redis_error=self._redis_error,
+            pipelines=[
+                self._pipeline(t.customer_key, state_store, observers) for t in config.tenants
+            ],
+        )
+        self.redis_guard = RedisGuard(
+            self.redis,
+            clock=self.clock,
+            tenants=[t.customer_key for t in config.tenants],
+            schedule_version=self.schedules.version,
+            recover=self.recover_from_data_loss,
+            publish=self.alerting.outbox.publish,
+            key_prefix=key_prefix,
+            registry=registry,
         )
         routes = [
             schedule_routes(
@@ -103,6 +126,10 @@ class Monitor:
             port=port,
             registry=registry,
         )
+        self.service.exporter.readiness_checks.append(self.redis_guard.problems)
+
+    def _redis_error(self, error: RedisError) -> None:
+        self.redis_guard.mark_down(error)
 
     def _pipeline(
         self,
@@ -128,12 +155,20 @@ class Monitor:
             await self.redis.ping()
         except (aioredis.ConnectionError, OSError) as e:
             raise ServiceError(f"cannot reach Redis: {e}") from None
+        await self.redis_guard.start()
         await self.pipelines.start()
         for tenant, pipeline in self.pipelines.by_tenant.items():
             self.service.trackers[tenant] = pipeline.seed_tracker()
         await self.alerting.start()
         self.service.scheduler.add(
-            "housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL, first_run_in=5.0
+            "housekeeping",
+            self.housekeeping,
+            HOUSEKEEPING_INTERVAL,
+            first_run_in=5.0,
+            max_interval=2 * HOUSEKEEPING_INTERVAL,
+        )
+        self.service.scheduler.add(
+            "redis", self.redis_guard.check, self.redis_check_interval, first_run_in=1.0
         )
         await self.service.start()
 
@@ -145,20 +180,38 @@ class Monitor:
         return await self.service.wait_failed()
 
     async def housekeeping(self) -> None:
-        """Staleness rule per tenant, and a TTL heartbeat in Redis (for external health checks)."""
-        for tenant, pollers in self.service.pollers.items():
-            lacking = pollers.unsupported()  # an endpoint the tenant lacks is not stale
-            last = {
-                k: h.last_success
-                for k, h in pollers.health.items()
-                if h.last_success and k not in lacking
-            }
-            await self.pipelines.by_tenant[tenant].check_staleness(last)
-        await self.redis.set(
-            f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL
-        )
+        """Staleness rule per tenant, and a TTL heartbeat in Redis (for external health checks).
+        A Redis error is reported as such (`puzzelmon_redis_up`), not as a failed job."""
+        try:
+            for tenant, pollers in self.service.pollers.items():
+                lacking = pollers.unsupported()  # an endpoint the tenant lacks is not stale
+                last = {
+                    k: h.last_success
+                    for k, h in pollers.health.items()
+                    if h.last_success and k not in lacking
+                }
+                await self.pipelines.by_tenant[tenant].check_staleness(last)
+            await self.redis.set(
+                f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL
+            )
+        except RedisError as e:
+            self.redis_guard.mark_down(e)
+
+    async def recover_from_data_loss(self) -> None:
+        """Redis came back empty: rebuild what the monitor holds in memory. Consumer groups
+        are created again, the engine's memory is saved again, and every open alert is
+        re-announced (records rebuilt; receivers see a redelivery of its first notification)."""
+        self.alerting.outbox.groups_lost()
+        await self.alerting.outbox.ensure_groups()
+        await self.pipelines.persist()
+        open_now = [
+            t for p in self.pipelines.by_tenant.values() for t in p.open_transitions.values()
+        ]
+        written = await self.alerting.reannounce(open_now)
+        log.warning("redis.recovered_from_data_loss", open_alerts=len(open_now), written=written)
 
     async def stop(self, grace: float = 5.0) -> None:
+        self.alerting.begin_stop()  # no new deliveries once draining starts
         await self.service.stop(grace=grace)
         with contextlib.suppress(Exception):  # Redis may be the reason we are stopping
             await self.pipelines.persist()

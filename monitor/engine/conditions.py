@@ -206,6 +206,11 @@ def close(
         emit.resolve(rule, fired, target, ended=ended)
 
 
+def transition_order(t: AlertTransition) -> tuple[datetime, str, str, int]:
+    # a resolve and a firing of the same alert at the same ideal time: resolve first
+    return (t.ideal_at, t.rule.value, t.subject_id, 0 if t.status == "resolved" else 1)
+
+
 # --- time helpers shared by the engine's memory ----------------------------------------------
 
 

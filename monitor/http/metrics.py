@@ -8,9 +8,10 @@ exactly those of docs/metrics.md.
 
 `build_http_app(...)` serves `/metrics` (content negotiation between OpenMetrics and text 0.0.4 by
 client_python's aiohttp handler: exactly one Content-Type), `/` (a landing page), `/healthz` (200
-while the process runs) and `/readyz` (200 once every tenant's first agent-state poll succeeded,
-else 503 saying which tenants are still waiting), plus any extra routes and middlewares (the
-`/api/v1` routes with `monitor.http.auth.bearer_middleware`).
+while the process runs) and `/readyz` (200 once every tenant's first agent-state poll succeeded
+and no readiness check reports a problem, such as Redis down or schedules lost; else 503 saying
+why), plus any extra routes and middlewares (the `/api/v1` routes with
+`monitor.http.auth.bearer_middleware`).
 """
 
 from __future__ import annotations
@@ -535,6 +536,11 @@ class Exporter:
         )
         self.registry.register(self.collector)
         self._tenants = tenants
+        # more reasons not to be ready (name -> reason), e.g. Redis down or schedules lost
+        self.readiness_checks: list[Callable[[], Mapping[str, str]]] = []
+
+    def problems(self) -> dict[str, str]:
+        return {k: v for check in self.readiness_checks for k, v in check().items()}
 
     def readiness(self) -> dict[str, bool]:
         """Tenant -> whether its first agent-state poll has succeeded."""
@@ -575,6 +581,9 @@ def build_http_app(
     async def readyz(request: web.Request) -> web.Response:
         states = ready_of()
         waiting = sorted(t for t, ok in states.items() if not ok)
+        problems = exporter.problems()
+        if problems and states and not waiting:
+            return web.json_response({"ready": False, "problems": problems}, status=503)
         if waiting or not states:
             return web.json_response(
                 {

@@ -299,7 +299,7 @@ class TenantPollers:
                 interval,
                 jitter=self.config.cadences.jitter,
                 first_run_in=stagger,
-                max_interval=max(interval * 8, 300.0),
+                max_interval=2 * interval,  # recover within two cadences of the cause
             )
 
     @property

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
+from redis.exceptions import RedisError
 
 from monitor.core.clock import Clock
 from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
@@ -139,6 +140,11 @@ class TenantPipeline:
         if cache is not None and in_window and abs(now - cache.checked_at) < self._check_interval:
             return cache.segments
         version = await self._schedules.version(self.tenant)
+        if version == 0 and cache is not None and cache.version > 0:
+            # the schedules vanished (Redis lost its data): keep judging by the last known ones
+            # rather than by none at all; the Redis guard reports it and /readyz fails
+            cache.checked_at = now
+            return cache.segments
         if cache is None or cache.version != version or not in_window:
             start, end = now - self._window, now + self._window
             segs = await self._schedules.segments_between(self.tenant, start, end)
@@ -279,10 +285,25 @@ class TenantPipeline:
 
 
 class PipelineSet:
-    """All tenants' pipelines behind one `SnapshotSink` and one `EngineView`."""
+    """All tenants' pipelines behind one `SnapshotSink` and one `EngineView`.
 
-    def __init__(self, pipelines: Sequence[TenantPipeline] = ()) -> None:
+    With `on_redis_error`, a Redis failure while handling a snapshot is reported there and not
+    raised: the poll that brought the snapshot succeeded (Puzzel answered), and the engine's
+    memory was not advanced, so the next cycle evaluates the same stretch again."""
+
+    def __init__(
+        self,
+        pipelines: Sequence[TenantPipeline] = (),
+        *,
+        on_redis_error: Callable[[RedisError], None] | None = None,
+    ) -> None:
         self.by_tenant = {p.tenant: p for p in pipelines}
+        self.on_redis_error = on_redis_error
+
+    def _redis_failed(self, error: RedisError) -> None:
+        if self.on_redis_error is None:
+            raise error
+        self.on_redis_error(error)
 
     def add(self, pipeline: TenantPipeline) -> None:
         self.by_tenant[pipeline.tenant] = pipeline
@@ -296,10 +317,16 @@ class PipelineSet:
             await p.persist()
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
-        await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)
+        try:
+            await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)
+        except RedisError as e:
+            self._redis_failed(e)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
-        await self.by_tenant[tenant].on_queues(tenant, snapshot)
+        try:
+            await self.by_tenant[tenant].on_queues(tenant, snapshot)
+        except RedisError as e:
+            self._redis_failed(e)
 
     async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
         await self.by_tenant[tenant].on_ticker(tenant, snapshot)

@@ -9,7 +9,6 @@ is valid or `RulesError` is raised.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,6 +22,7 @@ from monitor.core.durations import format_duration, parse_duration
 from monitor.core.exits import EXIT_CONFIG, EXIT_OK
 from monitor.core.states import StateKind
 from monitor.engine.model import Activity, RuleConfig, RuleName, RuleSet
+from monitor.rules.yaml_reader import YamlProblem, read_yaml
 
 ACTIVITIES_FILE = "activities.yaml"
 RULES_FILE = "rules.yaml"
@@ -87,7 +87,7 @@ DEFAULT_RULES: dict[RuleName, RuleConfig] = {
             threshold=0.85,
             window=_m(30),
         ),
-        RuleConfig(RuleName.STALE_DATA, after=_m(1), severity="critical"),
+        RuleConfig(RuleName.STALE_DATA, after=_m(2), severity="critical"),
         RuleConfig(RuleName.UNMAPPED_STATE, after=_m(1), severity="info"),
         RuleConfig(RuleName.UNKNOWN_AGENT, after=_m(5), severity="info"),
     )
@@ -367,53 +367,15 @@ def _check_ruleset(ctx: _Ctx, ruleset: RuleSet) -> None:
 # --- files -----------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 without its surprises for these files: `off`/`yes`/`no` stay strings (an
-    activity is called `off`), only true/false are booleans, and `1:30` is not base-60."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
-    _resolvers[:] = [
-        (tag, rx)
-        for tag, rx in _resolvers
-        if not (tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and ":" in rx.pattern)
-    ]
-_INT_RX = re.compile(
-    r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
-)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_RX, list("-+0123456789"))
-_FLOAT_RX = re.compile(
-    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RX, list("-+0123456789."))
-
-
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise RulesError(str(path), "", f"cannot read: {e.strerror or e}") from None
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        # str(e) repeats the position in PyYAML's own words (and names the context's line, not
-        # the problem's); the line is in our prefix already, so keep only the problem
-        problem = getattr(e, "problem", None) or "cannot be parsed"
-        raise RulesError(str(path), "", f"not valid YAML: {problem}", line) from None
-    return data, node
+        return read_yaml(text)
+    except YamlProblem as e:
+        raise RulesError(str(path), "", str(e), e.line) from None
 
 
 def _top(ctx: _Ctx, data: Any, allowed: set[str]) -> Mapping[str, Any]:
@@ -506,13 +468,46 @@ def summary(ruleset: RuleSet) -> str:
     return "\n".join(lines)
 
 
-def check_command(args: argparse.Namespace) -> int:
-    """`puzzel-monitor rules check [path]`: 0 and a summary, or 2 and the error."""
+def stale_data_conflicts(
+    ruleset: RuleSet, cadences: Mapping[str, tuple[Mapping[str, float], float]]
+) -> list[str]:
+    """Why `stale_data` would flap with these cadences (tenant -> (kind -> seconds, jitter)):
+    its `after` must be longer than an endpoint's cadence plus jitter, or it fires between two
+    good polls."""
+    rule = ruleset.rules.get(RuleName.STALE_DATA)
+    if rule is None or not rule.enabled:
+        return []
+    after = rule.after.total_seconds()
+    problems = []
+    for tenant, (kinds, jitter) in cadences.items():
+        for kind, every in sorted(kinds.items()):
+            if after <= every + jitter:
+                need = format_duration(timedelta(seconds=2 * every))
+                problems.append(
+                    f"rules.stale_data.after: {format_duration(rule.after)} is not longer than "
+                    f"tenant {tenant}'s {kind} cadence ({format_duration(timedelta(seconds=every))}"
+                    f" + jitter), so it would fire between two good polls; use at least {need}"
+                )
+    return problems
+
+
+def check_command(
+    args: argparse.Namespace,
+    cadences: Mapping[str, tuple[Mapping[str, float], float]] | None = None,
+) -> int:
+    """`puzzel-monitor rules check [path]`: 0 and a summary, or 2 and the error. With
+    `cadences` (from a configuration, see `monitor.app.rules_cli`), `stale_data` is also checked
+    against them."""
     path = Path(getattr(args, "path", "rules") or "rules")
     try:
         ruleset = load_rules(path)
     except RulesError as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    problems = stale_data_conflicts(ruleset, cadences or {})
+    for problem in problems:
+        print(f"error: {path}: {problem}", file=sys.stderr)
+    if problems:
         return EXIT_CONFIG
     print(f"{path}: ok")
     print(summary(ruleset))

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from aiohttp import web
 
 from monitor.engine.model import Segment
@@ -57,8 +58,10 @@ def schedule_routes(
         tenant = request.match_info["tenant"]
         tz = tenants.get(tenant)
         if tz is None:
+            # the name comes from the URL: serialise it, never paste it into JSON by hand
             raise web.HTTPNotFound(
-                text=f'{{"error": "unknown tenant {tenant}"}}', content_type="application/json"
+                text=orjson.dumps({"error": f"unknown tenant {tenant}"}).decode(),
+                content_type="application/json",
             )
         return tenant, tz
 

@@ -23,6 +23,7 @@ from monitor.core.durations import parse_duration
 from monitor.core.states import LOGGED_OFF, AgentState
 from monitor.engine.model import RuleName, Segment
 from monitor.rules.loader import DEFAULT_ACTIVITIES
+from monitor.rules.yaml_reader import StrictLoader
 
 # Visual-queue state fields (puzzel-api.md 4.2), reported even when a scenario never sets them.
 QUEUE_FIELDS: tuple[str, ...] = (
@@ -220,51 +221,6 @@ class Scenario:
         return sorted(names)
 
 
-# --- YAML that reads times as written ---------------------------------------------------------
-
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
-_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_DROPPED = (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG, _BOOL_TAG)
-
-
-class ScenarioLoader(yaml.SafeLoader):
-    """SafeLoader without YAML 1.1 sexagesimal numbers, octal-by-leading-zero, timestamps or
-    yes/no/on/off booleans.
-
-    `10:00`, `2026-03-02T07:30:00` and `off` (an activity) stay strings; `true`, `false`, `null`,
-    `42`, `0.5`, `1e3` keep their usual meaning.
-    """
-
-
-ScenarioLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag not in (_INT_TAG, _FLOAT_TAG, _TIMESTAMP_TAG, _BOOL_TAG)
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-ScenarioLoader.add_implicit_resolver(
-    _INT_TAG,
-    # no leading zeros: SafeLoader's int constructor would read them as octal
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"),
-)
-ScenarioLoader.add_implicit_resolver(
-    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-ScenarioLoader.add_implicit_resolver(
-    _FLOAT_TAG,
-    re.compile(
-        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
-
-
 # --- parsing ----------------------------------------------------------------------------------
 
 
@@ -282,7 +238,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, source_name: str = "<scenario>") -> Scenario:
     """Parse scenario YAML text; `source_name` is used in error messages."""
-    loader = ScenarioLoader(text)
+    loader = StrictLoader(text)
     try:
         try:
             root = loader.get_single_node()
@@ -311,7 +267,7 @@ class _LocalTime:
 
 
 class _Parser:
-    def __init__(self, source: str, loader: ScenarioLoader) -> None:
+    def __init__(self, source: str, loader: StrictLoader) -> None:
         self.source = source
         self.loader = loader
         self.tz: ZoneInfo = ZoneInfo("UTC")

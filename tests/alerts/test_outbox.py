@@ -281,7 +281,7 @@ class RecordingSink:
     def max_batch(self) -> int:
         return 100
 
-    async def send(self, batch):  # type: ignore[no-untyped-def]
+    async def send(self, batch, deliveries=()):  # type: ignore[no-untyped-def]
         self.sent.append(list(batch))
 
 
@@ -305,7 +305,7 @@ class FlakySink(RecordingSink):
         super().__init__()
         self.calls = 0
 
-    async def send(self, batch):  # type: ignore[no-untyped-def]
+    async def send(self, batch, deliveries=()):  # type: ignore[no-untyped-def]
         self.calls += 1
         if self.calls == 1:
             raise RuntimeError("bug")

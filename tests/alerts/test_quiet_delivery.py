@@ -12,6 +12,7 @@ from monitor.alerts.config import AlertingConfig
 from monitor.alerts.model import Alert
 from monitor.alerts.outbox import Outbox, SinkWorker
 from monitor.alerts.routing import Router
+from monitor.alerts.sinks.base import Delivery
 from monitor.core.clock import VirtualClock
 from tests.alerts.helpers import alert
 
@@ -29,7 +30,7 @@ class ClockedSink:
     def max_batch(self) -> int:
         return 100
 
-    async def send(self, batch: Sequence[Alert]) -> None:
+    async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
         self.sent.append((self.clock.now(), [a.status for a in batch]))
 
 

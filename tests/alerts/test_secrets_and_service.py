@@ -65,7 +65,7 @@ async def test_failing_deliveries_log_no_secret(redis_client: aioredis.Redis) ->
         await asyncio.sleep(0.4)
         await service.stop(grace=0.5)
     text = repr(logs) + repr(service.sinks)
-    assert any(e["event"] == "outbox.retry" for e in logs)
+    assert any(e["event"] == "sink.failing" for e in logs)
     assert SLACK_SECRET not in text
     assert HMAC_SECRET not in text
     assert str(port) not in text

@@ -16,7 +16,7 @@ import pytest
 from monitor.app.service import Service
 from monitor.core.clock import SystemClock
 from tests.redis_server import free_port
-from tests.service.simserver import SimServers, config_for
+from tests.simserver import SimServers, config_for
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -23,7 +23,7 @@ from monitor.simulator.publish import started_now
 from monitor.simulator.scenario import load_scenario
 from monitor.simulator.simulator import Simulator
 from tests.redis_server import RedisServer, free_port
-from tests.service.simserver import tenant_dict
+from tests.simserver import tenant_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = """\

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import aiohttp
@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from monitor.alerts.model import Alert
-from monitor.alerts.sinks.base import SinkError
+from monitor.alerts.sinks.base import Delivery, SinkError, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster
 from monitor.alerts.store import AlertStore
 from monitor.core.clock import Clock
@@ -50,9 +50,10 @@ class AlertmanagerSink:
     def max_batch(self) -> int:
         return self._max
 
-    async def send(self, batch: Sequence[Alert]) -> None:
+    async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
+        # labels stay as they are: Alertmanager dedupes by them, so the key goes in headers only
         body = orjson.dumps([a.to_am_v2() for a in batch])
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **delivery_headers(deliveries)}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
         await self._http.post(self._endpoint, body, headers)
@@ -72,8 +73,10 @@ class AlertmanagerResender:
         clock: Clock,
         resend_interval: timedelta = timedelta(seconds=60),
         resolved_for: timedelta = timedelta(minutes=5),
+        backing_off: Callable[[], bool] = lambda: False,
     ) -> None:
         self._sink = sink
+        self._backing_off = backing_off
         self._store = store
         self._clock = clock
         self.resend_interval = resend_interval
@@ -103,6 +106,8 @@ class AlertmanagerResender:
                     await t
             if stopping.is_set():
                 return
+            if self._backing_off():
+                continue  # the sink's backoff holds for re-sends too; they resume with it
             try:
                 await self.resend_once()
             except (SinkError, RedisError) as exc:

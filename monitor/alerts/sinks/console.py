@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from monitor.alerts.model import Alert
+from monitor.alerts.sinks.base import Delivery
 
 
 def console_line(alert: Alert) -> str:
@@ -27,7 +28,7 @@ class ConsoleSink:
     def max_batch(self) -> int:
         return self._max_batch
 
-    async def send(self, batch: Sequence[Alert]) -> None:
+    async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
         out = self._stream or sys.stdout
         for alert in batch:
             out.write(console_line(alert) + "\n")

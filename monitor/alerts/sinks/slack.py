@@ -11,7 +11,7 @@ import orjson
 from pydantic import SecretStr
 
 from monitor.alerts.model import Alert, rule_title
-from monitor.alerts.sinks.base import SinkError
+from monitor.alerts.sinks.base import Delivery, SinkError, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster, MinInterval
 from monitor.core.clock import Clock
 
@@ -121,13 +121,13 @@ class SlackSink:
     def max_batch(self) -> int:
         return MAX_ALERTS_PER_MESSAGE
 
-    async def send(self, batch: Sequence[Alert]) -> None:
+    async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
         body = orjson.dumps(slack_message(batch))
+        # Slack ignores the headers; a proxy in front of it (or a test receiver) can dedupe
+        headers = {"Content-Type": "application/json", **delivery_headers(deliveries)}
         await self._limiter.wait()
         try:
-            await self._http.post(
-                self._url.get_secret_value(), body, {"Content-Type": "application/json"}
-            )
+            await self._http.post(self._url.get_secret_value(), body, headers)
         except SinkError as exc:
             if exc.retry_after is not None:
                 self._limiter.push_back(exc.retry_after)

@@ -17,6 +17,7 @@ import orjson
 from pydantic import SecretStr
 
 from monitor.alerts.model import Alert, webhook_payload
+from monitor.alerts.sinks.base import Delivery, delivery_headers
 from monitor.alerts.sinks.http import HttpPoster
 from monitor.core.clock import Clock
 
@@ -78,23 +79,29 @@ class WebhookSink:
     def max_batch(self) -> int:
         return self._max
 
-    def request(self, batch: Sequence[Alert]) -> tuple[bytes, dict[str, str]]:
-        """The body and headers for one batch (all alerts of one team)."""
+    def request(
+        self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers for one batch (all alerts of one team). Each `alerts[]` item
+        carries `idempotencyKey` and `delivery` when `deliveries` are given."""
         team = batch[0].team if batch else ""
         group = {"team": team} if team and all(a.team == team for a in batch) else {}
         payload = webhook_payload(
             batch, receiver=self._receiver, group_labels=group, external_url=self._external_url
         )
+        for item, d in zip(payload["alerts"], deliveries, strict=False):
+            item["idempotencyKey"] = d.idempotency_key
+            item["delivery"] = d.kind
         body = orjson.dumps(payload)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **delivery_headers(deliveries)}
         if self._key is not None:
             ts = str(int(self._clock.now().timestamp()))
             headers[TIMESTAMP_HEADER] = ts
             headers[SIGNATURE_HEADER] = sign(body, ts, self._key.get_secret_value())
         return body, headers
 
-    async def send(self, batch: Sequence[Alert]) -> None:
-        body, headers = self.request(batch)
+    async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
+        body, headers = self.request(batch, deliveries)
         await self._http.post(self._url.get_secret_value(), body, headers)
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ import pytest
 from monitor.app.config import TenantConfig
 from monitor.app.doctor import SPECS, Redactor, check_tenants
 from monitor.puzzel.models import parse_as, parse_rows
-from tests.doctor.conftest import SiteFactory
+from tests.app.conftest import SiteFactory
 
 PERSONAL = {"firstName", "lastName", "userName", "eMail", "mobilePhone", "phoneNumber"}
 

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from tests.doctor.conftest import SiteFactory
+from tests.app.conftest import SiteFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from monitor.app.doctor import (
     unknown_fields,
 )
 from monitor.puzzel.endpoints import CONFIGURABLE, ENDPOINTS
-from tests.doctor.conftest import AGENTS, SiteFactory
+from tests.app.conftest import AGENTS, SiteFactory
 
 UNVERIFIED = sorted(n for n, e in ENDPOINTS.items() if not e.verified)
 VERIFIED_API = sorted(n for n in CONFIGURABLE if ENDPOINTS[n].verified)

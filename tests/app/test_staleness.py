@@ -13,7 +13,7 @@ from monitor.alerts.model import labels_for
 from monitor.app.wiring import Monitor
 from monitor.engine.model import AlertTransition
 from monitor.rules.loader import ruleset_from_mapping
-from tests.service.simserver import T0, SimServer, config_for
+from tests.simserver import T0, SimServer, config_for
 
 
 async def test_stale_data_per_endpoint_and_never_for_an_unsupported_one(

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerts.metrics import AlertMetrics
 from monitor.http.metrics import Exporter
-from tests.service.test_exporter import T0, TENANT, engine_view, filled_store, make_exporter
+from tests.http.test_metrics import T0, TENANT, engine_view, filled_store, make_exporter
 
 
 def info_series(exporter: Exporter) -> dict[str, dict[str, str]]:

@@ -17,7 +17,7 @@ from monitor.core.states import StateKind
 from monitor.http.metrics import Exporter
 from monitor.ingest.cadence import Scheduler
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
-from tests.service.simserver import T0, SimServer
+from tests.simserver import T0, SimServer
 
 
 class RecordingSink:

@@ -23,7 +23,7 @@ from monitor.core.clock import SystemClock
 from monitor.simulator.app import create_app
 from monitor.simulator.simulator import Simulator
 from tests.redis_server import RedisServer, free_port
-from tests.service.simserver import SimServers, config_for, tenant_dict
+from tests.simserver import SimServers, config_for, tenant_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 

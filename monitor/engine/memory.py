@@ -1,0 +1,288 @@
+"""What the engine remembers between evaluations (`EngineState`: per agent, team and queue,
+with the open conditions) and its JSON form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.core.states import AgentState, StateKind
+from monitor.engine.conditions import (
+    OpenCondition,
+)
+from monitor.engine.conditions import iso as _iso
+from monitor.engine.conditions import iso_opt as _iso_opt
+from monitor.engine.conditions import parse_dt as _dt
+from monitor.engine.conditions import parse_dt_opt as _dt_opt
+from monitor.engine.conditions import transition_order as _transition_order
+from monitor.engine.model import (
+    Accrual,
+    AlertTransition,
+    RuleName,
+    Segment,
+    Subject,
+)
+
+STATE_VERSION = 1
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AgentMemory:
+    """Everything the engine remembers about one agent between evaluations."""
+
+    name: str
+    team: str
+    state: AgentState
+    since: datetime  # when `state` was entered
+    accounted_until: datetime  # accruals and conditions are settled up to here
+    # when the agent last went from logged on to logged_off (early_logoff vs late_login)
+    logged_on_until: datetime | None = None
+    pause_start: datetime | None = None  # start of the continuous pause (any type)
+    pause_type_start: datetime | None = None  # start of the current pause type
+    segment: Segment | None = None  # the segment in force at accounted_until
+    adherent: bool | None = None
+    adherent_since: datetime | None = None
+    open: dict[RuleName, OpenCondition] = field(default_factory=dict)
+    last_closed: dict[RuleName, datetime] = field(default_factory=dict)
+    scheduled_seconds: float = 0.0
+    adherent_seconds: float = 0.0
+    productive_seconds: float = 0.0
+    productive_scheduled_seconds: float = 0.0
+
+    def copy(self) -> AgentMemory:
+        return AgentMemory(
+            self.name,
+            self.team,
+            self.state,
+            self.since,
+            self.accounted_until,
+            self.logged_on_until,
+            self.pause_start,
+            self.pause_type_start,
+            self.segment,
+            self.adherent,
+            self.adherent_since,
+            dict(self.open),
+            dict(self.last_closed),
+            self.scheduled_seconds,
+            self.adherent_seconds,
+            self.productive_seconds,
+            self.productive_scheduled_seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "team": self.team,
+            "state": _state_to_dict(self.state),
+            "since": _iso(self.since),
+            "accounted_until": _iso(self.accounted_until),
+            "logged_on_until": _iso_opt(self.logged_on_until),
+            "pause_start": _iso_opt(self.pause_start),
+            "pause_type_start": _iso_opt(self.pause_type_start),
+            "segment": _segment_to_dict(self.segment),
+            "adherent": self.adherent,
+            "adherent_since": _iso_opt(self.adherent_since),
+            "open": {r.value: c.to_dict() for r, c in self.open.items()},
+            "last_closed": {r.value: _iso(t) for r, t in self.last_closed.items()},
+            "totals": [
+                self.scheduled_seconds,
+                self.adherent_seconds,
+                self.productive_seconds,
+                self.productive_scheduled_seconds,
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AgentMemory:
+        totals = [float(x) for x in d.get("totals", [0.0, 0.0, 0.0, 0.0])]
+        adherent = d.get("adherent")
+        return cls(
+            name=str(d.get("name", "")),
+            team=str(d.get("team", "")),
+            state=_state_from_dict(d["state"]),
+            since=_dt(d["since"]),
+            accounted_until=_dt(d["accounted_until"]),
+            logged_on_until=_dt_opt(d.get("logged_on_until")),
+            pause_start=_dt_opt(d.get("pause_start")),
+            pause_type_start=_dt_opt(d.get("pause_type_start")),
+            segment=_segment_from_dict(d.get("segment")),
+            adherent=None if adherent is None else bool(adherent),
+            adherent_since=_dt_opt(d.get("adherent_since")),
+            open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
+            last_closed={RuleName(k): _dt(v) for k, v in d.get("last_closed", {}).items()},
+            scheduled_seconds=totals[0],
+            adherent_seconds=totals[1],
+            productive_seconds=totals[2],
+            productive_scheduled_seconds=totals[3],
+        )
+
+
+@dataclass(slots=True)
+class QueueMemory:
+    name: str = ""
+    open: dict[RuleName, OpenCondition] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "open": {r.value: c.to_dict() for r, c in self.open.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QueueMemory:
+        return cls(
+            name=str(d.get("name", "")),
+            open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class TeamMemory:
+    """Per-minute (scheduled, adherent) seconds for the trailing team-adherence window."""
+
+    buckets: dict[int, tuple[float, float]] = field(default_factory=dict)
+    open: dict[RuleName, OpenCondition] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "buckets": [[k, s, a] for k, (s, a) in sorted(self.buckets.items())],
+            "open": {r.value: c.to_dict() for r, c in self.open.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TeamMemory:
+        return cls(
+            buckets={int(k): (float(s), float(a)) for k, s, a in d.get("buckets", [])},
+            open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class EngineState:
+    """What the engine remembers between evaluations, for one tenant. JSON-serialisable."""
+
+    tenant: str = ""
+    agents: dict[str, AgentMemory] = field(default_factory=dict)
+    queues: dict[str, QueueMemory] = field(default_factory=dict)
+    teams: dict[str, TeamMemory] = field(default_factory=dict)
+    stale: dict[str, OpenCondition] = field(default_factory=dict)  # endpoint -> staleness
+    ruleset_key: str = ""
+
+    def shallow_copy(self) -> EngineState:
+        """A copy whose containers are new; members are replaced (never mutated) on write."""
+        return EngineState(
+            tenant=self.tenant,
+            agents=dict(self.agents),
+            queues=dict(self.queues),
+            teams=dict(self.teams),
+            stale=dict(self.stale),
+            ruleset_key=self.ruleset_key,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "tenant": self.tenant,
+            "ruleset_key": self.ruleset_key,
+            "agents": {k: v.to_dict() for k, v in self.agents.items()},
+            "queues": {k: v.to_dict() for k, v in self.queues.items()},
+            "teams": {k: v.to_dict() for k, v in self.teams.items()},
+            "stale": {k: v.to_dict() for k, v in self.stale.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EngineState:
+        version = d.get("version", STATE_VERSION)
+        if version != STATE_VERSION:
+            raise ValueError(f"engine state version {version!r}; expected {STATE_VERSION}")
+        return cls(
+            tenant=str(d.get("tenant", "")),
+            ruleset_key=str(d.get("ruleset_key", "")),
+            agents={k: AgentMemory.from_dict(v) for k, v in d.get("agents", {}).items()},
+            queues={k: QueueMemory.from_dict(v) for k, v in d.get("queues", {}).items()},
+            teams={k: TeamMemory.from_dict(v) for k, v in d.get("teams", {}).items()},
+            stale={k: OpenCondition.from_dict(v) for k, v in d.get("stale", {}).items()},
+        )
+
+    def totals(self) -> list[Accrual]:
+        """Cumulative seconds per agent since the engine first saw it (for counters, replay)."""
+        return [
+            Accrual(
+                agent_id=agent_id,
+                team=m.team,
+                scheduled_seconds=m.scheduled_seconds,
+                adherent_seconds=m.adherent_seconds,
+                productive_seconds=m.productive_seconds,
+                productive_scheduled_seconds=m.productive_scheduled_seconds,
+            )
+            for agent_id, m in sorted(self.agents.items())
+        ]
+
+    def firing_alerts(self) -> list[AlertTransition]:
+        """The firing transition of every alert still open (e.g. to rebuild views on restart)."""
+        out: list[AlertTransition] = []
+
+        def add(
+            rule: RuleName, c: OpenCondition, subject: Subject, sid: str, team: str | None
+        ) -> None:
+            if c.firing:
+                out.append(
+                    AlertTransition(
+                        rule=rule,
+                        status="firing",
+                        tenant=self.tenant,
+                        subject=subject,
+                        subject_id=sid,
+                        team=team,
+                        severity=c.severity,
+                        at=c.fired_at or c.since,
+                        ideal_at=c.fired_ideal_at or c.since,
+                        condition_since=c.since,
+                        details=dict(c.details),
+                        labels=dict(c.labels),
+                    )
+                )
+
+        for aid, m in self.agents.items():
+            for rule, c in m.open.items():
+                add(rule, c, "agent", aid, m.team or None)
+        for qid, q in self.queues.items():
+            for rule, c in q.open.items():
+                add(rule, c, "queue", qid, None)
+        for team, tm in self.teams.items():
+            for rule, c in tm.open.items():
+                add(rule, c, "team", team, team)
+        for endpoint, c in self.stale.items():
+            add(RuleName.STALE_DATA, c, "tenant", endpoint, None)
+        out.sort(key=_transition_order)
+        return out
+
+
+# --- conversions -----------------------------------------------------------------------------
+
+
+def _state_to_dict(s: AgentState) -> dict[str, str | None]:
+    return {"kind": s.kind.value, "pause_type": s.pause_type, "raw": s.raw}
+
+
+def _state_from_dict(d: Mapping[str, Any]) -> AgentState:
+    return AgentState(StateKind(d["kind"]), d.get("pause_type"), d.get("raw"))
+
+
+def _segment_to_dict(s: Segment | None) -> dict[str, str] | None:
+    if s is None:
+        return None
+    return {
+        "start": _iso(s.start),
+        "end": _iso(s.end),
+        "agent_id": s.agent_id,
+        "activity": s.activity,
+    }
+
+
+def _segment_from_dict(d: Mapping[str, Any] | None) -> Segment | None:
+    if d is None:
+        return None
+    return Segment(_dt(d["start"]), _dt(d["end"]), str(d["agent_id"]), str(d["activity"]))
