@@ -25,6 +25,8 @@ _HANDLERS = {
     "rules check": "monitor.app.rules_cli:check_command",
     "doctor": "monitor.app.doctor:doctor_command",
     "report adherence": "monitor.app.report_cli:adherence_command",
+    "approvals add": "monitor.app.approvals_cli:add_command",
+    "approvals withdraw": "monitor.app.approvals_cli:withdraw_command",
 }
 
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rules(sub)
     _add_doctor(sub)
     _add_report(sub)
+    _add_approvals(sub)
     return p
 
 
@@ -166,6 +169,25 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ra.add_argument("--timezone", help="the tenant's time zone (default: config, or stored)")
 
 
+def _add_approvals(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser("approvals", help="approve (excuse) an agent's time range").add_subparsers(
+        dest="approvals_command", required=True, metavar="ACTION"
+    )
+    add = ap.add_parser("add", help="approve a time range of one agent, with a reason")
+    add.add_argument("--agent", required=True)
+    add.add_argument("--start", required=True, help="ISO 8601 (no offset: the tenant's time)")
+    add.add_argument("--end", required=True)
+    add.add_argument("--reason", required=True)
+    wd = ap.add_parser("withdraw", help="withdraw an approval (kept in the audit trail)")
+    wd.add_argument("--id", required=True)
+    for p in (add, wd):
+        p.add_argument("--tenant", required=True, metavar="KEY")
+        p.add_argument("--by", required=True, help="who (kept in the audit trail)")
+        p.add_argument("-c", "--config")
+        p.add_argument("--redis-url")
+        p.add_argument("--timezone")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     key = args.command
@@ -175,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = f"rules {args.rules_command}"
     elif key == "report":
         key = f"report {args.report_command}"
+    elif key == "approvals":
+        key = f"approvals {args.approvals_command}"
     module_name, func_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), func_name)
     try:

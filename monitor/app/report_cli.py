@@ -35,7 +35,9 @@ def _fail(message: str) -> int:
     return EXIT_INPUT
 
 
-def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+def connect(args: argparse.Namespace) -> tuple[aioredis.Redis, Config | None] | int:
+    """Redis (`--redis-url` > $PUZZEL_MONITOR_REDIS_URL > the configuration > the default) and
+    the configuration, if given; or the exit code of a configuration that does not load."""
     config: Config | None = None
     if args.config:
         try:
@@ -46,7 +48,14 @@ def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None)
     password = (
         config.redis.password.get_secret_value() if config and config.redis.password else None
     )
-    redis = aioredis.Redis.from_url(url or DEFAULT_REDIS_URL, password=password)
+    return aioredis.Redis.from_url(url or DEFAULT_REDIS_URL, password=password), config
+
+
+def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    conn = connect(args)
+    if isinstance(conn, int):
+        return conn
+    redis, config = conn
     try:
         return asyncio.run(_adherence(args, config, redis, stdout or sys.stdout))
     except (RedisError, OSError) as e:
@@ -54,7 +63,9 @@ def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None)
         return EXIT_RUNTIME
 
 
-async def _zone(args: argparse.Namespace, config: Config | None, redis: aioredis.Redis) -> str:
+async def resolve_zone(
+    args: argparse.Namespace, config: Config | None, redis: aioredis.Redis
+) -> str:
     if args.timezone:
         return str(args.timezone)
     if config is not None:
@@ -73,7 +84,7 @@ async def _adherence(
 ) -> int:
     try:
         try:
-            zone = await _zone(args, config, redis)
+            zone = await resolve_zone(args, config, redis)
             tz = ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError) as e:
             if isinstance(e, ReportError):

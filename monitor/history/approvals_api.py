@@ -34,7 +34,8 @@ def _time(body: dict[str, Any], name: str, tz: ZoneInfo) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=tz)
 
 
-def _request(body: Any, agent: str, by: str, tz: ZoneInfo) -> ApprovalRequest:
+def request_from(body: Any, agent: str, by: str, tz: ZoneInfo) -> ApprovalRequest:
+    """The approval a JSON body (or the command line) asks for; ValueError names the field."""
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object with start, end and reason")
     start, end = _time(body, "start", tz), _time(body, "end", tz)
@@ -62,7 +63,7 @@ def approval_routes(history: HistoryStore) -> list[web.RouteDef]:
             return _bad("X-Puzzel-Monitor-User: required (who approves)")
         try:
             body = await request.json() if request.can_read_body else None
-            req = _request(body, request.match_info["agent"], by, tz)
+            req = request_from(body, request.match_info["agent"], by, tz)
         except ValueError as e:  # json.JSONDecodeError is one
             return _bad(str(e))
         return web.json_response(await store.approve(tenant, req), status=201)

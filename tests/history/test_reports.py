@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -161,3 +162,36 @@ def test_cli_prints_the_same_csv_and_exits_2_on_a_bad_date(redis_server: RedisSe
     )
     assert bad.returncode == 2
     assert "--from='yesterday'" in bad.stderr
+
+
+def test_cli_approves_and_withdraws_with_the_report_following(redis_server: RedisServer) -> None:
+    """`approvals add` excuses the 540 s paused during `phone` (the report's approved seconds
+    and adherence follow); `approvals withdraw` restores them; a bad time exits 2 naming it."""
+    if redis_server.proc is None:
+        redis_server.start()
+    _replay_into(redis_server.url)
+    day, url = _day(), redis_server.url
+    common = ("--tenant", "12345", "--by", "ana", "--redis-url", url)
+
+    def approved() -> tuple[str, str]:
+        out = _cli("--tenant", "12345", "--from", day, "--to", day, "--redis-url", url)
+        (row,) = list(csv.DictReader(io.StringIO(out.stdout)))
+        return row["approved_seconds"], row["approved_adherence"]
+
+    def approvals(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "monitor", "approvals", *args, *common],
+            capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert approved() == ("0", "0.9604")
+    times = ("--start", f"{day}T10:15:00", "--end", f"{day}T10:24:00")
+    added = approvals("add", "--agent", "1001", *times, "--reason", "team meeting")
+    assert added.returncode == 0, added.stderr
+    assert approved() == ("540", f"{(14_400 - 570 + 540) / 14_400:.4f}")
+    approval_id = json.loads(added.stdout)["id"]
+    assert approvals("withdraw", "--id", approval_id).returncode == 0
+    assert approved() == ("0", "0.9604")
+    bad = approvals("add", "--agent", "1001", "--start", "10am", "--end", "11am", "--reason", "x")
+    assert bad.returncode == 2
+    assert "start='10am'" in bad.stderr
