@@ -9,6 +9,7 @@ are keyed by rule, subject and start, so a re-emitted transition rewrites the sa
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -98,6 +99,7 @@ class HistoryRecorder:
         # agent -> (day, start, end) of its latest out-of-adherence range on file, to extend it
         self._last_out: dict[str, tuple[date, float, float]] = {}
         self._pending: list[Accrual] = []
+        self._flushing = asyncio.Lock()
 
     async def _watermarks(self) -> dict[str, float]:
         if self._marks is None:
@@ -115,14 +117,21 @@ class HistoryRecorder:
                 self._anchors[acc.agent_id] = anchors[-1]
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        marks = await self._watermarks()
-        filed = file_accruals(self._pending, self.tz, marks)
-        if filed.watermarks:
-            await self._write(filed)
-            marks.update(filed.watermarks)
-        self._pending = []
+        # Persists overlap (a cycle's and housekeeping's): one flush at a time, and the batch
+        # taken before the first await, or two flushes would write the same accruals.
+        async with self._flushing:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            try:
+                marks = await self._watermarks()
+                filed = file_accruals(pending, self.tz, marks)
+                if filed.watermarks:
+                    await self._write(filed)
+                    marks.update(filed.watermarks)
+            except BaseException:
+                self._pending[:0] = pending  # kept for the next flush (Redis may be back)
+                raise
 
     async def _write(self, filed: Filed) -> None:
         k, t = self._store.keys, self.tenant
