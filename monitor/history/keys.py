@@ -41,6 +41,18 @@ class HistoryKeys:
         """A list of JSON entries: every approval and withdrawal, who and when."""
         return f"{self.prefix}:{tenant}:audit"
 
+    def queue_intervals(self, tenant: str, day: date) -> str:
+        """Field `queue<SEP>start` -> the closed interval's JSON."""
+        return f"{self.prefix}:{tenant}:queue-intervals:{day.isoformat()}"
+
+    def queue_state(self, tenant: str) -> str:
+        """The open intervals and last counters (`QueueIntervals.to_dict`), JSON."""
+        return f"{self.prefix}:{tenant}:queue-state"
+
+    def queue_stream(self, tenant: str) -> str:
+        """Every closed interval, in order, for a forecasting tool's consumer group."""
+        return f"{self.prefix}:{tenant}:queue-intervals"
+
     def timezone(self, tenant: str) -> str:
         """The tenant's time zone, so a report needs no configuration to read its days."""
         return f"{self.prefix}:{tenant}:timezone"
