@@ -356,6 +356,8 @@ class HistoryConfig(_Model):
     """How long a day's records are kept after the day ends (`90d`)."""
     interval_minutes: Literal[15, 30] = 15
     """The default width of a report's team intervals."""
+    queue_interval_minutes: Literal[15, 30, 60] = 15
+    """The width of the visual queues' interval statistics (offered, answered, ...)."""
 
 
 class Config(_Model):

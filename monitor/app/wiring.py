@@ -25,6 +25,7 @@ from monitor.core.clock import Clock, SystemClock
 from monitor.engine.model import RuleSet
 from monitor.history.api import history_routes
 from monitor.history.approvals_api import approval_routes
+from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
 from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
@@ -138,6 +139,14 @@ class Monitor:
         observers: tuple[TransitionObserver, ...],
     ) -> TenantPipeline:
         recorder = self.history.recorder(tenant)
+        queues = QueueIntervalRecorder(
+            self.redis,
+            tenant=tenant,
+            tz=self.history.tenants[tenant],
+            width_minutes=self.config.history.queue_interval_minutes,
+            key_prefix=self.key_prefix,
+            retention=self.history.retention,
+        )
         return TenantPipeline(
             tenant=tenant,
             ruleset=self.ruleset,
@@ -148,6 +157,7 @@ class Monitor:
             observers=(*observers, recorder.record_transitions),
             accrual_observers=[recorder.record_accruals],
             before_persist=[recorder.flush],
+            queue_observers=[queues.on_queues],
         )
 
     async def start(self) -> None:

@@ -42,6 +42,8 @@ AccrualObserver = Callable[[Sequence[Accrual]], Awaitable[None]]
 # Run before every save of the engine state: what was buffered from the accruals is then durable
 # before the state that would not account that time again is.
 PersistHook = Callable[[], Awaitable[None]]
+# Told every queue snapshot (the queue interval statistics).
+QueueObserver = Callable[[QueueSnapshot], Awaitable[None]]
 
 
 class ScheduleSource(Protocol):
@@ -99,6 +101,7 @@ class TenantPipeline:
         observers: Sequence[TransitionObserver] = (),
         accrual_observers: Sequence[AccrualObserver] = (),
         before_persist: Sequence[PersistHook] = (),
+        queue_observers: Sequence[QueueObserver] = (),
         schedule_window: timedelta = timedelta(hours=24),
         schedule_check_interval: timedelta = timedelta(seconds=30),
         persist_interval: timedelta = timedelta(seconds=30),
@@ -112,6 +115,7 @@ class TenantPipeline:
         self._observers = list(observers)
         self._accrual_observers = list(accrual_observers)
         self._before_persist = list(before_persist)
+        self._queue_observers = list(queue_observers)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
         # A schedule edit takes effect within this long; the version is not read every cycle.
@@ -181,6 +185,8 @@ class TenantPipeline:
             ruleset=self.ruleset,
         )
         await self._commit(result.state, result.transitions)
+        for observer in self._queue_observers:
+            await observer(snapshot)
 
     async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
         return None  # tickers go to the exporter only

@@ -1,9 +1,11 @@
 """The running monitor (the one wiring) writes the records as it goes: after half an hour of a
 simulated centre over real HTTP, the day's record of every agent holds exactly the seconds the
-engine accrued (virtual time, real Redis); stopping flushes what was buffered."""
+engine accrued (virtual time, real Redis); stopping flushes what was buffered. The visual
+queue's closed interval is stored and streamed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -12,6 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from monitor.app.wiring import Monitor
+from monitor.history.keys import HistoryKeys
+from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.report import ReportQuery, adherence_report
 from monitor.rules.loader import ruleset_from_mapping
 from monitor.simulator.centre import RandomCentre
@@ -55,3 +59,14 @@ async def test_the_running_monitor_keeps_the_engine_seconds(
         assert row["adherent_seconds"] == pytest.approx(t.adherent_seconds)
         assert row["productive_seconds"] == pytest.approx(t.productive_seconds)
         assert row["productive_scheduled_seconds"] == pytest.approx(t.productive_scheduled_seconds)
+    # the polls at 09:15 and 09:30 (UTC) closed the visual queue's first two intervals: one
+    # sample per 15-second poll, and the same intervals in the tenant's stream
+    queues = QueueIntervalRecorder(
+        redis_client, tenant=tenant, tz=centre.timezone, key_prefix="pzm-live"
+    )
+    intervals = await queues.read_day(day)
+    assert [(i["start"][11:16], i["samples"]) for i in intervals] == [("10:00", 60), ("10:15", 60)]
+    stream = await redis_client.xrange(HistoryKeys("pzm-live").queue_stream(tenant))
+    assert [json.loads(f[b"interval"])["start"] for _, f in stream] == [
+        i["start"] for i in intervals
+    ]
