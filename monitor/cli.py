@@ -25,6 +25,7 @@ _HANDLERS = {
     "rules check": "monitor.app.rules_cli:check_command",
     "doctor": "monitor.app.doctor:doctor_command",
     "report adherence": "monitor.app.report_cli:adherence_command",
+    "report intervals": "monitor.app.report_cli:intervals_command",
     "approvals add": "monitor.app.approvals_cli:add_command",
     "approvals withdraw": "monitor.app.approvals_cli:withdraw_command",
 }
@@ -167,6 +168,15 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ra.add_argument("-c", "--config", help="configuration file (for Redis and the time zone)")
     ra.add_argument("--redis-url", help="Redis URL (overrides the config)")
     ra.add_argument("--timezone", help="the tenant's time zone (default: config, or stored)")
+    ri = rep.add_parser("intervals", help="per visual queue and interval: one CSV (or JSON)")
+    ri.add_argument("--tenant", required=True, metavar="KEY")
+    ri.add_argument("--from", dest="from_", required=True, metavar="DATE", help="YYYY-MM-DD")
+    ri.add_argument("--to", required=True, metavar="DATE", help="YYYY-MM-DD (inclusive)")
+    ri.add_argument("--queue", help="one visual queue id")
+    ri.add_argument("--format", choices=["csv", "json"], default="csv")
+    ri.add_argument("-c", "--config")
+    ri.add_argument("--redis-url")
+    ri.add_argument("--timezone")
 
 
 def _add_approvals(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

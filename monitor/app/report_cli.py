@@ -23,7 +23,14 @@ from redis.exceptions import RedisError
 from monitor.app.config import Config, ConfigError, load_config
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
-from monitor.history.report import ReportError, adherence_csv, adherence_report, parse_query
+from monitor.history.report import (
+    ReportError,
+    adherence_csv,
+    adherence_report,
+    intervals_csv,
+    intervals_report,
+    parse_query,
+)
 from monitor.history.store import HistoryStore, stored_timezone
 
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
@@ -52,12 +59,20 @@ def connect(args: argparse.Namespace) -> tuple[aioredis.Redis, Config | None] | 
 
 
 def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    return _command(args, "adherence", stdout or sys.stdout)
+
+
+def intervals_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    return _command(args, "intervals", stdout or sys.stdout)
+
+
+def _command(args: argparse.Namespace, kind: str, out: TextIO) -> int:
     conn = connect(args)
     if isinstance(conn, int):
         return conn
     redis, config = conn
     try:
-        return asyncio.run(_adherence(args, config, redis, stdout or sys.stdout))
+        return asyncio.run(_report(args, config, redis, out, kind))
     except (RedisError, OSError) as e:
         print(f"puzzel-monitor report: cannot reach Redis: {e}", file=sys.stderr)
         return EXIT_RUNTIME
@@ -79,8 +94,8 @@ async def resolve_zone(
     return zone
 
 
-async def _adherence(
-    args: argparse.Namespace, config: Config | None, redis: aioredis.Redis, out: TextIO
+async def _report(
+    args: argparse.Namespace, config: Config | None, redis: aioredis.Redis, out: TextIO, kind: str
 ) -> int:
     try:
         try:
@@ -92,14 +107,21 @@ async def _adherence(
             raise ReportError("--timezone", args.timezone, "unknown time zone") from None
         store = HistoryStore(redis, tenants={args.tenant: tz}, clock=SystemClock())
         params = {"tenant": args.tenant, "from": args.from_, "to": args.to}
-        query = parse_query(store.tenants, params | {"team": args.team, "agent": args.agent})
-        report = await adherence_report(store, query)
+        filters = {"team": getattr(args, "team", None), "agent": getattr(args, "agent", None)}
+        query = parse_query(store.tenants, params | filters)
+        if kind == "adherence":
+            report = await adherence_report(store, query)
+        else:
+            report = await intervals_report(store, query)
     except ReportError as e:
         return _fail(f"--{e}" if not str(e).startswith("--") else str(e))
     finally:
         await redis.aclose()
+    queue = getattr(args, "queue", None)
+    if kind == "intervals" and queue is not None:
+        report["intervals"] = [r for r in report["intervals"] if r["queue"] == queue]
     if args.format == "json":
         out.write(json.dumps(report, indent=2) + "\n")
     else:
-        out.write(adherence_csv(report))
+        out.write(adherence_csv(report) if kind == "adherence" else intervals_csv(report))
     return EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -264,3 +265,33 @@ def _cell(column: str, v: object) -> object:
             return f"{v:.4f}"
         return f"{v:.3f}".rstrip("0").rstrip(".")
     return v
+
+
+async def intervals_report(store: HistoryStore, q: ReportQuery) -> dict[str, Any]:
+    """The visual queues' closed intervals of the local days from `from` to `to`."""
+    rows: list[dict[str, Any]] = []
+    day = q.start
+    while day <= q.end:
+        raw = await store.redis.hgetall(store.keys.queue_intervals(q.tenant, day))
+        rows += [json.loads(v) for v in raw.values()]
+        day += timedelta(days=1)
+    rows.sort(key=lambda r: (r["start"], r["queue"]))
+    return {"tenant": q.tenant, "from": q.start.isoformat(), "to": q.end.isoformat(),
+            "intervals": rows}  # fmt: skip
+
+
+INTERVAL_COLUMNS = (
+    "queue", "start", "end", "offered", "answered", "abandoned", "answered_within_sla",
+    "service_level", "average_wait_seconds", "longest_wait_seconds", "agents_logged_on",
+    "agents_ready", "samples",
+)  # fmt: skip
+
+
+def intervals_csv(report: Mapping[str, Any], queue: str | None = None) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(INTERVAL_COLUMNS)
+    for r in report["intervals"]:
+        if queue is None or r["queue"] == queue:
+            w.writerow(["" if r.get(c) is None else r[c] for c in INTERVAL_COLUMNS])
+    return buf.getvalue()

@@ -4,15 +4,31 @@ Redis), gauges sampled; each closed interval stored and streamed once."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
+from monitor.core.clock import SystemClock
 from monitor.core.snapshots import QueueObservation, QueueSnapshot
+from monitor.history.api import history_routes
 from monitor.history.keys import HistoryKeys
 from monitor.history.queue_store import QueueIntervalRecorder
+from monitor.history.store import HistoryStore
+from monitor.http.auth import bearer_middleware
+from tests.redis_server import RedisServer
 
+ROOT = Path(__file__).resolve().parents[2]
 OSLO = ZoneInfo("Europe/Oslo")
 # 23:40 local on 2 March 2026 (UTC+1): the intervals 23:30, 23:45, then 00:00 on 3 March
 T = datetime(2026, 3, 2, 22, 40, tzinfo=UTC)
@@ -79,3 +95,42 @@ async def test_each_closed_interval_is_streamed_once(redis_client: aioredis.Redi
     entries = await redis_client.xreadgroup("forecast", "c1", {stream: ">"})
     ((_, rows),) = entries
     assert len(rows) == 3
+
+
+async def test_intervals_report_over_http_and_the_command_line(
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    redis_client: aioredis.Redis,
+    redis_server: RedisServer,
+) -> None:
+    """`GET /api/v1/reports/intervals` (JSON and CSV, 400 naming a bad parameter) and `report
+    intervals` read the same closed intervals."""
+    await _feed(QueueIntervalRecorder(redis_client, tenant="t1", tz=OSLO), POLLS)
+    store = HistoryStore(redis_client, tenants={"t1": OSLO}, clock=SystemClock())
+    app = web.Application(middlewares=[bearer_middleware(SecretStr("tok"))])
+    app.add_routes(history_routes(store))
+    client = await aiohttp_client(app)
+    auth = {"Authorization": "Bearer tok"}
+    params = {"tenant": "t1", "from": "2026-03-02", "to": "2026-03-03", "queue": "4101"}
+    body = await (await client.get("/api/v1/reports/intervals", params=params, headers=auth)).json()
+    assert [(i["start"][11:16], i["offered"]) for i in body["intervals"]] == [
+        ("23:30", 4), ("23:45", 11), ("00:00", 5),
+    ]  # fmt: skip
+    as_csv = await client.get(
+        "/api/v1/reports/intervals", params=params | {"format": "csv"}, headers=auth
+    )
+    text = await as_csv.text()
+    bad = await client.get(
+        "/api/v1/reports/intervals", params=params | {"from": "3 March"}, headers=auth
+    )
+    assert bad.status == 400
+    assert "from='3 March'" in (await bad.json())["error"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "report", "intervals", "--tenant", "t1",
+        "--from", "2026-03-02", "--to", "2026-03-03", "--queue", "4101",
+        "--timezone", "Europe/Oslo", "--redis-url", redis_server.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode() == text
+    assert [r["offered"] for r in csv.DictReader(io.StringIO(text))] == ["4", "11", "5"]
