@@ -41,6 +41,7 @@ from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
 from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
 from monitor.engine.model import AlertTransition, RuleSet
+from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.pipeline.cycle import TenantPipeline
@@ -180,6 +181,9 @@ async def run_replay(
         redis, tenants={tenant: scenario.timezone}, clock=clock, key_prefix=history_prefix
     )
     recorder = history.recorder(tenant)
+    queue_intervals = QueueIntervalRecorder(
+        redis, tenant=tenant, tz=scenario.timezone, key_prefix=history_prefix
+    )
     outbox = Outbox(redis, sinks=["replay"], clock=clock, key_prefix=key_prefix)
     pipeline = TenantPipeline(
         tenant=tenant,
@@ -191,6 +195,7 @@ async def run_replay(
         observers=[record, recorder.record_transitions],
         accrual_observers=[recorder.record_accruals],
         before_persist=[recorder.flush],
+        queue_observers=[queue_intervals.on_queues],
         # saved with every transition regardless; a longer idle interval keeps a day quick
         persist_interval=timedelta(minutes=5),
     )
