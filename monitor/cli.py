@@ -28,6 +28,8 @@ _HANDLERS = {
     "report intervals": "monitor.app.report_cli:intervals_command",
     "approvals add": "monitor.app.approvals_cli:add_command",
     "approvals withdraw": "monitor.app.approvals_cli:withdraw_command",
+    "mcp": "monitor.app.mcp_cli:mcp_command",
+    "mcp-token": "monitor.app.mcp_cli:token_command",
 }
 
 
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     _add_report(sub)
     _add_approvals(sub)
+    _add_mcp(sub)
     return p
 
 
@@ -196,6 +199,31 @@ def _add_approvals(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         p.add_argument("-c", "--config")
         p.add_argument("--redis-url")
         p.add_argument("--timezone")
+
+
+def _add_mcp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    m = sub.add_parser(
+        "mcp", help="the MCP server on stdio, for a desktop assistant ($PUZZEL_MCP_TOKEN)"
+    )
+    m.add_argument("-c", "--config", required=True, help="YAML configuration file")
+    tok = sub.add_parser("mcp-token", help="create, revoke and list MCP access tokens")
+    act = tok.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    cr = act.add_parser("create", help="create a token (printed once) or replace one by name")
+    cr.add_argument("name")
+    cr.add_argument(
+        "--scope",
+        action="append",
+        choices=("read", "ack", "approve"),
+        help="repeatable; default: read only (ack: acknowledge and snooze alerts)",
+    )
+    cr.add_argument("--tenant", action="append", help="repeatable; default: every tenant")
+    cr.add_argument("--team", action="append", help="repeatable; default: every team")
+    cr.add_argument("--expires", metavar="DURATION", help="e.g. 90d, 12h; default: never")
+    rv = act.add_parser("revoke", help="revoke a token by name")
+    rv.add_argument("name")
+    act.add_parser("list", help="list tokens (names, scopes, reach, expiry; never the token)")
+    for p in (cr, rv, act.choices["list"]):
+        p.add_argument("-c", "--config", required=True, help="YAML configuration file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

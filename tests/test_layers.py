@@ -26,6 +26,7 @@ LAYERS = (
     "alerts",
     "history",
     "http",
+    "mcp",
     "app",
     "simulator",
     "demo",

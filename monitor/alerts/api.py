@@ -5,6 +5,7 @@ Authentication is the app's `monitor.http.auth.bearer_middleware`; these handler
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from monitor.alerts.model import parse_rfc3339, rfc3339
 from monitor.alerts.snooze import Mute, SnoozeStore
-from monitor.alerts.store import AlertStore
+from monitor.alerts.store import AlertRecord, AlertStore
 from monitor.core.clock import Clock
 from monitor.core.durations import parse_duration
 
@@ -29,8 +30,37 @@ def _bad(message: str) -> web.HTTPBadRequest:
     )
 
 
+def until_from(body: Mapping[str, Any], now: datetime, *, required: bool = True) -> datetime | None:
+    """`until` (RFC 3339) or `duration` (`2h`, `90m`) from a request body: the rules of every
+    snooze and acknowledgement, whichever API asks (HTTP, MCP). ValueError says what is wrong."""
+    if "until" in body:
+        try:
+            until = parse_rfc3339(str(body["until"]))
+        except ValueError as exc:
+            raise ValueError(f"until: {exc}") from None
+    elif "duration" in body:
+        try:
+            until = now + parse_duration(body["duration"])
+        except ValueError as exc:
+            raise ValueError(f"duration: {exc}") from None
+    elif required:
+        raise ValueError("give either 'until' (RFC 3339 time) or 'duration' (e.g. '2h')")
+    else:
+        return None
+    if until <= now:
+        raise ValueError("the snooze must end in the future")
+    if until - now > MAX_SNOOZE:
+        raise ValueError(f"a snooze may last at most {MAX_SNOOZE.days} days")
+    return until
+
+
+async def open_alert(store: AlertStore, fingerprint: str) -> AlertRecord | None:
+    """The alert with this fingerprint if it is firing (only an open alert can be muted)."""
+    record = await store.get(fingerprint)
+    return record if record is not None and record.alert.status == "firing" else None
+
+
 async def _until(request: web.Request, clock: Clock, *, required: bool = True) -> datetime | None:
-    """`until` (RFC 3339) or `duration` (`2h`, `90m`) from the JSON body."""
     body: Any = {}
     if request.can_read_body:
         try:
@@ -39,26 +69,10 @@ async def _until(request: web.Request, clock: Clock, *, required: bool = True) -
             raise _bad('the body must be JSON: {"until": RFC 3339} or {"duration": "2h"}') from None
     if not isinstance(body, dict):
         raise _bad("the body must be a JSON object")
-    now = clock.now()
-    if "until" in body:
-        try:
-            until = parse_rfc3339(str(body["until"]))
-        except ValueError as exc:
-            raise _bad(f"until: {exc}") from None
-    elif "duration" in body:
-        try:
-            until = now + parse_duration(body["duration"])
-        except ValueError as exc:
-            raise _bad(f"duration: {exc}") from None
-    elif required:
-        raise _bad("give either 'until' (RFC 3339 time) or 'duration' (e.g. '2h')")
-    else:
-        return None
-    if until <= now:
-        raise _bad("the snooze must end in the future")
-    if until - now > MAX_SNOOZE:
-        raise _bad(f"a snooze may last at most {MAX_SNOOZE.days} days")
-    return until
+    try:
+        return until_from(body, clock.now(), required=required)
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
 
 
 def _by(request: web.Request) -> str | None:
@@ -78,8 +92,8 @@ def alert_routes(store: AlertStore, snoozes: SnoozeStore, *, clock: Clock) -> li
 
     async def _record(request: web.Request) -> Any:
         fp = request.match_info["fingerprint"]
-        record = await store.get(fp)
-        if record is None or record.alert.status != "firing":
+        record = await open_alert(store, fp)
+        if record is None:
             raise web.HTTPNotFound(
                 text=web.json_response({"error": f"no open alert {fp}"}).text,
                 content_type="application/json",

@@ -48,6 +48,7 @@ from monitor.alerts.sinks.base import Delivery, DeliveryKind, Sink, SinkError
 from monitor.alerts.snooze import SnoozeStore
 from monitor.alerts.store import AlertRecord, AlertStore
 from monitor.core.clock import Clock
+from monitor.core.keys import RedisKeys
 from monitor.engine.model import AlertTransition
 
 log = structlog.get_logger(__name__)
@@ -170,7 +171,8 @@ class Outbox:
         self.sinks = tuple(sinks)
         self.clock = clock
         self.prefix = key_prefix
-        self.stream = f"{key_prefix}:outbox"
+        self.keys = RedisKeys(key_prefix)
+        self.stream = self.keys.outbox()
         self.router = router or Router.to_all(self.sinks)
         self.snoozes = snoozes
         self.store = AlertStore(redis, key_prefix=key_prefix)
@@ -192,10 +194,10 @@ class Outbox:
             event.set()
 
     def sent_key(self, sink: str, n: Notification) -> str:
-        return f"{self.prefix}:sent:{sink}:{n.idempotency_part}"
+        return self.keys.sent(sink, n.idempotency_part)
 
     def fired_key(self, sink: str, alert: Alert) -> str:
-        return f"{self.prefix}:fired:{sink}:{alert.fingerprint}:{rfc3339(alert.starts_at)}"
+        return self.keys.fired(sink, alert.fingerprint, rfc3339(alert.starts_at))
 
     async def ensure_groups(self) -> None:
         if self._groups_ready:

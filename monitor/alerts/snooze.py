@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from monitor.alerts.model import Alert, parse_rfc3339, rfc3339
 from monitor.core.clock import Clock
+from monitor.core.keys import RedisKeys
 
 Kind = Literal["snooze", "ack"]
 MAX_ACK = timedelta(days=7)
@@ -37,13 +38,13 @@ class SnoozeStore:
     def __init__(self, redis: aioredis.Redis, *, clock: Clock, key_prefix: str = "pzm") -> None:
         self._redis = redis
         self._clock = clock
-        self._p = key_prefix
+        self._keys = RedisKeys(key_prefix)
 
     def _alert_key(self, kind: Kind, fp: str) -> str:
-        return f"{self._p}:{kind}:alert:{fp}"
+        return self._keys.alert_mute(kind, fp)
 
     def _agent_key(self, tenant: str, agent: str) -> str:
-        return f"{self._p}:snooze:agent:{tenant}:{agent}"
+        return self._keys.agent_snooze(tenant, agent)
 
     async def _put(self, key: str, mute: Mute) -> None:
         ttl = mute.until - self._clock.now()

@@ -12,6 +12,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from monitor.alerts.model import Alert, parse_rfc3339, rfc3339
+from monitor.core.keys import RedisKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ return 0
 class AlertStore:
     def __init__(self, redis: aioredis.Redis, *, key_prefix: str = "pzm") -> None:
         self._redis = redis
-        self.key = f"{key_prefix}:alerts"
+        self.key = RedisKeys(key_prefix).alerts()
         self._delete_if_same = redis.register_script(_DELETE_IF_SAME)
 
     async def get(self, fingerprint: str) -> AlertRecord | None:

@@ -339,6 +339,17 @@ class ApiConfig(_Model):
     """Bearer token for /api/v1; with none the API answers 503."""
 
 
+class McpConfig(_Model):
+    enabled: bool = False
+    """Serve MCP (streamable HTTP, `/mcp`) next to the monitor in `run`."""
+    host: str = "127.0.0.1"
+    """Loopback by default; put a TLS proxy in front to reach it from elsewhere."""
+    port: int = Field(default=8914, ge=0, le=65535)
+    """Its own port: the SDK's HTTP transport is an ASGI app, the monitor's server aiohttp."""
+    audit_maxlen: int = Field(default=100_000, ge=100)
+    """The audit stream (`pzm:mcp:audit`) is trimmed to about this many entries."""
+
+
 class LogConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -365,6 +376,7 @@ class Config(_Model):
     redis: RedisConfig = RedisConfig()
     exporter: ExporterConfig = ExporterConfig()
     api: ApiConfig = ApiConfig()
+    mcp: McpConfig = McpConfig()
     rules_path: str = "rules"
     alerting: AlertingConfig = AlertingConfig()
     history: HistoryConfig = HistoryConfig()

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from monitor.alerts.model import Alert
 from monitor.core.clock import Clock
+from monitor.core.keys import RedisKeys
 
 log = structlog.get_logger("monitor.redis")
 
@@ -49,7 +50,7 @@ class RedisGuard:
         self._schedule_version = schedule_version
         self._recover = recover
         self._publish = publish
-        self.epoch_key = f"{key_prefix}:epoch"
+        self.epoch_key = RedisKeys(key_prefix).epoch()
         self.alert_hold = alert_hold
         self.epoch: str | None = None
         self.up: bool | None = None

@@ -84,6 +84,21 @@ def make_client(
     )
 
 
+def tenant_pollers(
+    tenant: TenantConfig,
+    *,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    store: LatestSnapshots,
+    sink: SnapshotSink | None = None,
+    tracker: StateTracker | None = None,
+) -> tuple[PuzzelClient, TenantPollers]:
+    """One tenant's client and pollers: the one place they are put together (run, replay,
+    the benchmarks)."""
+    client = make_client(tenant, session=session, clock=clock)
+    return client, TenantPollers(tenant, client, clock, store, sink, tracker=tracker)
+
+
 class Service:
     """The running monitor: one session, a client and pollers per tenant, the exporter."""
 
@@ -145,13 +160,12 @@ class Service:
         self.bound_port = _bound_port(self._runner) or self.port
         self._session = aiohttp.ClientSession()
         for tenant in self.config.tenants:
-            client = make_client(tenant, session=self._session, clock=self.clock)
-            pollers = TenantPollers(
+            client, pollers = tenant_pollers(
                 tenant,
-                client,
-                self.clock,
-                self.store,
-                self.sink,
+                session=self._session,
+                clock=self.clock,
+                store=self.store,
+                sink=self.sink,
                 tracker=self.trackers.get(tenant.customer_key),
             )
             pollers.register(self.scheduler)

@@ -4,9 +4,10 @@ tenant, alert delivery, pollers, the exporter and the HTTP API. Used by `run` an
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -22,14 +23,24 @@ from monitor.app.config import Config
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
+from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
 from monitor.history.api import history_routes
 from monitor.history.approvals_api import approval_routes
 from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
-from monitor.pipeline.cycle import PipelineSet, TenantPipeline, TransitionObserver
-from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.mcp.http import McpHttpServer
+from monitor.mcp.server import monitor_server
+from monitor.mcp.view import MonitorView, live_tenants
+from monitor.pipeline.cycle import (
+    AlertPublisher,
+    PipelineSet,
+    ScheduleSource,
+    TenantPipeline,
+    TransitionObserver,
+)
+from monitor.pipeline.state_store import EngineStateStore, RedisEngineStateStore
 from monitor.rules.loader import load_rules
 from monitor.schedules.api import schedule_routes
 from monitor.schedules.store import ScheduleStore
@@ -39,6 +50,62 @@ log = structlog.get_logger(__name__)
 HOUSEKEEPING_INTERVAL = 15.0
 HEARTBEAT_TTL = 60
 REDIS_CHECK_INTERVAL = 5.0
+
+
+def tenant_pipeline(
+    tenant: str,
+    *,
+    redis: aioredis.Redis,
+    ruleset: RuleSet,
+    clock: Clock,
+    publisher: AlertPublisher | None,
+    observers: Sequence[TransitionObserver] = (),
+    key_prefix: str = "pzm",
+    schedules: ScheduleSource | None = None,
+    state_store: EngineStateStore | None = None,
+    persist_interval: timedelta | None = None,
+    cls: type[TenantPipeline] = TenantPipeline,
+    history: HistoryStore | None = None,
+    queue_interval_minutes: int = 15,
+) -> TenantPipeline:
+    """One tenant's cycle (schedules -> engine -> outbox -> persisted state): the one place it
+    is put together (the monitor, replay, the benchmarks). Schedules and engine state are read
+    from and written to `redis` under `key_prefix` unless given."""
+    extra: dict[str, Any] = (
+        {} if persist_interval is None else {"persist_interval": persist_interval}
+    )
+    if history is not None:
+        extra |= _history_hooks(tenant, history, queue_interval_minutes)
+        observers = (*observers, *extra.pop("observers"))
+    return cls(
+        tenant=tenant,
+        ruleset=ruleset,
+        schedules=schedules or ScheduleStore(redis, key_prefix=key_prefix),
+        state_store=state_store or RedisEngineStateStore(redis, key_prefix=key_prefix),
+        clock=clock,
+        publisher=publisher,
+        observers=observers,
+        **extra,
+    )
+
+
+def _history_hooks(tenant: str, history: HistoryStore, queue_minutes: int) -> dict[str, Any]:
+    """The adherence history and the queue intervals of one tenant, as pipeline hooks."""
+    recorder = history.recorder(tenant)
+    queues = QueueIntervalRecorder(
+        history.redis,
+        tenant=tenant,
+        tz=history.tenants[tenant],
+        width_minutes=queue_minutes,
+        key_prefix=history.key_prefix,
+        retention=history.retention,
+    )
+    return {
+        "observers": [recorder.record_transitions],
+        "accrual_observers": [recorder.record_accruals],
+        "before_persist": [recorder.flush],
+        "queue_observers": [queues.on_queues],
+    }
 
 
 class Monitor:
@@ -83,7 +150,6 @@ class Monitor:
             console_stream=console_stream,
             key_prefix=key_prefix,
         )
-        state_store = RedisEngineStateStore(self.redis, key_prefix=key_prefix)
         tenants = {t.customer_key: ZoneInfo(t.timezone) for t in config.tenants}
         self.history = HistoryStore(
             self.redis,
@@ -95,7 +161,19 @@ class Monitor:
         self.pipelines = PipelineSet(
             on_redis_error=self._redis_error,
             pipelines=[
-                self._pipeline(t.customer_key, state_store, observers) for t in config.tenants
+                tenant_pipeline(
+                    t.customer_key,
+                    redis=self.redis,
+                    ruleset=self.ruleset,
+                    clock=self.clock,
+                    publisher=self.alerting,
+                    observers=observers,
+                    key_prefix=key_prefix,
+                    schedules=self.schedules,
+                    history=self.history,
+                    queue_interval_minutes=config.history.queue_interval_minutes,
+                )
+                for t in config.tenants
             ],
         )
         self.redis_guard = RedisGuard(
@@ -128,37 +206,25 @@ class Monitor:
             registry=registry,
         )
         self.service.exporter.readiness_checks.append(self.redis_guard.problems)
+        self.mcp = self._mcp() if config.mcp.enabled else None
+
+    def _mcp(self) -> McpHttpServer:
+        """MCP over the live pipelines and pollers (the pollers appear when the service starts)."""
+        view = MonitorView(
+            live_tenants(self.pipelines, self.service.pollers, self.service.store),
+            alerts=self.alerting.outbox.store,
+            snoozes=self.alerting.snoozes,
+            schedules=self.schedules,
+            clock=self.clock,
+        )
+        server, tokens, audit = monitor_server(
+            view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
+        )
+        mcp = self.config.mcp
+        return McpHttpServer(server, tokens, audit, host=mcp.host, port=mcp.port)
 
     def _redis_error(self, error: RedisError) -> None:
         self.redis_guard.mark_down(error)
-
-    def _pipeline(
-        self,
-        tenant: str,
-        state_store: RedisEngineStateStore,
-        observers: tuple[TransitionObserver, ...],
-    ) -> TenantPipeline:
-        recorder = self.history.recorder(tenant)
-        queues = QueueIntervalRecorder(
-            self.redis,
-            tenant=tenant,
-            tz=self.history.tenants[tenant],
-            width_minutes=self.config.history.queue_interval_minutes,
-            key_prefix=self.key_prefix,
-            retention=self.history.retention,
-        )
-        return TenantPipeline(
-            tenant=tenant,
-            ruleset=self.ruleset,
-            schedules=self.schedules,
-            state_store=state_store,
-            clock=self.clock,
-            publisher=self.alerting,
-            observers=(*observers, recorder.record_transitions),
-            accrual_observers=[recorder.record_accruals],
-            before_persist=[recorder.flush],
-            queue_observers=[queues.on_queues],
-        )
 
     async def start(self) -> None:
         try:
@@ -181,6 +247,13 @@ class Monitor:
             "redis", self.redis_guard.check, self.redis_check_interval, first_run_in=1.0
         )
         await self.service.start()
+        if self.mcp is not None:
+            try:
+                await self.mcp.start()
+            except OSError as e:
+                raise ServiceError(
+                    f"cannot serve MCP on port {self.config.mcp.port}: {e}"
+                ) from None
 
     @property
     def failed(self) -> BaseException | None:
@@ -202,7 +275,9 @@ class Monitor:
                 }
                 await self.pipelines.by_tenant[tenant].check_staleness(last)
             await self.redis.set(
-                f"{self.key_prefix}:heartbeat", self.clock.now().isoformat(), ex=HEARTBEAT_TTL
+                RedisKeys(self.key_prefix).heartbeat(),
+                self.clock.now().isoformat(),
+                ex=HEARTBEAT_TTL,
             )
         except RedisError as e:
             self.redis_guard.mark_down(e)
@@ -221,6 +296,8 @@ class Monitor:
         log.warning("redis.recovered_from_data_loss", open_alerts=len(open_now), written=written)
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self.mcp is not None:
+            await self.mcp.stop()
         self.alerting.begin_stop()  # no new deliveries once draining starts
         await self.service.stop(grace=grace)
         with contextlib.suppress(Exception):  # Redis may be the reason we are stopping

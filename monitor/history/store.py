@@ -41,6 +41,7 @@ class HistoryStore:
         self.redis = redis
         self.tenants = tenants
         self.clock = clock
+        self.key_prefix = key_prefix
         self.keys = HistoryKeys(key_prefix)
         self.retention = retention
 

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 
+from monitor.core.keys import RedisKeys
+
 
 class EngineStateStore(Protocol):
     async def load(self, tenant: str) -> dict[str, Any] | None: ...
@@ -20,10 +22,10 @@ class RedisEngineStateStore:
 
     def __init__(self, redis: aioredis.Redis, *, key_prefix: str = "pzm") -> None:
         self._redis = redis
-        self._prefix = key_prefix
+        self._keys = RedisKeys(key_prefix)
 
     def key(self, tenant: str) -> str:
-        return f"{self._prefix}:{tenant}:engine"
+        return self._keys.engine_state(tenant)
 
     async def load(self, tenant: str) -> dict[str, Any] | None:
         raw = await self._redis.get(self.key(tenant))

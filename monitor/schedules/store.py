@@ -28,6 +28,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from monitor.core.keys import RedisKeys
 from monitor.engine.model import Segment
 from monitor.schedules.errors import ImportIssue, ScheduleImportError
 from monitor.schedules.localtime import local_date, local_midnight
@@ -68,29 +69,30 @@ class ScheduleStore:
 
     def __init__(self, redis: aioredis.Redis, *, key_prefix: str = "pzm") -> None:
         self._redis = redis
-        self._prefix = key_prefix
+        self._keys = RedisKeys(key_prefix)
 
     # -- keys -------------------------------------------------------------------------------
 
-    def _base(self, tenant: str) -> str:
+    @staticmethod
+    def _tenant(tenant: str) -> str:
         if not _TENANT.match(tenant):
             raise ValueError(f"invalid tenant {tenant!r}")
-        return f"{self._prefix}:{tenant}:sched"
+        return tenant
 
     def segments_key(self, tenant: str, agent_id: str, day: date) -> str:
-        return f"{self._base(tenant)}:seg:{agent_id}:{day.isoformat()}"
+        return self._keys.schedule_segments(self._tenant(tenant), agent_id, day)
 
     def agents_key(self, tenant: str, day: date) -> str:
-        return f"{self._base(tenant)}:agents:{day.isoformat()}"
+        return self._keys.schedule_agents(self._tenant(tenant), day)
 
     def timeline_key(self, tenant: str) -> str:
-        return f"{self._base(tenant)}:timeline"
+        return self._keys.schedule_timeline(self._tenant(tenant))
 
     def maxlen_key(self, tenant: str) -> str:
-        return f"{self._base(tenant)}:maxlen"
+        return self._keys.schedule_maxlen(self._tenant(tenant))
 
     def version_key(self, tenant: str) -> str:
-        return f"{self._base(tenant)}:version"
+        return self._keys.schedule_version(self._tenant(tenant))
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -35,17 +35,16 @@ from aiohttp import web
 from monitor.alerts.outbox import Outbox
 from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
 from monitor.app.logging import configure_logging
-from monitor.app.service import make_client
+from monitor.app.service import tenant_pollers
+from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import VirtualClock
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
 from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
 from monitor.engine.model import AlertTransition, RuleSet
-from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.pipeline.cycle import TenantPipeline
-from monitor.pipeline.state_store import RedisEngineStateStore
 from monitor.rules.loader import RulesError, ruleset_from_mapping
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.app import create_app, tenant_settings
@@ -86,6 +85,10 @@ class ReplayResult:
     polls: int = 0
     requests: int = 0
     requests_by_endpoint: dict[str, int] = field(default_factory=dict)
+    # the live parts as the run left them, for what reads a monitor's state (the MCP tests)
+    pipeline: TenantPipeline | None = None
+    pollers: TenantPollers | None = None
+    latest: LatestSnapshots | None = None
 
 
 def _grid_ceil(t: datetime, origin: datetime, step: float) -> datetime:
@@ -177,25 +180,18 @@ async def run_replay(
                 ReplayedAlert(t.rule.value, t.subject, t.subject_id, t.status, t.at, t.ideal_at)
             )
 
-    history = HistoryStore(
-        redis, tenants={tenant: scenario.timezone}, clock=clock, key_prefix=history_prefix
-    )
-    recorder = history.recorder(tenant)
-    queue_intervals = QueueIntervalRecorder(
-        redis, tenant=tenant, tz=scenario.timezone, key_prefix=history_prefix
-    )
     outbox = Outbox(redis, sinks=["replay"], clock=clock, key_prefix=key_prefix)
-    pipeline = TenantPipeline(
-        tenant=tenant,
+    pipeline = tenant_pipeline(
+        tenant,
+        redis=redis,
         ruleset=ruleset,
-        schedules=schedules,
-        state_store=RedisEngineStateStore(redis, key_prefix=key_prefix),
         clock=clock,
         publisher=outbox,
-        observers=[record, recorder.record_transitions],
-        accrual_observers=[recorder.record_accruals],
-        before_persist=[recorder.flush],
-        queue_observers=[queue_intervals.on_queues],
+        observers=[record],
+        key_prefix=key_prefix,
+        history=HistoryStore(
+            redis, tenants={tenant: scenario.timezone}, clock=clock, key_prefix=history_prefix
+        ),
         # saved with every transition regardless; a longer idle interval keeps a day quick
         persist_interval=timedelta(minutes=5),
     )
@@ -203,8 +199,11 @@ async def run_replay(
     end = scenario.end if stop_at is None else min(stop_at, scenario.end)
     try:
         async with aiohttp.ClientSession() as session:
-            client = make_client(tenant_cfg, session=session, clock=clock)
-            pollers = TenantPollers(tenant_cfg, client, clock, LatestSnapshots(), sink=pipeline)
+            latest = LatestSnapshots()
+            _, pollers = tenant_pollers(
+                tenant_cfg, session=session, clock=clock, store=latest, sink=pipeline
+            )
+            result.pipeline, result.pollers, result.latest = pipeline, pollers, latest
             result.polls = await _drive(
                 scenario, pollers, pipeline, ruleset=ruleset, clock=clock, end=end
             )

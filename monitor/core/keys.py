@@ -1,0 +1,71 @@
+"""Every Redis key the monitor writes, in one place (names as in README, "Architecture").
+
+All keys start with a prefix (`pzm` unless a command says otherwise: `replay` and `demo` use
+their own, so they never touch a running monitor's keys). `{t}` is a tenant (customer key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+DEFAULT_PREFIX = "pzm"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str = DEFAULT_PREFIX
+
+    # --- schedules (monitor.schedules.store) -----------------------------------------------
+    def schedules(self, tenant: str) -> str:
+        """`{p}:{t}:sched`: the base of a tenant's schedule keys."""
+        return f"{self.prefix}:{tenant}:sched"
+
+    def schedule_segments(self, tenant: str, agent_id: str, day: date) -> str:
+        return f"{self.schedules(tenant)}:seg:{agent_id}:{day.isoformat()}"
+
+    def schedule_agents(self, tenant: str, day: date) -> str:
+        return f"{self.schedules(tenant)}:agents:{day.isoformat()}"
+
+    def schedule_timeline(self, tenant: str) -> str:
+        return f"{self.schedules(tenant)}:timeline"
+
+    def schedule_maxlen(self, tenant: str) -> str:
+        return f"{self.schedules(tenant)}:maxlen"
+
+    def schedule_version(self, tenant: str) -> str:
+        return f"{self.schedules(tenant)}:version"
+
+    # --- engine (monitor.pipeline.state_store) ---------------------------------------------
+    def engine_state(self, tenant: str) -> str:
+        return f"{self.prefix}:{tenant}:engine"
+
+    # --- alerts (monitor.alerts) ------------------------------------------------------------
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    def alerts(self) -> str:
+        return f"{self.prefix}:alerts"
+
+    def sent(self, sink: str, part: str) -> str:
+        """Idempotency record of one notification to one sink."""
+        return f"{self.prefix}:sent:{sink}:{part}"
+
+    def fired(self, sink: str, fingerprint: str, starts_at: str) -> str:
+        """That a firing of this alert episode went to this sink (its resolve may follow)."""
+        return f"{self.prefix}:fired:{sink}:{fingerprint}:{starts_at}"
+
+    def alert_mute(self, kind: str, fingerprint: str) -> str:
+        """A snooze or an acknowledgement of one alert."""
+        return f"{self.prefix}:{kind}:alert:{fingerprint}"
+
+    def agent_snooze(self, tenant: str, agent: str) -> str:
+        return f"{self.prefix}:snooze:agent:{tenant}:{agent}"
+
+    # --- the process (monitor.app) ----------------------------------------------------------
+    def heartbeat(self) -> str:
+        return f"{self.prefix}:heartbeat"
+
+    def epoch(self) -> str:
+        """Set at start; its disappearance means Redis lost its data."""
+        return f"{self.prefix}:epoch"

@@ -1,0 +1,1 @@
+"""The MCP server: the monitor's live state as tools for AI assistants, behind scoped tokens."""
