@@ -61,7 +61,7 @@ class ApprovalStore:
         }
         pipe = self._h.redis.pipeline(transaction=True)
         pipe.hset(self._h.keys.approvals(tenant), doc["id"], json.dumps(doc))
-        pipe.rpush(self._h.keys.audit(tenant), json.dumps(entry))
+        pipe.rpush(self._h.keys.approvals_audit(tenant), json.dumps(entry))
         await pipe.execute()
 
     async def active(self, tenant: str) -> list[dict[str, Any]]:
@@ -71,5 +71,6 @@ class ApprovalStore:
 
     async def audit(self, tenant: str) -> list[dict[str, Any]]:
         return [
-            json.loads(e) for e in await self._h.redis.lrange(self._h.keys.audit(tenant), 0, -1)
+            json.loads(e)
+            for e in await self._h.redis.lrange(self._h.keys.approvals_audit(tenant), 0, -1)
         ]

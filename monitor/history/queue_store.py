@@ -15,9 +15,10 @@ from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
+from monitor.core.keys import RedisKeys
 from monitor.core.snapshots import QueueSnapshot
 from monitor.history.intervals import QueueIntervals
-from monitor.history.keys import SEP, HistoryKeys
+from monitor.history.keys import SEP
 
 
 class QueueIntervalRecorder:
@@ -34,14 +35,14 @@ class QueueIntervalRecorder:
         self._redis = redis
         self.tenant = tenant
         self.tz = tz
-        self._keys = HistoryKeys(key_prefix)
+        self._keys = RedisKeys(key_prefix)
         self._width = width_minutes
         self._retention = retention
         self._state: QueueIntervals | None = None
 
     async def _load(self) -> QueueIntervals:
         if self._state is None:
-            raw = await self._redis.get(self._keys.queue_state(self.tenant))
+            raw = await self._redis.get(self._keys.queue_interval_state(self.tenant))
             self._state = (
                 QueueIntervals.from_dict(json.loads(raw))
                 if raw is not None
@@ -62,8 +63,8 @@ class QueueIntervalRecorder:
                 k.queue_intervals(t, day), f"{interval['queue']}{SEP}{interval['start']}", doc
             )
             pipe.expire(k.queue_intervals(t, day), int(self._retention.total_seconds()) + 86400)
-            pipe.xadd(k.queue_stream(t), {"interval": doc})
-        pipe.set(k.queue_state(t), json.dumps(state.to_dict()))
+            pipe.xadd(k.queue_interval_stream(t), {"interval": doc})
+        pipe.set(k.queue_interval_state(t), json.dumps(state.to_dict()))
         await pipe.execute()
 
     async def read_day(self, day: date) -> list[dict[str, Any]]:

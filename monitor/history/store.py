@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 
 from monitor.core.clock import Clock
+from monitor.core.keys import RedisKeys
 from monitor.engine.model import Accrual, AlertTransition
 from monitor.history.filing import Filed, day_bounds, file_accruals
-from monitor.history.keys import SEP, HistoryKeys
+from monitor.history.keys import SEP
 
 DEFAULT_RETENTION = timedelta(days=90)
 
@@ -42,7 +43,7 @@ class HistoryStore:
         self.tenants = tenants
         self.clock = clock
         self.key_prefix = key_prefix
-        self.keys = HistoryKeys(key_prefix)
+        self.keys = RedisKeys(key_prefix)
         self.retention = retention
 
     def recorder(self, tenant: str) -> HistoryRecorder:
@@ -58,11 +59,11 @@ class HistoryStore:
         """The day's hashes, decoded: agents, teams, slots and exceptions."""
         k = self.keys
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(k.agents(tenant, day))
-        pipe.hgetall(k.teams(tenant, day))
-        pipe.hgetall(k.slots(tenant, day))
-        pipe.hgetall(k.exceptions(tenant, day))
-        pipe.hgetall(k.outs(tenant, day))
+        pipe.hgetall(k.history_agents(tenant, day))
+        pipe.hgetall(k.history_teams(tenant, day))
+        pipe.hgetall(k.history_slots(tenant, day))
+        pipe.hgetall(k.history_exceptions(tenant, day))
+        pipe.hgetall(k.history_outs(tenant, day))
         agents, teams, slots, exceptions, outs = await pipe.execute()
         return {
             "outs": _decode(outs),
@@ -76,7 +77,7 @@ class HistoryStore:
 async def stored_timezone(
     redis: aioredis.Redis, tenant: str, key_prefix: str = "pzm"
 ) -> str | None:
-    raw = await redis.get(HistoryKeys(key_prefix).timezone(tenant))
+    raw = await redis.get(RedisKeys(key_prefix).history_timezone(tenant))
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
@@ -104,7 +105,7 @@ class HistoryRecorder:
 
     async def _watermarks(self) -> dict[str, float]:
         if self._marks is None:
-            raw = await self._store.redis.hgetall(self._store.keys.watermark(self.tenant))
+            raw = await self._store.redis.hgetall(self._store.keys.history_watermark(self.tenant))
             self._marks = {f: float(v) for f, v in _decode(raw).items()}
         return self._marks
 
@@ -139,20 +140,20 @@ class HistoryRecorder:
         pipe = self._store.redis.pipeline(transaction=True)
         for kind, by_day in (("agents", filed.agents), ("teams", filed.teams)):
             for day, fields in by_day.items():
-                key = k.agents(t, day) if kind == "agents" else k.teams(t, day)
+                key = k.history_agents(t, day) if kind == "agents" else k.history_teams(t, day)
                 for f, v in fields.items():
                     pipe.hincrbyfloat(key, f, v)
         for day, fields in filed.slots.items():
             for f, v in fields.items():
-                pipe.hincrbyfloat(k.slots(t, day), f, v)
+                pipe.hincrbyfloat(k.history_slots(t, day), f, v)
         for day, teams in filed.agent_teams.items():
-            pipe.hset(k.agents(t, day), mapping=teams)  # type: ignore[arg-type]
-        pipe.hset(k.watermark(t), mapping=filed.watermarks)  # type: ignore[arg-type]
-        pipe.set(k.timezone(t), self.tz.key)
+            pipe.hset(k.history_agents(t, day), mapping=teams)  # type: ignore[arg-type]
+        pipe.hset(k.history_watermark(t), mapping=filed.watermarks)  # type: ignore[arg-type]
+        pipe.set(k.history_timezone(t), self.tz.key)
         self._write_outs(pipe, filed)
         for day in filed.days():
             ttl = self._store.ttl(day, self.tz)
-            for key in (k.agents(t, day), k.teams(t, day), k.slots(t, day)):
+            for key in (k.history_agents(t, day), k.history_teams(t, day), k.history_slots(t, day)):
                 pipe.expire(key, ttl)
         await pipe.execute()
 
@@ -162,9 +163,9 @@ class HistoryRecorder:
             for a, b in ranges:
                 last = self._last_out.get(agent)
                 start = last[1] if last is not None and last[0] == day and last[2] == a else a
-                pipe.hset(k.outs(t, day), f"{agent}{SEP}{start!r}", repr(b))
+                pipe.hset(k.history_outs(t, day), f"{agent}{SEP}{start!r}", repr(b))
                 self._last_out[agent] = (day, start, b)
-            pipe.expire(k.outs(t, day), self._store.ttl(day, self.tz))
+            pipe.expire(k.history_outs(t, day), self._store.ttl(day, self.tz))
 
     async def record_transitions(self, transitions: Sequence[AlertTransition]) -> None:
         mine = [t for t in transitions if t.tenant == self.tenant]
@@ -173,7 +174,7 @@ class HistoryRecorder:
         pipe = self._store.redis.pipeline(transaction=True)
         for t in mine:
             day = self._day_of(t)
-            key = self._store.keys.exceptions(self.tenant, day)
+            key = self._store.keys.history_exceptions(self.tenant, day)
             field = SEP.join((t.rule.value, t.subject, t.subject_id, t.condition_since.isoformat()))
             doc = json.dumps(self._exception(t))
             if t.status == "firing":

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from monitor.app.wiring import Monitor
-from monitor.history.keys import HistoryKeys
+from monitor.core.keys import RedisKeys
 from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.report import ReportQuery, adherence_report
 from monitor.rules.loader import ruleset_from_mapping
@@ -66,7 +66,7 @@ async def test_the_running_monitor_keeps_the_engine_seconds(
     )
     intervals = await queues.read_day(day)
     assert [(i["start"][11:16], i["samples"]) for i in intervals] == [("10:00", 60), ("10:15", 60)]
-    stream = await redis_client.xrange(HistoryKeys("pzm-live").queue_stream(tenant))
+    stream = await redis_client.xrange(RedisKeys("pzm-live").queue_interval_stream(tenant))
     assert [json.loads(f[b"interval"])["start"] for _, f in stream] == [
         i["start"] for i in intervals
     ]

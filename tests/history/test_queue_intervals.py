@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from monitor.core.clock import SystemClock
+from monitor.core.keys import RedisKeys
 from monitor.core.snapshots import QueueObservation, QueueSnapshot
 from monitor.history.api import history_routes
-from monitor.history.keys import HistoryKeys
 from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
@@ -90,7 +90,7 @@ async def test_intervals_across_a_restart_and_midnight(redis_client: aioredis.Re
 async def test_each_closed_interval_is_streamed_once(redis_client: aioredis.Redis) -> None:
     rec = QueueIntervalRecorder(redis_client, tenant="t1", tz=OSLO)
     await _feed(rec, POLLS)
-    stream = HistoryKeys().queue_stream("t1")
+    stream = RedisKeys().queue_interval_stream("t1")
     await redis_client.xgroup_create(stream, "forecast", id="0")
     entries = await redis_client.xreadgroup("forecast", "c1", {stream: ">"})
     ((_, rows),) = entries
