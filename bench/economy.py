@@ -18,9 +18,9 @@ from bench.common import (
     groups_for,
     tenant_config,
 )
-from monitor.app.service import make_client
+from monitor.app.service import tenant_pollers
 from monitor.core.clock import VirtualClock
-from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.ingest.pollers import LatestSnapshots
 from monitor.simulator.simulator import Simulator
 
 
@@ -36,8 +36,7 @@ async def measure(
     async with SimServer(sim) as server, aiohttp.ClientSession() as session:
         # one call per group: the upper bound (the default `all` mode makes one call in all)
         cfg = tenant_config(sim, server.base, combined_state_call=False)
-        client = make_client(cfg, session=session, clock=clock)
-        pollers = TenantPollers(cfg, client, clock, LatestSnapshots())
+        _, pollers = tenant_pollers(cfg, session=session, clock=clock, store=LatestSnapshots())
         kinds = {
             "user_states": (STATE_CADENCE, pollers.poll_user_states),
             "queues": (QUEUE_CADENCE, pollers.poll_queues),

@@ -39,14 +39,15 @@ from bench.common import (
 )
 from monitor.alerts.config import AlertingConfig, WebhookSinkConfig
 from monitor.alerts.service import AlertingService
-from monitor.app.service import make_client
+from monitor.app.config import TenantConfig
+from monitor.app.service import tenant_pollers
 from monitor.app.testing import free_port
+from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import SystemClock
 from monitor.http.metrics import Exporter, build_http_app
 from monitor.ingest.cadence import Scheduler
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.pipeline.cycle import PipelineSet, StaticSchedules, TenantPipeline
-from monitor.pipeline.state_store import RedisEngineStateStore
 from monitor.rules.loader import ruleset_from_mapping
 from monitor.simulator.scenario import parse_scenario
 from monitor.simulator.simulator import Simulator
@@ -241,6 +242,22 @@ def start_prometheus_route(
     return [am, prom], am_port, prom_port
 
 
+def _webhook_alerting(
+    url: str, redis: aioredis.Redis, clock: SystemClock, session: aiohttp.ClientSession
+) -> AlertingService:
+    """Alert delivery to one webhook, with no grouping delay."""
+    return AlertingService(
+        AlertingConfig(
+            sinks={"bench": WebhookSinkConfig(type="webhook", url=SecretStr(url))},
+            group_wait=timedelta(0),
+        ),
+        redis,
+        clock=clock,
+        session=session,
+        key_prefix="pzm-latency",
+    )
+
+
 async def measure(
     *,
     redis_url: str,
@@ -285,56 +302,26 @@ async def measure(
             )
             async with SimServer(sim) as server:
                 cfg = tenant_config(sim, server.base, queues=None, tickers=None, virtual=False)
-                client = make_client(cfg, session=session, clock=clock)
-                alerting = AlertingService(
-                    AlertingConfig(
-                        sinks={
-                            "bench": WebhookSinkConfig(
-                                type="webhook", url=SecretStr(receiver.url("/monitor"))
-                            )
-                        },
-                        group_wait=timedelta(0),
-                    ),
-                    redis,
-                    clock=clock,
-                    session=session,
-                    key_prefix="pzm-latency",
-                )
-                pipeline = TenantPipeline(
-                    tenant=cfg.customer_key,
+                alerting = _webhook_alerting(receiver.url("/monitor"), redis, clock, session)
+                pipeline = tenant_pipeline(
+                    cfg.customer_key,
+                    redis=redis,
                     ruleset=ruleset,
-                    schedules=StaticSchedules({}),
-                    state_store=RedisEngineStateStore(redis, key_prefix="pzm-latency"),
                     clock=clock,
                     publisher=alerting,
+                    key_prefix="pzm-latency",
+                    schedules=StaticSchedules({}),
                 )
                 await pipeline.start()
-                store = LatestSnapshots()
-                pollers = TenantPollers(cfg, client, clock, store, pipeline)
-                exporter = Exporter(
-                    store,
-                    tenants=lambda: [pollers],
-                    clients=lambda: {cfg.customer_key: client},
-                    engine=PipelineSet([pipeline]),
+                pollers, exporter_runner = await _serve_metrics(
+                    cfg, pipeline, session, clock, exporter_port
                 )
-                exporter_runner = web.AppRunner(build_http_app(exporter), access_log=None)
-                await exporter_runner.setup()
-                await web.TCPSite(exporter_runner, "127.0.0.1", exporter_port).start()
-                await alerting.start()
-                scheduler = Scheduler(clock)
-                pollers.register(scheduler)
-                loop_task = asyncio.create_task(scheduler.run_forever())
-                last = max(ideal.values()).timestamp()
                 routes = ["monitor"] + (["prometheus", "prometheus_for"] if skipped is None else [])
-                deadline = last + 4 * STATE_CADENCE + 10
-                while time.time() < deadline:
-                    if all(len(receiver.arrivals[r]) >= incidents for r in routes):
-                        break
-                    await asyncio.sleep(0.5)
-                scheduler.stop()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await loop_task
-                await scheduler.drain(2.0)
+                await alerting.start()
+                await _poll_until_arrived(
+                    pollers, clock, receiver, routes=routes, incidents=incidents,
+                    last=max(ideal.values()),
+                )  # fmt: skip
                 await alerting.stop(grace=2.0)
     finally:
         if exporter_runner is not None:
@@ -351,18 +338,77 @@ async def measure(
         "prometheus_skipped": skipped,
     }
     for route in ("monitor", "prometheus", "prometheus_for"):
-        got = receiver.arrivals[route]
-        lat = [got[a] - ideal[a].timestamp() for a in ideal if a in got]
-        out[route] = {
-            "received": len(lat),
-            "missing": incidents - len(lat),
-            "median": median(lat) if lat else None,
-            "p99": percentile(lat, 99) if lat else None,
-            "min": min(lat) if lat else None,
-            "max": max(lat) if lat else None,
-            "latencies": sorted(round(x, 3) for x in lat),
-        }
+        out[route] = _route_latencies(receiver.arrivals[route], ideal, incidents)
     return out
+
+
+async def _serve_metrics(
+    cfg: TenantConfig,
+    pipeline: TenantPipeline,
+    session: aiohttp.ClientSession,
+    clock: SystemClock,
+    port: int,
+) -> tuple[TenantPollers, web.AppRunner]:
+    """The tenant's pollers feeding `pipeline`, and /metrics served on `port` for Prometheus."""
+    store = LatestSnapshots()
+    client, pollers = tenant_pollers(cfg, session=session, clock=clock, store=store, sink=pipeline)
+    exporter = Exporter(
+        store,
+        tenants=lambda: [pollers],
+        clients=lambda: {cfg.customer_key: client},
+        engine=PipelineSet([pipeline]),
+    )
+    runner = web.AppRunner(build_http_app(exporter), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return pollers, runner
+
+
+async def _poll_until_arrived(
+    pollers: TenantPollers,
+    clock: SystemClock,
+    receiver: Receiver,
+    *,
+    routes: list[str],
+    incidents: int,
+    last: datetime,
+) -> None:
+    """Run the pollers on their cadences until the incidents have arrived; then stop them."""
+    scheduler = Scheduler(clock)
+    pollers.register(scheduler)
+    loop_task = asyncio.create_task(scheduler.run_forever())
+    await _wait_arrivals(receiver, routes, incidents, last)
+    scheduler.stop()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await loop_task
+    await scheduler.drain(2.0)
+
+
+async def _wait_arrivals(
+    receiver: Receiver, routes: list[str], incidents: int, last: datetime
+) -> None:
+    """Until every route has brought every incident, or well past the last ideal time."""
+    deadline = last.timestamp() + 4 * STATE_CADENCE + 10
+    while time.time() < deadline:
+        if all(len(receiver.arrivals[r]) >= incidents for r in routes):
+            return
+        await asyncio.sleep(0.5)
+
+
+def _route_latencies(
+    got: dict[str, float], ideal: dict[str, datetime], incidents: int
+) -> dict[str, Any]:
+    """Arrival minus ideal time of every incident that arrived by one route."""
+    lat = [got[a] - ideal[a].timestamp() for a in ideal if a in got]
+    return {
+        "received": len(lat),
+        "missing": incidents - len(lat),
+        "median": median(lat) if lat else None,
+        "p99": percentile(lat, 99) if lat else None,
+        "min": min(lat) if lat else None,
+        "max": max(lat) if lat else None,
+        "latencies": sorted(round(x, 3) for x in lat),
+    }
 
 
 async def run(*, redis_url: str, incidents: int, spacing: float) -> BenchResult:

@@ -40,12 +40,12 @@ from bench.common import (
 from bench.cycle import build_tape
 from bench.tape import ReplayTenant
 from monitor.alerts.outbox import Outbox
-from monitor.app.service import make_client
+from monitor.app.service import tenant_pollers
+from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import VirtualClock
 from monitor.http.metrics import Exporter
-from monitor.ingest.pollers import LatestSnapshots, TenantPollers
-from monitor.pipeline.cycle import PipelineSet, TenantPipeline
-from monitor.pipeline.state_store import RedisEngineStateStore
+from monitor.ingest.pollers import LatestSnapshots
+from monitor.pipeline.cycle import PipelineSet
 from monitor.rules.loader import default_ruleset
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.simulator import Simulator
@@ -115,22 +115,24 @@ async def memory_hour(agents: int, cycles: int, redis_url: str) -> dict[str, Any
         async with SimServer(sim) as server, aiohttp.ClientSession() as session:
             cfg = tenant_config(sim, server.base)
             tenant = cfg.customer_key
-            client = make_client(cfg, session=session, clock=clock)
             schedules = ScheduleStore(redis, key_prefix="pzm-mem")
             await schedules.replace(tenant, sim.timezone, sim.schedules())
             outbox = Outbox(redis, sinks=["webhook"], clock=clock, key_prefix="pzm-mem")
             await outbox.ensure_groups()
-            pipeline = TenantPipeline(
-                tenant=tenant,
+            pipeline = tenant_pipeline(
+                tenant,
+                redis=redis,
                 ruleset=default_ruleset(),
-                schedules=schedules,
-                state_store=RedisEngineStateStore(redis, key_prefix="pzm-mem"),
                 clock=clock,
                 publisher=outbox,
+                key_prefix="pzm-mem",
+                schedules=schedules,
             )
             await pipeline.start()
             store = LatestSnapshots()
-            pollers = TenantPollers(cfg, client, clock, store, pipeline)
+            client, pollers = tenant_pollers(
+                cfg, session=session, clock=clock, store=store, sink=pipeline
+            )
             exporter = Exporter(
                 store,
                 tenants=lambda: [pollers],

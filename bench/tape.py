@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,10 +26,11 @@ import redis.asyncio as aioredis
 from bench.common import BENCH_START, QUEUE_CADENCE, STATE_CADENCE, SimServer, tenant_config
 from monitor.alerts.outbox import Outbox
 from monitor.app.config import TenantConfig
-from monitor.app.service import make_client
+from monitor.app.service import tenant_pollers
+from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import VirtualClock
 from monitor.engine.model import RuleSet
-from monitor.ingest.pollers import LatestSnapshots, TenantPollers
+from monitor.ingest.pollers import LatestSnapshots
 from monitor.ingest.tracker import StateTracker
 from monitor.pipeline.cycle import TenantPipeline
 from monitor.pipeline.state_store import RedisEngineStateStore
@@ -119,7 +121,7 @@ async def capture(
     tape = Tape()
     async with SimServer(sim) as server, aiohttp.ClientSession() as session:
         cfg = tenant_config(sim, server.base, queues=QUEUE_CADENCE if with_queues else None)
-        client = make_client(cfg, session=session, clock=clock)
+        client, pollers = tenant_pollers(cfg, session=session, clock=clock, store=LatestSnapshots())
         real_http = client._http
 
         async def recording_http(
@@ -131,7 +133,6 @@ async def capture(
             return status, resp_headers, body
 
         _install_http(client, recording_http)
-        pollers = TenantPollers(cfg, client, clock, LatestSnapshots())
         for c in range(cycles + 1):
             if c:
                 clock.advance(STATE_CADENCE)
@@ -231,7 +232,11 @@ class ReplayTenant:
         self.stages = StageClock()
         self.cfg: TenantConfig = tenant_config(sim, "http://127.0.0.1:9", customer_key=customer_key)
         self.tenant = self.cfg.customer_key
-        self.client = make_client(self.cfg, session=session, clock=self.clock)
+        self.store = store if store is not None else LatestSnapshots()
+        tracker = TimedTracker(self.tenant, self.stages) if instrument else None
+        self.client, self.pollers = tenant_pollers(
+            self.cfg, session=session, clock=self.clock, store=self.store, tracker=tracker
+        )
         self.player = Player(tape, self.tenant)
         _install_http(self.client, self.player.http)
         if instrument:
@@ -241,22 +246,17 @@ class ReplayTenant:
         self.schedules = ScheduleStore(redis, key_prefix=prefix)
         self.state_store = TimedStateStore(redis, self.stages, key_prefix=prefix)
         self.outbox = Outbox(redis, sinks=["webhook"], clock=self.clock, key_prefix=prefix)
-        kw: dict[str, Any] = {
-            "tenant": self.tenant,
-            "ruleset": ruleset or default_ruleset(),
-            "schedules": self.schedules,
-            "state_store": self.state_store,
-            "clock": self.clock,
-            "publisher": self.outbox,
-        }
-        self.pipeline: TenantPipeline = (
-            TimedPipeline(self.stages, **kw) if instrument else TenantPipeline(**kw)
+        self.pipeline: TenantPipeline = tenant_pipeline(
+            self.tenant,
+            redis=redis,
+            ruleset=ruleset or default_ruleset(),
+            clock=self.clock,
+            publisher=self.outbox,
+            schedules=self.schedules,
+            state_store=self.state_store,
+            make=partial(TimedPipeline, self.stages) if instrument else TenantPipeline,
         )
-        self.store = store if store is not None else LatestSnapshots()
-        tracker = TimedTracker(self.tenant, self.stages) if instrument else None
-        self.pollers = TenantPollers(
-            self.cfg, self.client, self.clock, self.store, self.pipeline, tracker=tracker
-        )
+        self.pollers.sink = self.pipeline
         if tracker is not None:
             # TenantPollers does `tracker or StateTracker(...)`; an empty tracker is falsy (len 0)
             self.pollers.tracker = tracker

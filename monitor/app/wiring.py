@@ -4,7 +4,7 @@ tenant, alert delivery, pollers, the exporter and the HTTP API. Used by `run` an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -64,7 +64,7 @@ def tenant_pipeline(
     schedules: ScheduleSource | None = None,
     state_store: EngineStateStore | None = None,
     persist_interval: timedelta | None = None,
-    cls: type[TenantPipeline] = TenantPipeline,
+    make: Callable[..., TenantPipeline] = TenantPipeline,
     history: HistoryStore | None = None,
     queue_interval_minutes: int = 15,
 ) -> TenantPipeline:
@@ -77,7 +77,7 @@ def tenant_pipeline(
     if history is not None:
         extra |= _history_hooks(tenant, history, queue_interval_minutes)
         observers = (*observers, *extra.pop("observers"))
-    return cls(
+    return make(
         tenant=tenant,
         ruleset=ruleset,
         schedules=schedules or ScheduleStore(redis, key_prefix=key_prefix),

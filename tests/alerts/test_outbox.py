@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from monitor.alerts.metrics import AlertMetrics
-from monitor.alerts.outbox import Dispatcher, Outbox
+from monitor.alerts.outbox import Dispatcher, Outbox, SinkBacklog
 from monitor.alerts.sinks.console import ConsoleSink
 from monitor.alerts.sinks.webhook import WebhookSink, verify_signature
 from monitor.core.clock import SystemClock
@@ -69,6 +69,34 @@ def delivered(receiver: Receiver) -> list[tuple[str, str, str]]:
     ]
 
 
+async def _deliver_the_rest(
+    redis_server: RedisServer,
+    receiver: Receiver,
+    sink: WebhookSink,
+    clock: SystemClock,
+    resolve_later: list[str],
+) -> dict[str, SinkBacklog]:
+    """A fresh client and dispatcher deliver what the stream kept, through another Redis
+    restart, then the resolves of `resolve_later`. Returns the outbox backlog at the end."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        outbox = Outbox(client, sinks=["ops"], clock=clock)
+        dispatcher = Dispatcher(outbox, {"ops": sink}, clock=clock, **FAST)
+        receiver.mode = "ok"
+        await dispatcher.start()
+        await wait_for(lambda: len(delivered(receiver)) >= 9)
+        # a Redis restart while delivering the rest
+        await asyncio.to_thread(redis_server.restart)
+        await outbox.publish([alert(a, since=T0, status="resolved") for a in resolve_later])
+        await wait_for(lambda: len(delivered(receiver)) >= 12)
+        await asyncio.sleep(0.3)  # room for any duplicate to show up
+        await dispatcher.stop()
+        return await outbox.backlog()
+    finally:
+        await sink.close()
+        await client.aclose()
+
+
 async def test_outage_crash_and_redis_restart_lose_nothing_and_double_nothing(
     redis_client: aioredis.Redis, redis_server: RedisServer
 ) -> None:
@@ -112,23 +140,9 @@ async def test_outage_crash_and_redis_restart_lose_nothing_and_double_nothing(
 
     # Redis restarts (append-only, fsync always): the stream and pending lists survive
     await asyncio.to_thread(redis_server.restart)
-    client2 = aioredis.Redis.from_url(redis_server.url)
     try:
-        outbox2 = Outbox(client2, sinks=["ops"], clock=clock)
-        dispatcher2 = Dispatcher(outbox2, {"ops": sink2}, clock=clock, **FAST)
-        receiver.mode = "ok"
-        await dispatcher2.start()
-        await wait_for(lambda: len(delivered(receiver)) >= 9)
-        # a Redis restart while delivering the rest
-        await asyncio.to_thread(redis_server.restart)
-        await outbox2.publish([alert(a, since=T0, status="resolved") for a in agents[3:]])
-        await wait_for(lambda: len(delivered(receiver)) >= 12)
-        await asyncio.sleep(0.3)  # room for any duplicate to show up
-        await dispatcher2.stop()
-        backlog = await outbox2.backlog()
+        backlog = await _deliver_the_rest(redis_server, receiver, sink2, clock, agents[3:])
     finally:
-        await sink2.close()
-        await client2.aclose()
         await runner.cleanup()
 
     got = delivered(receiver)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -50,6 +52,51 @@ async def wait_for(cond: object, limit: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _keep_firing(outbox: Outbox, published: list[str], seconds: float) -> None:
+    """A new alert every 50 ms for `seconds`: each publish nudges the worker."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        agent = str(5000 + len(published))
+        await outbox.publish([alert(agent, since=T0)])
+        published.append(agent)
+        await asyncio.sleep(0.05)
+
+
+def _dispatcher(
+    outbox: Outbox, sink: WebhookSink, registry: CollectorRegistry, clock: SystemClock
+) -> Dispatcher:
+    """One sink, no grouping delay, fast polling, the test's short backoff."""
+    return Dispatcher(
+        outbox,
+        {"ops": sink},
+        clock=clock,
+        metrics=AlertMetrics(registry),
+        group_wait=timedelta(0),
+        poll_interval=0.02,
+        retry_base=BASE,
+        retry_cap=CAP,
+    )
+
+
+def _idempotency(
+    requests: Sequence[tuple[Any, bytes, Mapping[str, str]]],
+) -> tuple[dict[str, set[str]], dict[str, list[str]], dict[tuple[str, ...], set[str]]]:
+    """Per agent: the idempotency keys and delivery kinds its items carried, in order; per
+    batch of agents: the message keys (Idempotency-Key header) it was sent with."""
+    keys: dict[str, set[str]] = defaultdict(set)
+    kinds: dict[str, list[str]] = defaultdict(list)
+    message_keys: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for _, body, headers in requests:
+        items = orjson.loads(body)["alerts"]
+        for item in items:
+            keys[item["labels"]["agent"]].add(item["idempotencyKey"])
+            kinds[item["labels"]["agent"]].append(item["delivery"])
+        batch = tuple(sorted(i["labels"]["agent"] for i in items))
+        message_keys[batch].add(headers["Idempotency-Key"])
+    return keys, kinds, message_keys
+
+
 async def test_failing_sink_backs_off_then_delivers_everything_once(
     redis_client: aioredis.Redis,
 ) -> None:
@@ -62,35 +109,16 @@ async def test_failing_sink_backs_off_then_delivers_everything_once(
     registry = CollectorRegistry()
     sink = WebhookSink(SecretStr(f"http://127.0.0.1:{port}/hook"), clock=clock, receiver="ops")
     outbox = Outbox(redis_client, sinks=["ops"], clock=clock)
-    dispatcher = Dispatcher(
-        outbox,
-        {"ops": sink},
-        clock=clock,
-        metrics=AlertMetrics(registry),
-        group_wait=timedelta(0),
-        poll_interval=0.02,
-        retry_base=BASE,
-        retry_cap=CAP,
-    )
+    dispatcher = _dispatcher(outbox, sink, registry, clock)
     published: list[str] = []
-
-    async def keep_firing(seconds: float) -> None:
-        # a new alert every 50 ms: each publish nudges the worker
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while loop.time() < end:
-            agent = str(5000 + len(published))
-            await outbox.publish([alert(agent, since=T0)])
-            published.append(agent)
-            await asyncio.sleep(0.05)
 
     await dispatcher.start()
     try:
-        await keep_firing(FAIL_500)
+        await _keep_firing(outbox, published, FAIL_500)
         during_500 = len(receiver.requests)
         state = registry.get_sample_value("puzzelmon_sink_breaker_state", {"sink": "ops"})
         receiver.mode = "429"
-        await keep_firing(FAIL_429)
+        await _keep_firing(outbox, published, FAIL_429)
         during_429 = len(receiver.requests) - during_500
         receiver.mode = "ok"
         await wait_for(lambda: sum(len(p["alerts"]) for p in receiver.accepted) >= len(published))
@@ -112,16 +140,7 @@ async def test_failing_sink_backs_off_then_delivers_everything_once(
 
     # every attempt at one notification carries the same key; the first says `first`,
     # later ones `redelivery`, and the message key is stable for the same batch
-    keys: dict[str, set[str]] = defaultdict(set)
-    kinds: dict[str, list[str]] = defaultdict(list)
-    message_keys: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for _, body, headers in receiver.requests:
-        items = orjson.loads(body)["alerts"]
-        for item in items:
-            keys[item["labels"]["agent"]].add(item["idempotencyKey"])
-            kinds[item["labels"]["agent"]].append(item["delivery"])
-        batch = tuple(sorted(i["labels"]["agent"] for i in items))
-        message_keys[batch].add(headers["Idempotency-Key"])
+    keys, kinds, message_keys = _idempotency(receiver.requests)
     assert all(len(k) == 1 for k in keys.values())
     assert len({next(iter(k)) for k in keys.values()}) == len(published)
     first = published[0]
