@@ -24,6 +24,10 @@ _HANDLERS = {
     "schedules show": "monitor.app.schedules_cli:show_command",
     "rules check": "monitor.app.rules_cli:check_command",
     "doctor": "monitor.app.doctor:doctor_command",
+    "report adherence": "monitor.app.report_cli:adherence_command",
+    "report intervals": "monitor.app.report_cli:intervals_command",
+    "approvals add": "monitor.app.approvals_cli:add_command",
+    "approvals withdraw": "monitor.app.approvals_cli:withdraw_command",
     "mcp": "monitor.app.mcp_cli:mcp_command",
     "mcp-token": "monitor.app.mcp_cli:token_command",
 }
@@ -43,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_schedules(sub)
     _add_rules(sub)
     _add_doctor(sub)
+    _add_report(sub)
+    _add_approvals(sub)
     _add_mcp(sub)
     return p
 
@@ -151,6 +157,50 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
 
 
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rep = sub.add_parser("report", help="adherence reports from the history").add_subparsers(
+        dest="report_command", required=True, metavar="REPORT"
+    )
+    ra = rep.add_parser("adherence", help="per agent and day: one CSV (or JSON)")
+    ra.add_argument("--tenant", required=True, metavar="KEY")
+    ra.add_argument("--from", dest="from_", required=True, metavar="DATE", help="YYYY-MM-DD")
+    ra.add_argument("--to", required=True, metavar="DATE", help="YYYY-MM-DD (inclusive)")
+    ra.add_argument("--team")
+    ra.add_argument("--agent")
+    ra.add_argument("--format", choices=["csv", "json"], default="csv")
+    ra.add_argument("-c", "--config", help="configuration file (for Redis and the time zone)")
+    ra.add_argument("--redis-url", help="Redis URL (overrides the config)")
+    ra.add_argument("--timezone", help="the tenant's time zone (default: config, or stored)")
+    ri = rep.add_parser("intervals", help="per visual queue and interval: one CSV (or JSON)")
+    ri.add_argument("--tenant", required=True, metavar="KEY")
+    ri.add_argument("--from", dest="from_", required=True, metavar="DATE", help="YYYY-MM-DD")
+    ri.add_argument("--to", required=True, metavar="DATE", help="YYYY-MM-DD (inclusive)")
+    ri.add_argument("--queue", help="one visual queue id")
+    ri.add_argument("--format", choices=["csv", "json"], default="csv")
+    ri.add_argument("-c", "--config")
+    ri.add_argument("--redis-url")
+    ri.add_argument("--timezone")
+
+
+def _add_approvals(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ap = sub.add_parser("approvals", help="approve (excuse) an agent's time range").add_subparsers(
+        dest="approvals_command", required=True, metavar="ACTION"
+    )
+    add = ap.add_parser("add", help="approve a time range of one agent, with a reason")
+    add.add_argument("--agent", required=True)
+    add.add_argument("--start", required=True, help="ISO 8601 (no offset: the tenant's time)")
+    add.add_argument("--end", required=True)
+    add.add_argument("--reason", required=True)
+    wd = ap.add_parser("withdraw", help="withdraw an approval (kept in the audit trail)")
+    wd.add_argument("--id", required=True)
+    for p in (add, wd):
+        p.add_argument("--tenant", required=True, metavar="KEY")
+        p.add_argument("--by", required=True, help="who (kept in the audit trail)")
+        p.add_argument("-c", "--config")
+        p.add_argument("--redis-url")
+        p.add_argument("--timezone")
+
+
 def _add_mcp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = sub.add_parser(
         "mcp", help="the MCP server on stdio, for a desktop assistant ($PUZZEL_MCP_TOKEN)"
@@ -183,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = f"schedules {args.schedules_command}"
     elif key == "rules":
         key = f"rules {args.rules_command}"
+    elif key == "report":
+        key = f"report {args.report_command}"
+    elif key == "approvals":
+        key = f"approvals {args.approvals_command}"
     module_name, func_name = _HANDLERS[key].split(":")
     handler = getattr(importlib.import_module(module_name), func_name)
     try:

@@ -24,6 +24,7 @@ LAYERS = (
     "ingest",
     "pipeline",
     "alerts",
+    "history",
     "http",
     "mcp",
     "app",

@@ -360,6 +360,17 @@ class LogConfig(_Model):
         return value.lower() if isinstance(value, str) else value
 
 
+class HistoryConfig(_Model):
+    """The adherence history (daily records per agent, team and interval; reports)."""
+
+    retention: Seconds = 90 * 86400.0
+    """How long a day's records are kept after the day ends (`90d`)."""
+    interval_minutes: Literal[15, 30] = 15
+    """The default width of a report's team intervals."""
+    queue_interval_minutes: Literal[15, 30, 60] = 15
+    """The width of the visual queues' interval statistics (offered, answered, ...)."""
+
+
 class Config(_Model):
     tenants: list[TenantConfig] = Field(min_length=1)
     redis: RedisConfig = RedisConfig()
@@ -368,6 +379,7 @@ class Config(_Model):
     mcp: McpConfig = McpConfig()
     rules_path: str = "rules"
     alerting: AlertingConfig = AlertingConfig()
+    history: HistoryConfig = HistoryConfig()
     log: LogConfig = LogConfig()
 
     @model_validator(mode="after")

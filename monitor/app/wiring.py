@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -25,6 +25,10 @@ from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
+from monitor.history.api import history_routes
+from monitor.history.approvals_api import approval_routes
+from monitor.history.queue_store import QueueIntervalRecorder
+from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
 from monitor.mcp.http import McpHttpServer
 from monitor.mcp.server import monitor_server
@@ -61,11 +65,18 @@ def tenant_pipeline(
     state_store: EngineStateStore | None = None,
     persist_interval: timedelta | None = None,
     make: Callable[..., TenantPipeline] = TenantPipeline,
+    history: HistoryStore | None = None,
+    queue_interval_minutes: int = 15,
 ) -> TenantPipeline:
     """One tenant's cycle (schedules -> engine -> outbox -> persisted state): the one place it
     is put together (the monitor, replay, the benchmarks). Schedules and engine state are read
     from and written to `redis` under `key_prefix` unless given."""
-    extra = {} if persist_interval is None else {"persist_interval": persist_interval}
+    extra: dict[str, Any] = (
+        {} if persist_interval is None else {"persist_interval": persist_interval}
+    )
+    if history is not None:
+        extra |= _history_hooks(tenant, history, queue_interval_minutes)
+        observers = (*observers, *extra.pop("observers"))
     return make(
         tenant=tenant,
         ruleset=ruleset,
@@ -76,6 +87,25 @@ def tenant_pipeline(
         observers=observers,
         **extra,
     )
+
+
+def _history_hooks(tenant: str, history: HistoryStore, queue_minutes: int) -> dict[str, Any]:
+    """The adherence history and the queue intervals of one tenant, as pipeline hooks."""
+    recorder = history.recorder(tenant)
+    queues = QueueIntervalRecorder(
+        history.redis,
+        tenant=tenant,
+        tz=history.tenants[tenant],
+        width_minutes=queue_minutes,
+        key_prefix=history.key_prefix,
+        retention=history.retention,
+    )
+    return {
+        "observers": [recorder.record_transitions],
+        "accrual_observers": [recorder.record_accruals],
+        "before_persist": [recorder.flush],
+        "queue_observers": [queues.on_queues],
+    }
 
 
 class Monitor:
@@ -120,6 +150,14 @@ class Monitor:
             console_stream=console_stream,
             key_prefix=key_prefix,
         )
+        tenants = {t.customer_key: ZoneInfo(t.timezone) for t in config.tenants}
+        self.history = HistoryStore(
+            self.redis,
+            tenants=tenants,
+            clock=self.clock,
+            key_prefix=key_prefix,
+            retention=timedelta(seconds=config.history.retention),
+        )
         self.pipelines = PipelineSet(
             on_redis_error=self._redis_error,
             pipelines=[
@@ -132,6 +170,8 @@ class Monitor:
                     observers=observers,
                     key_prefix=key_prefix,
                     schedules=self.schedules,
+                    history=self.history,
+                    queue_interval_minutes=config.history.queue_interval_minutes,
                 )
                 for t in config.tenants
             ],
@@ -146,12 +186,13 @@ class Monitor:
             key_prefix=key_prefix,
             registry=registry,
         )
-        tenants = {t.customer_key: ZoneInfo(t.timezone) for t in config.tenants}
         routes = [
             schedule_routes(
                 self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
             ),
             self.alerting.routes(),
+            history_routes(self.history, default_interval=config.history.interval_minutes),
+            approval_routes(self.history),
         ]
         self.service = Service(
             config,

@@ -62,6 +62,56 @@ class RedisKeys:
     def agent_snooze(self, tenant: str, agent: str) -> str:
         return f"{self.prefix}:snooze:agent:{tenant}:{agent}"
 
+    # --- the adherence history (monitor.history) -------------------------------------------
+    # Per tenant and local day, hashes of float fields: agents (agent, metric), teams (team,
+    # metric), slots (team, 15-minute slot, metric); exceptions (one JSON document each); outs
+    # (agent, start -> end: scheduled time out of adherence).
+    def history(self, tenant: str) -> str:
+        return f"{self.prefix}:hist:{tenant}"
+
+    def history_agents(self, tenant: str, day: date) -> str:
+        return f"{self.history(tenant)}:agents:{day.isoformat()}"
+
+    def history_teams(self, tenant: str, day: date) -> str:
+        return f"{self.history(tenant)}:teams:{day.isoformat()}"
+
+    def history_slots(self, tenant: str, day: date) -> str:
+        return f"{self.history(tenant)}:slots:{day.isoformat()}"
+
+    def history_exceptions(self, tenant: str, day: date) -> str:
+        return f"{self.history(tenant)}:exceptions:{day.isoformat()}"
+
+    def history_outs(self, tenant: str, day: date) -> str:
+        return f"{self.history(tenant)}:outs:{day.isoformat()}"
+
+    def history_watermark(self, tenant: str) -> str:
+        """Agent -> up to when (epoch seconds) its time is on file."""
+        return f"{self.history(tenant)}:watermark"
+
+    def history_timezone(self, tenant: str) -> str:
+        """The tenant's time zone, so a report needs no configuration to read its days."""
+        return f"{self.history(tenant)}:timezone"
+
+    def approvals(self, tenant: str) -> str:
+        """Approval id -> JSON (a withdrawn one stays, marked)."""
+        return f"{self.history(tenant)}:approvals"
+
+    def approvals_audit(self, tenant: str) -> str:
+        """A list of JSON entries: every approval and withdrawal, who and when."""
+        return f"{self.history(tenant)}:audit"
+
+    def queue_intervals(self, tenant: str, day: date) -> str:
+        """Field `queue<SEP>start` -> the closed interval's JSON."""
+        return f"{self.history(tenant)}:queue-intervals:{day.isoformat()}"
+
+    def queue_interval_state(self, tenant: str) -> str:
+        """The open intervals and last counters (`QueueIntervals.to_dict`), JSON."""
+        return f"{self.history(tenant)}:queue-state"
+
+    def queue_interval_stream(self, tenant: str) -> str:
+        """Every closed interval, in order, for a forecasting tool's consumer group."""
+        return f"{self.history(tenant)}:queue-intervals"
+
     # --- the process (monitor.app) ----------------------------------------------------------
     def heartbeat(self) -> str:
         return f"{self.prefix}:heartbeat"

@@ -24,6 +24,7 @@ from monitor.engine.groups import _BUCKET_SECONDS, _evaluate_teams
 from monitor.engine.memory import AgentMemory, EngineState
 from monitor.engine.model import (
     Accrual,
+    AccruedPiece,
     Activity,
     AgentEvaluation,
     AlertTransition,
@@ -376,36 +377,44 @@ def _evaluate_quiet_agent(
     adherent = None if act is None else act.allows(st)
     if adherent != mem.adherent:
         return None
-    seconds = _accrue([((end - p0).total_seconds(), st, seg)], ruleset)
+    accrued = _accrue([(p0, end, st, seg)], sched, ruleset)
     new = mem.copy()
-    _book(new, seconds)
+    _book(new, accrued[0])
     new.accounted_until = end
-    return _settled(obs.agent_id, new, seg, seconds)
+    return _settled(obs.agent_id, new, seg, accrued)
 
 
 Seconds = tuple[float, float, float, float]
+Accrued = tuple[Seconds, tuple[AccruedPiece, ...]]
 
 
 def _accrue(
-    pieces: Iterable[tuple[float, AgentState, Segment | None]], ruleset: RuleSet
-) -> Seconds:
+    pieces: Iterable[tuple[datetime, datetime, AgentState, Segment | None]],
+    sched: ScheduleIndex,
+    ruleset: RuleSet,
+) -> Accrued:
     """The accrual loop: (scheduled, adherent, productive, productive-scheduled) seconds of
-    pieces of time, each `duration` seconds long in one state under one segment."""
+    pieces of time, each from `a` to `b` in one state under one segment, and the pieces."""
     sched_s = adh_s = prod_s = prod_sched_s = 0.0
     productive = ruleset.activities.get(ruleset.productive_activity)
-    for dur, st, seg in pieces:
+    out: list[AccruedPiece] = []
+    for a, b, st, seg in pieces:
+        dur = (b - a).total_seconds()
         if dur <= 0:
             continue
         act = _judged(ruleset, seg)
-        if act is not None:
-            sched_s += dur
-            if act.allows(st):
-                adh_s += dur
-        if productive is not None and productive.allows(st):
-            prod_s += dur
-        if seg is not None and seg.activity == ruleset.productive_activity:
-            prod_sched_s += dur
-    return sched_s, adh_s, prod_s, prod_sched_s
+        scheduled = act is not None
+        adherent = act is not None and act.allows(st)
+        prod = productive is not None and productive.allows(st)
+        prod_sched = seg is not None and seg.activity == ruleset.productive_activity
+        sched_s += dur if scheduled else 0.0
+        adh_s += dur if adherent else 0.0
+        prod_s += dur if prod else 0.0
+        prod_sched_s += dur if prod_sched else 0.0
+        if scheduled or prod or prod_sched:
+            anchor = sched.shift_anchor(a, b)
+            out.append(AccruedPiece(a, b, anchor, scheduled, adherent, prod, prod_sched))
+    return (sched_s, adh_s, prod_s, prod_sched_s), tuple(out)
 
 
 def _book(mem: AgentMemory, seconds: Seconds) -> None:
@@ -420,7 +429,7 @@ def _settled(
     agent_id: str,
     mem: AgentMemory,
     seg: Segment | None,
-    seconds: Seconds,
+    accrued: Accrued,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
     """The evaluation and the accrual (scheduled, adherent, productive, productive-scheduled
     seconds; None when all are zero) of an agent whose memory is settled up to now."""
@@ -433,7 +442,8 @@ def _settled(
         adherent=mem.adherent,
         adherent_since=mem.adherent_since,
     )
-    acc = Accrual(agent_id, mem.team, *seconds) if any(seconds) else None
+    seconds, pieces = accrued
+    acc = Accrual(agent_id, mem.team, *seconds, pieces=pieces) if any(seconds) else None
     return mem, ev, acc
 
 
@@ -476,13 +486,12 @@ def _evaluate_agent(
         _open_and_close(mem, obs.agent_id, ordered, span, skip_p0=skip_p0, sched=sched,
                         ruleset=ruleset, cfgs=cfgs, emit=emit)  # fmt: skip
     _fire_due(mem, obs, span, seg_now, cfgs=cfgs, emit=emit)
-    seconds = _accrue(
-        (((b - a).total_seconds(), span.at(a).state, sched.at(a)) for a, b in pairwise(ordered)),
-        ruleset,
+    accrued = _accrue(
+        ((a, b, span.at(a).state, sched.at(a)) for a, b in pairwise(ordered)), sched, ruleset
     )
-    _book(mem, seconds)
+    _book(mem, accrued[0])
     _remember(mem, span, seg_now, ordered, first=first, sched=sched, ruleset=ruleset)
-    return _settled(obs.agent_id, mem, seg_now, seconds)
+    return _settled(obs.agent_id, mem, seg_now, accrued)
 
 
 def _begin(
@@ -674,16 +683,15 @@ def account_until(
         mem = old.copy()
         sched = _schedule_for(schedules.get(agent_id))
         ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
-        seconds = _accrue(
-            (((b - a).total_seconds(), mem.state, sched.at(a)) for a, b in pairwise(ordered)),
-            ruleset,
+        seconds, pieces = _accrue(
+            ((a, b, mem.state, sched.at(a)) for a, b in pairwise(ordered)), sched, ruleset
         )
         _book(mem, seconds)
         mem.accounted_until = now
         mem.segment = sched.at(now)
         new.agents[agent_id] = mem
         if any(seconds):
-            accruals.append(Accrual(agent_id, mem.team, *seconds))
+            accruals.append(Accrual(agent_id, mem.team, *seconds, pieces=pieces))
     return new, accruals
 
 

@@ -131,6 +131,20 @@ class AlertTransition:
 
 
 @dataclass(frozen=True, slots=True)
+class AccruedPiece:
+    """A stretch of time in one state under one segment: what an accrual is made of, so that a
+    history can file it by day and interval exactly (every second of a piece counts alike)."""
+
+    start: datetime
+    end: datetime
+    shift_start: datetime | None  # the start of the shift it belongs to; None if unscheduled
+    scheduled: bool
+    adherent: bool
+    productive: bool
+    productive_scheduled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Accrual:
     """Seconds accumulated for one agent since the previous evaluation (for the counters)."""
 
@@ -140,3 +154,4 @@ class Accrual:
     adherent_seconds: float = 0.0
     productive_seconds: float = 0.0  # in a productive-activity state, scheduled or not
     productive_scheduled_seconds: float = 0.0  # scheduled as the productive activity
+    pieces: tuple[AccruedPiece, ...] = ()  # the same seconds, as timed pieces

@@ -13,6 +13,9 @@ from monitor.engine.model import (
 )
 
 OFF_ACTIVITY = "off"  # never part of a shift (scenario-format.md)
+# Unscheduled time this close to a shift belongs to that shift's day in the history (an early
+# login before a midnight shift is that night's, not the previous day's).
+SHIFT_HALO = timedelta(hours=6)
 _EPSILON = timedelta(microseconds=1)
 
 
@@ -92,6 +95,20 @@ class ScheduleIndex:
             if start > t:
                 break
         return None
+
+    def shift_anchor(self, a: datetime, b: datetime) -> datetime | None:
+        """The start of the shift that time from `a` to `b` belongs to: the one in force, else
+        the nearest within `SHIFT_HALO` (logged on early or late is part of that shift's day);
+        None when none is that near."""
+        shift = self.shift_at(a)
+        if shift is not None:
+            return shift[0]
+        best: tuple[timedelta, datetime] | None = None
+        for start, end in self._shifts or ():
+            gap = start - b if start >= b else a - end if end <= a else timedelta(0)
+            if gap <= SHIFT_HALO and (best is None or gap < best[0]):
+                best = (gap, start)
+        return best[1] if best is not None else None
 
     def overrun_at(
         self, pause_start: datetime, break_activities: frozenset[str]

@@ -37,6 +37,13 @@ from monitor.pipeline.state_store import EngineStateStore
 log = structlog.get_logger(__name__)
 
 TransitionObserver = Callable[[Sequence[AlertTransition]], Awaitable[None]]
+# Told each cycle's accruals (the adherence history, which may buffer them).
+AccrualObserver = Callable[[Sequence[Accrual]], Awaitable[None]]
+# Run before every save of the engine state: what was buffered from the accruals is then durable
+# before the state that would not account that time again is.
+PersistHook = Callable[[], Awaitable[None]]
+# Told every queue snapshot (the queue interval statistics).
+QueueObserver = Callable[[QueueSnapshot], Awaitable[None]]
 
 
 class ScheduleSource(Protocol):
@@ -92,6 +99,9 @@ class TenantPipeline:
         clock: Clock,
         publisher: AlertPublisher | None = None,
         observers: Sequence[TransitionObserver] = (),
+        accrual_observers: Sequence[AccrualObserver] = (),
+        before_persist: Sequence[PersistHook] = (),
+        queue_observers: Sequence[QueueObserver] = (),
         schedule_window: timedelta = timedelta(hours=24),
         schedule_check_interval: timedelta = timedelta(seconds=30),
         persist_interval: timedelta = timedelta(seconds=30),
@@ -103,6 +113,9 @@ class TenantPipeline:
         self._clock = clock
         self._publisher = publisher
         self._observers = list(observers)
+        self._accrual_observers = list(accrual_observers)
+        self._before_persist = list(before_persist)
+        self._queue_observers = list(queue_observers)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
         # A schedule edit takes effect within this long; the version is not read every cycle.
@@ -160,6 +173,7 @@ class TenantPipeline:
             ruleset=self.ruleset,
         )
         self.evaluations = list(result.evaluations)
+        await self._tell_accruals(result.accruals)
         await self._commit(result.state, result.transitions)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
@@ -171,6 +185,8 @@ class TenantPipeline:
             ruleset=self.ruleset,
         )
         await self._commit(result.state, result.transitions)
+        for observer in self._queue_observers:
+            await observer(snapshot)
 
     async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
         return None  # tickers go to the exporter only
@@ -181,9 +197,15 @@ class TenantPipeline:
         state, accruals = account_until(
             self.state, now=now, schedules=schedules, ruleset=self.ruleset
         )
+        await self._tell_accruals(accruals)
         self.state = state
         await self.persist()
         return list(accruals)
+
+    async def _tell_accruals(self, accruals: Sequence[Accrual]) -> None:
+        if accruals:
+            for observer in self._accrual_observers:
+                await observer(accruals)
 
     async def _commit(self, state: EngineState, transitions: Sequence[AlertTransition]) -> None:
         if transitions:
@@ -207,6 +229,8 @@ class TenantPipeline:
 
     async def persist(self) -> None:
         """Save the engine's memory now (also called on shutdown)."""
+        for hook in self._before_persist:
+            await hook()
         await self._store.save(self.tenant, self.state.to_dict())
         self._persisted_at = self._clock.now()
 

@@ -42,6 +42,7 @@ from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
 from monitor.core.states import LOGGED_OFF, AgentState, StateKind
 from monitor.engine.engine import next_due
 from monitor.engine.model import AlertTransition, RuleSet
+from monitor.history.store import HistoryStore
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.pipeline.cycle import TenantPipeline
 from monitor.rules.loader import RulesError, ruleset_from_mapping
@@ -137,12 +138,16 @@ async def run_replay(
     key_prefix: str = "pzm-replay",
     stop_at: datetime | None = None,
     profile: str = "full",
+    history_prefix: str = "pzm",
 ) -> ReplayResult:
     """Replay `scenario` and return what the monitor concluded.
 
     `redis` defaults to an embedded in-memory store; `stop_at` ends the run early (used by the
     restart test, which then replays the rest with a fresh monitor on the same Redis);
     `profile` is the simulator's (`public`: only the shapes public evidence shows).
+    The adherence history goes under `history_prefix` (the monitor's own by default, so that
+    `report adherence` reads a replayed day; its watermarks keep a second replay from adding
+    the same day twice).
     """
     own_redis = redis is None
     if redis is None:
@@ -184,6 +189,9 @@ async def run_replay(
         publisher=outbox,
         observers=[record],
         key_prefix=key_prefix,
+        history=HistoryStore(
+            redis, tenants={tenant: scenario.timezone}, clock=clock, key_prefix=history_prefix
+        ),
         # saved with every transition regardless; a longer idle interval keeps a day quick
         persist_interval=timedelta(minutes=5),
     )
