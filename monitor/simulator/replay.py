@@ -145,9 +145,9 @@ async def run_replay(
     `redis` defaults to an embedded in-memory store; `stop_at` ends the run early (used by the
     restart test, which then replays the rest with a fresh monitor on the same Redis);
     `profile` is the simulator's (`public`: only the shapes public evidence shows).
-    The adherence history goes under `history_prefix` (the monitor's own by default, so that
-    `report adherence` reads a replayed day; its watermarks keep a second replay from adding
-    the same day twice).
+    With a `redis` of the caller's, the adherence history goes under `history_prefix` (the
+    monitor's own by default, so that `report adherence` reads a replayed day; its watermarks
+    keep a second replay from adding the same day twice); the embedded store writes none.
     """
     own_redis = redis is None
     if redis is None:
@@ -189,7 +189,10 @@ async def run_replay(
         publisher=outbox,
         observers=[record],
         key_prefix=key_prefix,
-        history=HistoryStore(
+        # the embedded store is gone at exit: records are written only to a Redis of the caller's
+        history=None
+        if own_redis
+        else HistoryStore(
             redis, tenants={tenant: scenario.timezone}, clock=clock, key_prefix=history_prefix
         ),
         # saved with every transition regardless; a longer idle interval keeps a day quick
