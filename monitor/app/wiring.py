@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import redis.asyncio as aioredis
 import structlog
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -158,24 +159,7 @@ class Monitor:
             key_prefix=key_prefix,
             retention=timedelta(seconds=config.history.retention),
         )
-        self.pipelines = PipelineSet(
-            on_redis_error=self._redis_error,
-            pipelines=[
-                tenant_pipeline(
-                    t.customer_key,
-                    redis=self.redis,
-                    ruleset=self.ruleset,
-                    clock=self.clock,
-                    publisher=self.alerting,
-                    observers=observers,
-                    key_prefix=key_prefix,
-                    schedules=self.schedules,
-                    history=self.history,
-                    queue_interval_minutes=config.history.queue_interval_minutes,
-                )
-                for t in config.tenants
-            ],
-        )
+        self.pipelines = self._pipelines(observers)
         self.redis_guard = RedisGuard(
             self.redis,
             clock=self.clock,
@@ -186,20 +170,12 @@ class Monitor:
             key_prefix=key_prefix,
             registry=registry,
         )
-        routes = [
-            schedule_routes(
-                self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
-            ),
-            self.alerting.routes(),
-            history_routes(self.history, default_interval=config.history.interval_minutes),
-            approval_routes(self.history),
-        ]
         self.service = Service(
             config,
             clock=self.clock,
             sink=self.pipelines,
             engine=self.pipelines,
-            routes=routes,
+            routes=self._routes(tenants),
             middlewares=[bearer_middleware(config.api.token)],
             host=host,
             port=port,
@@ -207,6 +183,39 @@ class Monitor:
         )
         self.service.exporter.readiness_checks.append(self.redis_guard.problems)
         self.mcp = self._mcp() if config.mcp.enabled else None
+
+    def _pipelines(self, observers: tuple[TransitionObserver, ...]) -> PipelineSet:
+        """One pipeline per tenant, sharing the schedules, alerting and history."""
+        return PipelineSet(
+            on_redis_error=self._redis_error,
+            pipelines=[
+                tenant_pipeline(
+                    t.customer_key,
+                    redis=self.redis,
+                    ruleset=self.ruleset,
+                    clock=self.clock,
+                    publisher=self.alerting,
+                    observers=observers,
+                    key_prefix=self.key_prefix,
+                    schedules=self.schedules,
+                    history=self.history,
+                    queue_interval_minutes=self.config.history.queue_interval_minutes,
+                )
+                for t in self.config.tenants
+            ],
+        )
+
+    def _routes(self, tenants: dict[str, ZoneInfo]) -> list[list[web.RouteDef]]:
+        """The /api/v1 routes: schedules, alerts, reports, approvals."""
+        history = self.config.history
+        return [
+            schedule_routes(
+                self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
+            ),
+            self.alerting.routes(),
+            history_routes(self.history, default_interval=history.interval_minutes),
+            approval_routes(self.history),
+        ]
 
     def _mcp(self) -> McpHttpServer:
         """MCP over the live pipelines and pollers (the pollers appear when the service starts)."""

@@ -46,17 +46,22 @@ def _error(status: int, message: str, issues: list[ImportIssue] | None = None) -
     return web.json_response(body, status=status)
 
 
-def schedule_routes(
-    store: ScheduleStore,
-    *,
-    tenants: Mapping[str, ZoneInfo],
-    known_activities: set[str],
-) -> list[web.RouteDef]:
-    """The schedule endpoints for the tenants in `tenants` (id -> time zone)."""
+class _ScheduleApi:
+    """The handlers of the schedule endpoints for the tenants in `tenants` (id -> time zone)."""
 
-    def tenant_zone(request: web.Request) -> tuple[str, ZoneInfo]:
+    def __init__(
+        self,
+        store: ScheduleStore,
+        tenants: Mapping[str, ZoneInfo],
+        known_activities: set[str],
+    ) -> None:
+        self.store = store
+        self.tenants = tenants
+        self.known_activities = known_activities
+
+    def tenant_zone(self, request: web.Request) -> tuple[str, ZoneInfo]:
         tenant = request.match_info["tenant"]
-        tz = tenants.get(tenant)
+        tz = self.tenants.get(tenant)
         if tz is None:
             # the name comes from the URL: serialise it, never paste it into JSON by hand
             raise web.HTTPNotFound(
@@ -65,6 +70,7 @@ def schedule_routes(
             )
         return tenant, tz
 
+    @staticmethod
     def query_date(request: web.Request) -> date:
         raw = request.query.get("date")
         if raw is None:
@@ -80,8 +86,8 @@ def schedule_routes(
                 text=json.dumps(problem), content_type="application/json"
             ) from None
 
-    async def put_schedules(request: web.Request) -> web.Response:
-        tenant, tz = tenant_zone(request)
+    async def put_schedules(self, request: web.Request) -> web.Response:
+        tenant, tz = self.tenant_zone(request)
         fmt = _CONTENT_TYPES.get(request.content_type)
         if fmt is None:
             return _error(
@@ -92,7 +98,7 @@ def schedule_routes(
         body = await request.read()
         try:
             plan = parse_schedule(
-                body, fmt=fmt, source="request body", tz=tz, known_activities=known_activities
+                body, fmt=fmt, source="request body", tz=tz, known_activities=self.known_activities
             )
         except ScheduleImportError as e:
             return _error(400, "invalid schedule; nothing was written", e.issues)
@@ -101,7 +107,7 @@ def schedule_routes(
         if request.query.get("dry_run") in {"1", "true"}:
             return web.json_response({"tenant": tenant, "dry_run": True, **summary})
         try:
-            result = await store.apply(tenant, plan)
+            result = await self.store.apply(tenant, plan)
         except ScheduleImportError as e:
             return _error(409, "conflicts with the stored schedule; nothing was written", e.issues)
         return web.json_response(
@@ -113,32 +119,32 @@ def schedule_routes(
             }
         )
 
-    async def get_schedules(request: web.Request) -> web.Response:
-        tenant, tz = tenant_zone(request)
-        day = query_date(request)
+    async def get_schedules(self, request: web.Request) -> web.Response:
+        tenant, tz = self.tenant_zone(request)
+        day = self.query_date(request)
         agent = request.query.get("agent")
         if agent is not None:
-            by_agent = {agent: await store.agent_day(tenant, tz, agent, day)}
+            by_agent = {agent: await self.store.agent_day(tenant, tz, agent, day)}
             by_agent = {a: v for a, v in by_agent.items() if v}
         else:
-            by_agent = await store.segments_for_day(tenant, tz, day)
+            by_agent = await self.store.segments_for_day(tenant, tz, day)
         return web.json_response(
             {
                 "tenant": tenant,
                 "date": day.isoformat(),
                 "timezone": tz.key,
-                "version": await store.version(tenant),
+                "version": await self.store.version(tenant),
                 "agents": {
                     a: [segment_json(s, tz) for s in segs] for a, segs in sorted(by_agent.items())
                 },
             }
         )
 
-    async def get_agent_schedule(request: web.Request) -> web.Response:
-        tenant, tz = tenant_zone(request)
-        day = query_date(request)
+    async def get_agent_schedule(self, request: web.Request) -> web.Response:
+        tenant, tz = self.tenant_zone(request)
+        day = self.query_date(request)
         agent = request.match_info["agent"]
-        segments = await store.agent_day(tenant, tz, agent, day)
+        segments = await self.store.agent_day(tenant, tz, agent, day)
         return web.json_response(
             {
                 "tenant": tenant,
@@ -149,9 +155,18 @@ def schedule_routes(
             }
         )
 
+
+def schedule_routes(
+    store: ScheduleStore,
+    *,
+    tenants: Mapping[str, ZoneInfo],
+    known_activities: set[str],
+) -> list[web.RouteDef]:
+    """The schedule endpoints for the tenants in `tenants` (id -> time zone)."""
+    api = _ScheduleApi(store, tenants, known_activities)
     base = "/api/v1/tenants/{tenant}"
     return [
-        web.put(f"{base}/schedules", put_schedules),
-        web.get(f"{base}/schedules", get_schedules, allow_head=False),
-        web.get(f"{base}/agents/{{agent}}/schedule", get_agent_schedule, allow_head=False),
+        web.put(f"{base}/schedules", api.put_schedules),
+        web.get(f"{base}/schedules", api.get_schedules, allow_head=False),
+        web.get(f"{base}/agents/{{agent}}/schedule", api.get_agent_schedule, allow_head=False),
     ]

@@ -156,22 +156,13 @@ async def run_replay(
         redis = fakeredis.FakeAsyncRedis()
     clock = VirtualClock(scenario.start)
     sim = Simulator.from_scenario(scenario, clock=clock, profile=profile)
-    runner = web.AppRunner(create_app(sim, clock=clock), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, base = await _serve(sim, clock)
     tenant = scenario.customer_key
-    tenant_cfg = _tenant_config(scenario, sim, f"http://127.0.0.1:{port}")
+    tenant_cfg = _tenant_config(scenario, sim, base)
     ruleset = ruleset_from_mapping(
         scenario.rules, scenario.activities, only_listed=True, source=scenario.source
     )
-    schedules = ScheduleStore(redis, key_prefix=key_prefix)
-    if await schedules.version(tenant) == 0:
-        segments = [s for a in scenario.agents for s in a.segments]
-        await schedules.replace(
-            tenant, scenario.timezone, segments, agents={a.id for a in scenario.agents}
-        )
+    await _load_schedules(scenario, ScheduleStore(redis, key_prefix=key_prefix))
     result = ReplayResult(scenario)
 
     async def record(transitions: Sequence[AlertTransition]) -> None:
@@ -222,6 +213,24 @@ async def run_replay(
             await redis.aclose()
     result.alerts.sort(key=lambda a: a.at)
     return result
+
+
+async def _serve(sim: Simulator, clock: VirtualClock) -> tuple[web.AppRunner, str]:
+    """The simulator over real HTTP on a free loopback port: its runner and base URL."""
+    runner = web.AppRunner(create_app(sim, clock=clock), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def _load_schedules(scenario: Scenario, schedules: ScheduleStore) -> None:
+    """The scenario's schedules, unless a restarted replay finds them stored already."""
+    tenant = scenario.customer_key
+    if await schedules.version(tenant) == 0:
+        segments = [s for a in scenario.agents for s in a.segments]
+        await schedules.replace(
+            tenant, scenario.timezone, segments, agents={a.id for a in scenario.agents}
+        )
 
 
 def _tenant_config(scenario: Scenario, sim: Simulator, base: str) -> TenantConfig:
