@@ -32,7 +32,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import structlog
 
@@ -61,6 +61,8 @@ from monitor.puzzel.models import (
 )
 
 log = structlog.get_logger("monitor.ingest.pollers")
+
+T = TypeVar("T")
 
 # poll_duration_seconds histogram buckets
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -379,12 +381,7 @@ class TenantPollers:
     def _unsupported(self, health: PollHealth, error: PuzzelNotFound) -> None:
         """The tenant does not have this endpoint: not a failure, not stale; ask again hourly."""
         if health.supported is not False:
-            log.warning(
-                "endpoint not supported by this tenant; asking again hourly",
-                tenant=self.tenant,
-                endpoint=health.endpoint,
-                http_status=error.http_status,
-            )
+            self._warn_unsupported(health.endpoint, error)
         health.supported = False
         health.up = False
         health.last_error = str(error)
@@ -567,16 +564,33 @@ class TenantPollers:
         since = self._missing.get(name)
         return since is None or self.clock.monotonic() - since >= REPROBE_INTERVAL
 
+    def _warn_unsupported(self, endpoint: str, error: PuzzelNotFound) -> None:
+        log.warning(
+            "endpoint not supported by this tenant; asking again hourly",
+            tenant=self.tenant,
+            endpoint=endpoint,
+            http_status=error.http_status,
+        )
+
     def _note_missing(self, name: str, error: PuzzelNotFound) -> None:
         if name not in self._missing:
-            log.warning(
-                "endpoint not supported by this tenant; asking again hourly",
-                tenant=self.tenant,
-                endpoint=name,
-                http_status=error.http_status,
-            )
+            self._warn_unsupported(name, error)
         self._missing[name] = self.clock.monotonic()
         self.aux_supported[name] = False
+
+    async def _ask(self, name: str, call: Awaitable[T]) -> T | None:
+        """One per-user call: its answer, or None after a 404 (the endpoint noted missing) or
+        another Puzzel error (logged at debug: a per-user call is a refinement, not a poll)."""
+        try:
+            answer = await call
+        except PuzzelNotFound as e:
+            self._note_missing(name, e)
+            return None
+        except PuzzelError as e:
+            log.debug("per-user call failed", tenant=self.tenant, endpoint=name, error=str(e))
+            return None
+        self._found(name)
+        return answer
 
     async def _fetch_durations(self, changed: Sequence[str], budget: int) -> int:
         candidates = [self.tracker.get(a) for a in changed]
@@ -587,17 +601,10 @@ class TenantPollers:
         )[:budget]
 
         async def one(agent_id: str) -> None:
-            try:
-                info = await self.client.user_state_information(agent_id)
-            except PuzzelNotFound as e:
-                self._note_missing("user_state_information", e)
+            call = self.client.user_state_information(agent_id)
+            info = await self._ask("user_state_information", call)
+            if info is None:
                 return
-            except PuzzelError as e:
-                log.debug(
-                    "user state unavailable", tenant=self.tenant, agent=agent_id, error=str(e)
-                )
-                return
-            self._found("user_state_information")
             fetched_at = self.clock.now()
             pause_name = self.pause_name(info.pause_type_id, info.pause_type_name)
             state = AgentState.from_puzzel(info.contact_centre_status, info.user_status, pause_name)
@@ -612,28 +619,21 @@ class TenantPollers:
     async def _fetch_pause_types(self, changed: Sequence[str], budget: int) -> int:
         """Name new pauses first; spend what is left of the budget re-checking the pauses
         checked longest ago, since rows cannot show one pause type turning into another."""
-        paused = [o for o in self.tracker.agents() if o.state.kind is StateKind.PAUSE]
+        paused = {o.agent_id: o for o in self.tracker.agents() if o.state.kind is StateKind.PAUSE}
         fresh = set(changed)
-        untyped = [o.agent_id for o in paused if o.state.pause_type is None and o.agent_id in fresh]
+        untyped = [a for a, o in paused.items() if o.state.pause_type is None and a in fresh]
+        first = set(untyped)
         rest = sorted(
-            (o.agent_id for o in paused if o.agent_id not in set(untyped)),
+            (a for a in paused if a not in first),
             key=lambda a: self._pause_checked.get(a, float("-inf")),
         )
         chosen = [*untyped, *rest][:budget]
-        self._pause_checked = {
-            a: t for a, t in self._pause_checked.items() if a in {o.agent_id for o in paused}
-        }
+        self._pause_checked = {a: t for a, t in self._pause_checked.items() if a in paused}
 
         async def one(agent_id: str) -> None:
-            try:
-                user = await self.client.user(agent_id)
-            except PuzzelNotFound as e:
-                self._note_missing("user", e)
+            user = await self._ask("user", self.client.user(agent_id))
+            if user is None:
                 return
-            except PuzzelError as e:
-                log.debug("user unavailable", tenant=self.tenant, agent=agent_id, error=str(e))
-                return
-            self._found("user")
             self._pause_checked[agent_id] = self.clock.monotonic()
             name = self.pause_name(user.pause_type_id, user.pause_type_name)
             if name is not None:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import contextvars
 import random
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from email.utils import parsedate_to_datetime
@@ -63,6 +64,7 @@ from monitor.puzzel.models import (
     AgentStats,
     Envelope,
     PauseType,
+    Rejection,
     SystemQueue,
     TokenInformation,
     User,
@@ -341,23 +343,25 @@ class PuzzelClient:
         except PuzzelMalformedResponse:
             self._count_malformed(ep)
             raise
-        self._note_rejections(ep.name, [r.field for r in parsed.rejected], parsed.rejected)
+        if parsed.rejected or self._rejecting.get(ep.name):  # the common case: nothing to note
+            self._note_rejections(ep.name, parsed.rejected)
         return parsed.rows
 
-    def _note_rejections(self, endpoint: str, fields: list[str], detail: Any) -> None:
+    def _note_rejections(self, endpoint: str, rejected: Sequence[Rejection]) -> None:
         """Count dropped rows; log a field once when it starts failing and once when it stops."""
         counts = self.stats.of(endpoint).rejected
-        for name in fields:
-            counts[name] = counts.get(name, 0) + 1
-        now, before = frozenset(fields), self._rejecting.get(endpoint, frozenset())
+        by_field = Counter(r.field for r in rejected)
+        for name, n in by_field.items():
+            counts[name] = counts.get(name, 0) + n
+        now, before = frozenset(by_field), self._rejecting.get(endpoint, frozenset())
         for name in sorted(now - before):
-            reason = next(r.reason for r in detail if r.field == name)
+            reason = next(r.reason for r in rejected if r.field == name)
             log.warning(
                 "puzzel rows rejected",
                 tenant=self.customer_key,
                 endpoint=endpoint,
                 field=name,
-                rows=fields.count(name),
+                rows=by_field[name],
                 reason=reason,
             )
         for name in sorted(before - now):
