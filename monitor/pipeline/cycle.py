@@ -32,6 +32,7 @@ from monitor.engine.engine import (
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
 from monitor.ingest.tracker import STATE_VERSION as TRACKER_STATE_VERSION
 from monitor.ingest.tracker import StateTracker
+from monitor.pipeline.leases import FencedOut
 from monitor.pipeline.state_store import EngineStateStore
 
 log = structlog.get_logger(__name__)
@@ -302,9 +303,12 @@ class PipelineSet:
         pipelines: Sequence[TenantPipeline] = (),
         *,
         on_redis_error: Callable[[RedisError], None] | None = None,
+        on_fenced: Callable[[str, FencedOut], None] | None = None,
     ) -> None:
         self.by_tenant = {p.tenant: p for p in pipelines}
         self.on_redis_error = on_redis_error
+        # a write refused by the tenant's fencing token: another replica works it now
+        self.on_fenced = on_fenced
 
     def _redis_failed(self, error: RedisError) -> None:
         if self.on_redis_error is None:
@@ -313,6 +317,14 @@ class PipelineSet:
 
     def add(self, pipeline: TenantPipeline) -> None:
         self.by_tenant[pipeline.tenant] = pipeline
+
+    def remove(self, tenant: str) -> TenantPipeline | None:
+        return self.by_tenant.pop(tenant, None)
+
+    def _fenced(self, tenant: str, error: FencedOut) -> None:
+        if self.on_fenced is None:
+            raise error
+        self.on_fenced(tenant, error)
 
     async def start(self) -> None:
         for p in self.by_tenant.values():
@@ -323,19 +335,29 @@ class PipelineSet:
             await p.persist()
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        p = self.by_tenant.get(tenant)  # None: the tenant was handed over meanwhile
         try:
-            await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)
+            if p is not None:
+                await p.on_agent_cycle(tenant, snapshots)
         except RedisError as e:
             self._redis_failed(e)
+        except FencedOut as e:
+            self._fenced(tenant, e)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        p = self.by_tenant.get(tenant)
         try:
-            await self.by_tenant[tenant].on_queues(tenant, snapshot)
+            if p is not None:
+                await p.on_queues(tenant, snapshot)
         except RedisError as e:
             self._redis_failed(e)
+        except FencedOut as e:
+            self._fenced(tenant, e)
 
     async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
-        await self.by_tenant[tenant].on_ticker(tenant, snapshot)
+        p = self.by_tenant.get(tenant)
+        if p is not None:
+            await p.on_ticker(tenant, snapshot)
 
     def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
         p = self.by_tenant.get(tenant)
