@@ -47,8 +47,9 @@ def test_a_joining_replica_takes_its_share_and_a_leaving_one_hands_over_only_wha
 
 
 def test_plan_releases_what_is_assigned_elsewhere_and_acquires_only_free_tenants() -> None:
-    target = assignment(TENANTS, ["a", "b"])
     owners: dict[str, str | None] = dict.fromkeys(TENANTS, "a")  # a holds everything
+    target = assignment(TENANTS, ["a", "b"], owners)
+    assert Counter(target.values()) == {"a": 5, "b": 5}
     moves_b = plan("b", TENANTS, ["a", "b"], owners)
     assert moves_b.acquire == ()  # all held: b waits for a to let go
     moves_a = plan("a", TENANTS, ["a", "b"], owners)
@@ -212,7 +213,7 @@ async def test_replicas_share_the_tenants_and_a_dead_ones_move_without_flapping(
     b, c = cluster.add("b"), cluster.add("c")
     await cluster.rounds(3)
     owners = await cluster.owners()
-    assert owners == assignment(TENANTS, ["a", "b", "c"])
+    assert owners == assignment(TENANTS, ["a", "b", "c"], owners)  # settled: a fixed point
     for r in (a, b, c):
         assert sorted(r.held) == sorted(t for t, o in owners.items() if o == r.replica)
         assert len(r.held) <= 4
@@ -222,13 +223,14 @@ async def test_replicas_share_the_tenants_and_a_dead_ones_move_without_flapping(
     settled = len(cluster.events)
     await cluster.rounds(4)
     assert len(cluster.events) == settled  # settled: no flapping
-    # c dies: its leases expire with its heartbeat; a and b take its tenants
+    # c dies: its leases expire with its heartbeat; a and b take its tenants, and only those
     for lease in c.held.values():
         await expire(redis_client, lease)
     await cluster.rounds(5, alive=["a", "b"])
-    owners = await cluster.owners()
-    assert owners == assignment(TENANTS, ["a", "b"])
-    assert None not in owners.values()
+    after = await cluster.owners()
+    assert after == assignment(TENANTS, ["a", "b"], after)
+    assert {t for t in TENANTS if after[t] != owners[t]} == set(c.held)
+    assert sorted(Counter(after.values()).values()) == [5, 5]
 
 
 async def test_a_refused_write_drops_the_tenant_at_once_and_the_lease_at_the_next_round(
@@ -262,3 +264,17 @@ async def test_the_delivery_lease_is_held_by_one_replica(redis_client: aioredis.
     await other.round()
     assert other.fence is not None
     assert other.fence.token == 2
+
+
+def test_current_owners_keep_their_tenants_when_a_replica_dies_or_joins() -> None:
+    three = assignment(TENANTS, ["a", "b", "c"])
+    after_c_died = assignment(TENANTS, ["a", "b"], three)
+    # only c's tenants moved
+    assert {t for t in TENANTS if after_c_died[t] != three[t]} == {
+        t for t, r in three.items() if r == "c"
+    }
+    joined = assignment(TENANTS, ["a", "b", "c", "d"], three)
+    moved = {t for t in TENANTS if joined[t] != three[t]}
+    assert all(joined[t] == "d" for t in moved)  # only to the newcomer
+    assert len(moved) == Counter(joined.values())["d"] >= len(TENANTS) // 4
+    assert assignment(TENANTS, ["a", "b", "c"], joined | dict.fromkeys(moved, None)) == three
