@@ -91,7 +91,9 @@ def tenant_pipeline(
             await fence.verify(redis)
 
         extra["before_persist"] = [still_ours, *extra.get("before_persist", [])]
-        state_store = state_store or FencedEngineStateStore(redis, fence, key_prefix=key_prefix)
+        state_store = state_store or FencedEngineStateStore(
+            RedisEngineStateStore(redis, key_prefix=key_prefix), fence, redis
+        )
     return make(
         tenant=tenant,
         ruleset=ruleset,
@@ -372,18 +374,18 @@ class Monitor:
         re-announced (records rebuilt; receivers see a redelivery of its first notification)."""
         self.alerting.outbox.groups_lost()
         await self.alerting.outbox.ensure_groups()
-        await self._persist_all()
+        await self._persist_all(whole=True)
         open_now = [
             t for p in self.pipelines.by_tenant.values() for t in p.open_transitions.values()
         ]
         written = await self.alerting.reannounce(open_now)
         log.warning("redis.recovered_from_data_loss", open_alerts=len(open_now), written=written)
 
-    async def _persist_all(self) -> None:
+    async def _persist_all(self, *, whole: bool = False) -> None:
         """Save every pipeline's engine state (one another replica took is skipped)."""
         for pipeline in list(self.pipelines.by_tenant.values()):
             try:
-                await pipeline.persist()
+                await pipeline.persist(whole=whole)
             except FencedOut as e:
                 if self.replicas is not None:
                     self.replicas.fenced(pipeline.tenant, e)

@@ -14,9 +14,11 @@ from monitor.alerts.outbox import Outbox
 from monitor.app.replicas import Replicas
 from monitor.core.clock import VirtualClock
 from monitor.core.keys import RedisKeys
+from monitor.engine.memory import EngineState, TeamMemory
 from monitor.pipeline.fenced_store import FencedEngineStateStore
 from monitor.pipeline.leases import OUTBOX, FencedOut, Lease, LeaseStore
 from monitor.pipeline.ownership import assignment, fair_share, plan
+from monitor.pipeline.state_store import RedisEngineStateStore
 from tests.alerts.helpers import T0, alert
 
 TENANTS = [f"t{i:02d}" for i in range(10)]
@@ -73,6 +75,15 @@ def store(redis: aioredis.Redis, replica: str, clock: VirtualClock) -> LeaseStor
     return LeaseStore(redis, replica=replica, ttl=TTL, clock=clock)
 
 
+def fenced_state(redis: aioredis.Redis, lease: Lease) -> FencedEngineStateStore:
+    return FencedEngineStateStore(RedisEngineStateStore(redis), lease.fence, redis)
+
+
+def state_by(*teams: str) -> EngineState:
+    """An engine state told apart by its team names."""
+    return EngineState(tenant="12345", teams={t: TeamMemory() for t in teams})
+
+
 async def expire(redis: aioredis.Redis, lease: Lease) -> None:
     """What the TTL does when its holder stops renewing (without waiting for it)."""
     await redis.delete(lease.key)
@@ -120,24 +131,26 @@ async def test_a_paused_owner_cannot_write_engine_state_or_outbox_after_losing_t
     a, b = store(redis_client, "a", clock), store(redis_client, "b", clock)
     la = await a.acquire("12345")
     assert la is not None
-    state_a = FencedEngineStateStore(redis_client, la.fence)
-    await state_a.save("12345", {"by": "a"})
+    state_a = fenced_state(redis_client, la)
+    await state_a.save("12345", state_by("a"))
     outbox = Outbox(redis_client, sinks=["hook"], clock=clock)
     assert await outbox.publish([alert("1001")], fence=la.fence) == 1
     # a pauses past its TTL; b takes over and writes
     await expire(redis_client, la)
     lb = await b.acquire("12345")
     assert lb is not None
-    await FencedEngineStateStore(redis_client, lb.fence).save("12345", {"by": "b"})
+    state_b = fenced_state(redis_client, lb)
+    assert (await state_b.load("12345")) == state_by("a")
+    await state_b.save("12345", state_by("b"))
     entries = await redis_client.xlen(KEYS.outbox())
     alerts = await redis_client.hgetall(KEYS.alerts())
     # a resumes: every write is refused and nothing changes
     with pytest.raises(FencedOut) as refused:
-        await state_a.save("12345", {"by": "a", "stale": True})
+        await state_a.save("12345", state_by("a", "stale"))
     assert refused.value.current == 2
     with pytest.raises(FencedOut):
         await outbox.publish([alert("1002")], fence=la.fence)
-    assert await state_a.load("12345") == {"by": "b"}
+    assert await fenced_state(redis_client, lb).load("12345") == state_by("b")
     assert await redis_client.xlen(KEYS.outbox()) == entries
     assert await redis_client.hgetall(KEYS.alerts()) == alerts
     # the new owner's writes go through
