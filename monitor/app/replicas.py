@@ -59,6 +59,9 @@ class Replicas:
         self._abandon = abandon_tenant
         self._refused: set[str] = set()  # fenced out since the last round
         self.fenced_writes: dict[str, int] = {}
+        # when each held lease was last (re)confirmed, on the monotonic clock, taken before the
+        # command was sent: the lease is surely ours until this + TTL
+        self.confirmed: dict[str, float] = {}
         self._logged: set[tuple[str, int]] = set()
         self._redis_failing = False
 
@@ -66,14 +69,24 @@ class Replicas:
 
     @property
     def fence(self) -> Fence | None:
-        return self.delivery.fence if self.delivery is not None else None
+        if self.delivery is None or not self.works(OUTBOX):
+            return None
+        return self.delivery.fence
 
     def lost(self, error: FencedOut) -> None:
         """A delivery write was refused: another replica delivers now."""
         self._count_refusal(OUTBOX, error)
         self.delivery = None
 
-    # --- PipelineSet.on_fenced ----------------------------------------------------------------
+    # --- PipelineSet.works / on_fenced --------------------------------------------------------
+
+    def works(self, tenant: str) -> bool:
+        """Whether this replica surely still holds the tenant's lease: renewed within its TTL.
+        A replica paused (or cut off from Redis) longer than that stops evaluating the tenant
+        until a renewal confirms it, so it never accounts a stretch its successor accounted."""
+        at = self.confirmed.get(tenant)
+        clock = self.leases.clock
+        return at is not None and clock.monotonic() - at < self.leases.ttl_ms / 1000
 
     def fenced(self, tenant: str, error: FencedOut) -> None:
         """A write of `tenant` was refused: stop working it now (its snapshots are ignored from
@@ -115,14 +128,19 @@ class Replicas:
 
     async def _renew(self) -> None:
         for tenant, lease in list(self.held.items()):
+            sent = self.leases.clock.monotonic()
             if tenant in self._refused or not await self.leases.renew(lease):
                 del self.held[tenant]
+                self.confirmed.pop(tenant, None)
                 self._refused.discard(tenant)
                 log.warning("lease.lost", tenant=tenant, replica=self.replica)
                 await self._stop(tenant, False)
+            else:
+                self.confirmed[tenant] = sent
 
     async def _release(self, tenant: str) -> None:
         lease = self.held.pop(tenant)
+        self.confirmed.pop(tenant, None)
         try:
             await self._stop(tenant, True)
         except FencedOut:
@@ -131,26 +149,33 @@ class Replicas:
         log.info("lease.released", tenant=tenant, replica=self.replica)
 
     async def _acquire(self, tenant: str) -> None:
+        sent = self.leases.clock.monotonic()
         lease = await self.leases.acquire(tenant)
         if lease is None:
             return
         self._refused.discard(tenant)
+        self.confirmed[tenant] = sent
         try:
             await self._start(tenant, lease)
         except BaseException:
+            self.confirmed.pop(tenant, None)
             await self.leases.release(lease)  # let another replica try at once
             raise
         self.held[tenant] = lease
         log.info("lease.acquired", tenant=tenant, replica=self.replica, token=lease.fence.token)
 
     async def _deliver_or_not(self) -> None:
-        if self.delivery is not None and not await self.leases.renew(self.delivery):
+        sent = self.leases.clock.monotonic()
+        if self.delivery is not None:
+            if await self.leases.renew(self.delivery):
+                self.confirmed[OUTBOX] = sent
+                return
             log.warning("lease.lost", lease=OUTBOX, replica=self.replica)
             self.delivery = None
-        if self.delivery is None:
-            self.delivery = await self.leases.acquire(OUTBOX)
-            if self.delivery is not None:
-                log.info("lease.acquired", lease=OUTBOX, replica=self.replica)
+        self.delivery = await self.leases.acquire(OUTBOX)
+        if self.delivery is not None:
+            self.confirmed[OUTBOX] = sent
+            log.info("lease.acquired", lease=OUTBOX, replica=self.replica)
 
     async def stop(self) -> None:
         """Hand everything over (after the pipelines' last save): release the leases and leave
@@ -158,6 +183,7 @@ class Replicas:
         for lease in [*self.held.values(), *([self.delivery] if self.delivery else [])]:
             await self.leases.release(lease)
         self.held.clear()
+        self.confirmed.clear()
         self.delivery = None
         await self.leases.leave()
 

@@ -218,7 +218,11 @@ class Monitor:
         none yet; one is added per tenant this replica acquires)."""
         self._observers = observers
         if self.replicas is not None:
-            return PipelineSet(on_redis_error=self._redis_error, on_fenced=self.replicas.fenced)
+            return PipelineSet(
+                on_redis_error=self._redis_error,
+                on_fenced=self.replicas.fenced,
+                works=self.replicas.works,
+            )
         return PipelineSet(
             on_redis_error=self._redis_error,
             pipelines=[self._tenant_pipeline(t.customer_key) for t in self.config.tenants],

@@ -307,8 +307,12 @@ class PipelineSet:
         *,
         on_redis_error: Callable[[RedisError], None] | None = None,
         on_fenced: Callable[[str, FencedOut], None] | None = None,
+        works: Callable[[str], bool] | None = None,
     ) -> None:
         self.by_tenant = {p.tenant: p for p in pipelines}
+        # replicas: whether this one may still evaluate the tenant (its lease was renewed within
+        # its TTL); after a pause longer than that it may not, until the lease is renewed
+        self.works = works
         self.on_redis_error = on_redis_error
         # a write refused by the tenant's fencing token: another replica works it now
         self.on_fenced = on_fenced
@@ -337,8 +341,14 @@ class PipelineSet:
         for p in self.by_tenant.values():
             await p.persist(whole=whole)
 
+    def _pipeline(self, tenant: str) -> TenantPipeline | None:
+        """None: the tenant was handed over meanwhile, or its lease may have run out."""
+        if self.works is not None and not self.works(tenant):
+            return None
+        return self.by_tenant.get(tenant)
+
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
-        p = self.by_tenant.get(tenant)  # None: the tenant was handed over meanwhile
+        p = self._pipeline(tenant)
         try:
             if p is not None:
                 await p.on_agent_cycle(tenant, snapshots)
@@ -348,7 +358,7 @@ class PipelineSet:
             self._fenced(tenant, e)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
-        p = self.by_tenant.get(tenant)
+        p = self._pipeline(tenant)
         try:
             if p is not None:
                 await p.on_queues(tenant, snapshot)

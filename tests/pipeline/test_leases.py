@@ -291,3 +291,25 @@ def test_current_owners_keep_their_tenants_when_a_replica_dies_or_joins() -> Non
     assert all(joined[t] == "d" for t in moved)  # only to the newcomer
     assert len(moved) == Counter(joined.values())["d"] >= len(TENANTS) // 4
     assert assignment(TENANTS, ["a", "b", "c"], joined | dict.fromkeys(moved, None)) == three
+
+
+async def test_a_replica_paused_past_its_ttl_stops_evaluating_until_a_renewal(
+    redis_client: aioredis.Redis,
+) -> None:
+    """On the injected clock: a lease not confirmed within its TTL is not relied on (the
+    replica may have been paused and replaced); a renewal that finds it still ours restores it."""
+    clock = VirtualClock(T0)
+    cluster = Cluster(redis_client, clock)
+    a = cluster.add("a")
+    await a.round()
+    assert a.works("t01")
+    assert a.fence is not None
+    clock.advance(TTL.total_seconds() - 0.1)
+    assert a.works("t01")
+    clock.advance(0.2)
+    assert not a.works("t01")
+    assert a.fence is None  # and it delivers nothing either
+    assert not a.works("t99")  # never held
+    await a.round()
+    assert a.works("t01")
+    assert a.fence is not None
