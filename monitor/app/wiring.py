@@ -378,6 +378,8 @@ class Monitor:
         re-announced (records rebuilt; receivers see a redelivery of its first notification)."""
         self.alerting.outbox.groups_lost()
         await self.alerting.outbox.ensure_groups()
+        if self.replicas is not None:  # the leases and tokens went too: claim ours back first
+            await self.replicas.round()
         await self._persist_all(whole=True)
         open_now = [
             t for p in self.pipelines.by_tenant.values() for t in p.open_transitions.values()

@@ -28,14 +28,23 @@ from monitor.core.keys import RedisKeys
 log = structlog.get_logger(__name__)
 
 # KEYS: lease, token counter. ARGV: replica, ttl ms. Returns the new token, or 0 when another
-# replica holds it. One held under this replica's own name is from an earlier life of it (a
+# replica holds it. A lease held under this replica's own name is from an earlier life of it (a
 # restart with the same `replicas.id`, or a lease it gave up after a refused write): taken anew.
+# A counter that does not exist starts at Redis' clock in milliseconds, not at 1: after Redis
+# lost its data, a new token must still be larger than any a replica holds.
 _ACQUIRE = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. ':' then return 0 end
-local token = redis.call('INCR', KEYS[2])
+local token
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  token = redis.call('INCR', KEYS[2])
+else
+  local now = redis.call('TIME')
+  token = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  redis.call('SET', KEYS[2], token)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
-return token
+return tonumber(token)
 """
 
 # KEYS: lease, token counter. ARGV: holder value, ttl ms, token. 1: still ours, 0: lost.

@@ -96,14 +96,14 @@ async def test_a_lease_is_held_by_one_and_every_acquisition_raises_the_token(
     a, b = store(redis_client, "a", clock), store(redis_client, "b", clock)
     la = await a.acquire("t1")
     assert la is not None
-    assert la.fence.token == 1
+    assert la.fence.token > 1_700_000_000_000  # the first one: Redis' clock in ms
     assert await b.acquire("t1") is None
     assert await a.owners(["t1", "t2"]) == {"t1": "a", "t2": None}
     assert 0 < await redis_client.pttl(la.key) <= 10_000
     await expire(redis_client, la)
     lb = await b.acquire("t1")
     assert lb is not None
-    assert lb.fence.token == 2
+    assert lb.fence.token == la.fence.token + 1
     assert not await a.renew(la)  # b has it now: a's lease is lost for good
     assert await b.renew(lb)
     assert await a.owners(["t1"]) == {"t1": "b"}
@@ -147,7 +147,7 @@ async def test_a_paused_owner_cannot_write_engine_state_or_outbox_after_losing_t
     # a resumes: every write is refused and nothing changes
     with pytest.raises(FencedOut) as refused:
         await state_a.save("12345", state_by("a", "stale"))
-    assert refused.value.current == 2
+    assert refused.value.current == lb.fence.token
     with pytest.raises(FencedOut):
         await outbox.publish([alert("1002")], fence=la.fence)
     assert await fenced_state(redis_client, lb).load("12345") == state_by("b")
@@ -269,6 +269,7 @@ async def test_the_delivery_lease_is_held_by_one_replica(redis_client: aioredis.
     assert (a.fence is None) != (b.fence is None)
     holder, other = (a, b) if a.fence is not None else (b, a)
     assert holder.fence is not None
+    holder_token = holder.fence.token
     other.lost(FencedOut(holder.fence, None))
     assert other.fence is None
     assert other.fenced_writes == {OUTBOX: 1}
@@ -276,7 +277,7 @@ async def test_the_delivery_lease_is_held_by_one_replica(redis_client: aioredis.
     await holder.stop()  # hands over: the other delivers from its next round
     await other.round()
     assert other.fence is not None
-    assert other.fence.token == 2
+    assert other.fence.token == holder_token + 1
 
 
 def test_current_owners_keep_their_tenants_when_a_replica_dies_or_joins() -> None:
@@ -313,3 +314,26 @@ async def test_a_replica_paused_past_its_ttl_stops_evaluating_until_a_renewal(
     await a.round()
     assert a.works("t01")
     assert a.fence is not None
+
+
+async def test_after_redis_lost_its_data_new_tokens_still_fence_the_old_ones(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Tokens do not start again at 1 after a flush: the holder's renewal claims its token back,
+    and a replica that acquires first gets a larger token than any held before."""
+    clock = VirtualClock(T0)
+    a, b = store(redis_client, "a", clock), store(redis_client, "b", clock)
+    la, lx = await a.acquire("t1"), await a.acquire("t2")
+    assert la is not None
+    assert lx is not None
+    await redis_client.flushdb()
+    assert await a.renew(la)  # t1: claimed back with its token, fencing as before
+    await FencedEngineStateStore(RedisEngineStateStore(redis_client), la.fence, redis_client).save(
+        "t1", state_by("a")
+    )
+    lb = await b.acquire("t2")  # t2: another replica was first
+    assert lb is not None
+    assert lb.fence.token > lx.fence.token
+    assert not await a.renew(lx)
+    with pytest.raises(FencedOut):
+        await fenced_state(redis_client, lx).save("t2", state_by("stale"))
