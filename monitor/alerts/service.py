@@ -141,6 +141,10 @@ class AlertingService:
         )
 
     def _backing_off(self, sink: str) -> bool:
+        """Skip a round of re-sends: the sink is backing off, or another replica delivers."""
+        gate = self.dispatcher.gate
+        if gate is not None and gate.fence is None:
+            return True
         worker = self.dispatcher.workers.get(sink)
         return worker is not None and worker.breaker.wait_time() > 0
 

@@ -13,7 +13,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
 
+from monitor.alerts.config import AlertingConfig
 from monitor.alerts.outbox import Dispatcher, Outbox
+from monitor.alerts.service import AlertingService
 from monitor.alerts.sinks.webhook import WebhookSink
 from monitor.core.clock import SystemClock
 from monitor.pipeline.leases import OUTBOX, Fence, FencedOut, LeaseStore
@@ -121,3 +123,25 @@ async def test_an_ex_holder_whose_token_moved_sends_nothing(
     assert gate.refused[0].current == lease.fence.token + 1
     # the entry stays in the stream for the holder to deliver
     assert (await a.outbox.backlog())["ops"].pending == 1
+
+
+async def test_alertmanager_resends_come_only_from_the_deliverer(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The Alertmanager re-sender (which repeats open alerts every minute) skips its rounds on a
+    replica that does not deliver, so Alertmanager is not told everything once per replica."""
+    config = AlertingConfig.model_validate(
+        {"sinks": {"am": {"type": "alertmanager", "url": "http://127.0.0.1:9/"}}}
+    )
+    gate = Gate()
+    service = AlertingService(config, redis_client, clock=SystemClock(), gate=gate, consumer="a")
+    store = LeaseStore(redis_client, replica="a", ttl=timedelta(seconds=30), clock=SystemClock())
+    lease = await store.acquire(OUTBOX)
+    assert lease is not None
+    try:
+        assert service.dispatcher.gate is gate
+        assert service._backing_off("am")
+        gate.fence = lease.fence
+        assert not service._backing_off("am")
+    finally:
+        await service.stop(grace=0)

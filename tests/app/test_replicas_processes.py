@@ -153,6 +153,7 @@ async def kill_the_owner_during_an_incident(cluster: Cluster, t0: datetime) -> N
     sim = cluster.tenants[KILLED]
     polled = await wait_for("KILLED polled again", lambda: sim.polled_after(killed + 0.2), 20)
     assert polled - killed <= 3 * CADENCE, f"polled again {polled - killed:.1f} s after the kill"
+    print(f"KILLED ({victim.name}) polled again {polled - killed:.2f} s after SIGKILL")
     await wait_for("the resolve of KILLED", lambda: fired(cluster, KILLED, "resolved"), 40)
 
 
@@ -175,6 +176,11 @@ async def stop_an_owner_past_its_lease(cluster: Cluster) -> None:
     assert addresses, "the resumed replica has no named connection"
     again = acquired_at(paused.log, STOPPED, stopped_at)
     stale = [c for c in mon.writes(addresses, STOPPED) if c["time"] < again]
+    print(
+        f"STOPPED ({paused.name}): {len(mon.commands)} commands seen, "
+        f"{len(list(mon.writes(addresses, STOPPED)))} writes of it from the resumed replica, "
+        f"the first {again - resumed:.2f} s after SIGCONT (its new lease)"
+    )
     assert stale == [], f"the resumed ex-owner wrote (it re-acquired at {again}, resumed {resumed})"
     await wait_for("the resolve of STOPPED", lambda: fired(cluster, STOPPED, "resolved"), 40)
 
