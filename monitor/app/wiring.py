@@ -230,6 +230,7 @@ class Monitor:
             snoozes=self.alerting.snoozes,
             schedules=self.schedules,
             clock=self.clock,
+            history=self.history,
         )
         server, tokens, audit = monitor_server(
             view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
