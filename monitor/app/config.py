@@ -365,6 +365,11 @@ class HistoryConfig(_Model):
 
     retention: Seconds = 90 * 86400.0
     """How long a day's records are kept after the day ends (`90d`)."""
+    approvals_retention: Seconds = 90 * 86400.0
+    """How long an approval is kept after its range ends, and an entry of the approvals' audit
+    trail after it was written (`90d`)."""
+    stream_retention: Seconds = 90 * 86400.0
+    """How far back the queue-interval stream reaches (`XADD ... MINID ~`; `90d`)."""
     interval_minutes: Literal[15, 30] = 15
     """The default width of a report's team intervals."""
     queue_interval_minutes: Literal[15, 30, 60] = 15

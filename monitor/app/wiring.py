@@ -27,6 +27,7 @@ from monitor.core.clock import Clock, SystemClock
 from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
 from monitor.history.api import history_routes
+from monitor.history.approvals import ApprovalStore
 from monitor.history.approvals_api import approval_routes
 from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
@@ -100,8 +101,10 @@ def _history_hooks(tenant: str, history: HistoryStore, queue_minutes: int) -> di
         width_minutes=queue_minutes,
         key_prefix=history.key_prefix,
         retention=history.retention,
+        stream_retention=history.stream_retention,
     )
     return {
+        "approvals": ApprovalStore(history),
         "observers": [recorder.record_transitions],
         "accrual_observers": [recorder.record_accruals],
         "before_persist": [recorder.flush],
@@ -158,6 +161,8 @@ class Monitor:
             clock=self.clock,
             key_prefix=key_prefix,
             retention=timedelta(seconds=config.history.retention),
+            approvals_retention=timedelta(seconds=config.history.approvals_retention),
+            stream_retention=timedelta(seconds=config.history.stream_retention),
         )
         self.pipelines = self._pipelines(observers)
         self.redis_guard = RedisGuard(
@@ -225,6 +230,7 @@ class Monitor:
             snoozes=self.alerting.snoozes,
             schedules=self.schedules,
             clock=self.clock,
+            history=self.history,
         )
         server, tokens, audit = monitor_server(
             view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen

@@ -101,6 +101,10 @@ class RedisKeys:
         """Approval id -> JSON (a withdrawn one stays, marked)."""
         return f"{self.history(tenant)}:approvals"
 
+    def approvals_version(self, tenant: str) -> str:
+        """A counter moved by every approval and withdrawal (the pipelines reload on a move)."""
+        return f"{self.history(tenant)}:approvals-version"
+
     def approvals_audit(self, tenant: str) -> str:
         """A list of JSON entries: every approval and withdrawal, who and when."""
         return f"{self.history(tenant)}:audit"

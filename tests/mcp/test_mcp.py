@@ -26,7 +26,13 @@ READ_TOOLS = {
     "open_alerts",
     "connection_status",
 }
-WRITE_TOOLS = {"acknowledge_alert", "snooze_alert", "unsnooze_alert"}
+WRITE_TOOLS = {
+    "acknowledge_alert",
+    "snooze_alert",
+    "unsnooze_alert",
+    "approve_exception",
+    "withdraw_approval",
+}
 
 
 @asynccontextmanager
