@@ -46,6 +46,12 @@ def is_email(target: str) -> bool:
     return "@" in target
 
 
+def normal_target(value: str) -> str:
+    """A target as stored: trimmed, an e-mail lower-cased (Slack matches them case-blind)."""
+    text = value.strip()
+    return text.lower() if is_email(text) else text
+
+
 def check_target(value: object) -> str | None:
     """Why `value` is not a Slack user id or an e-mail address (None: it is one)."""
     if not isinstance(value, str) or not value.strip():
@@ -87,8 +93,7 @@ class _Collector:
             self.issues.append(ImportIssue(self.source, where, message))
             return
         self.seen_at[key] = where
-        value = str(target).strip()
-        self.entries[key] = value.lower() if is_email(value) else value
+        self.entries[key] = normal_target(str(target))
 
 
 def parse_slack_users(data: bytes | str, *, fmt: Format, source: str) -> dict[str, str]:
@@ -187,7 +192,8 @@ class SlackUserStore:
             if replace:
                 pipe.delete(key)
             if entries:
-                fields: dict[Any, Any] = dict(entries)  # redis-py's mapping type is invariant
+                # redis-py's mapping type is invariant, hence Any
+                fields: dict[Any, Any] = {a: normal_target(t) for a, t in entries.items()}
                 pipe.hset(key, mapping=fields)
             await pipe.execute()
         removed = len(set(before) - set(entries)) if replace else 0

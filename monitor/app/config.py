@@ -181,7 +181,7 @@ CredentialsConfig = Annotated[
     ),
 ]
 _CREDENTIAL_TAGS = ("puzzel_id", "password")
-_SINK_TAGS = ("console", "slack", "webhook", "alertmanager")  # alerting.sinks' `type:` tags
+_SINK_TAGS = ("console", "slack", "slack_dm", "teams", "webhook", "alertmanager")  # `type:` tags
 
 
 class CadencesConfig(_Model):
@@ -717,7 +717,15 @@ def _config_error(error: ValidationError, sources: _Sources) -> ConfigError:
 
 
 # keys whose values are secrets: a wrong value is described by its type, never shown
-_SECRET_KEYS = {"password", "client_secret", "token", "bearer_token", "hmac_key", "webhook_url"}
+_SECRET_KEYS = {
+    "password",
+    "client_secret",
+    "token",
+    "bearer_token",
+    "bot_token",
+    "hmac_key",
+    "webhook_url",
+}
 
 
 def _is_secret(path: Path_) -> bool:

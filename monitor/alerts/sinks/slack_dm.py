@@ -60,7 +60,8 @@ def agent_message(user_id: str, alert: Alert) -> dict[str, Any]:
     body = f"*{head}*\n{summary}"
     return {
         "channel": user_id,
-        "text": f"{head}: {summary}",
+        # the notification line: the summary already names the rule
+        "text": f"{head[:1]} {summary}" if summary else head,
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": body[:SECTION_MAX]}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(facts)}]},
