@@ -148,8 +148,18 @@ def _read_yaml(text: str, found: _Collector) -> None:
         return
     for key, value in node.value:
         where = f"line {key.start_mark.line + 1}"
-        target: Any = value.value if isinstance(value, yaml.ScalarNode) else None
+        target: Any = value.value if isinstance(value, yaml.ScalarNode) else _Shape(value)
         found.add(where, key.value, target)
+
+
+class _Shape:
+    """Stands for a YAML value that is not a scalar, in messages: `got a list`."""
+
+    def __init__(self, node: yaml.Node) -> None:
+        self.kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+
+    def __repr__(self) -> str:
+        return self.kind
 
 
 def format_for(path: Path) -> Format:
@@ -223,3 +233,23 @@ class SlackUserStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+async def describe(store: SlackUserStore, tenant: str) -> dict[str, Any]:
+    """The tenant's mapping as the API and `slack-users show` report it: per agent its target
+    and, for an e-mail, what Slack answered (`resolved`: a user id, "" unknown to Slack, None
+    not asked yet); with the count of e-mails Slack could not resolve."""
+    entries = await store.all(tenant)
+    agents: list[dict[str, Any]] = []
+    unresolvable = 0
+    for agent in sorted(entries, key=lambda a: (len(a), a)):
+        target = entries[agent]
+        row: dict[str, Any] = {"puzzel_user_id": agent}
+        if is_email(target):
+            resolved = await store.cached_email(target)
+            unresolvable += resolved == ""
+            row |= {"email": target, "resolved": resolved}
+        else:
+            row["slack_user_id"] = target
+        agents.append(row)
+    return {"tenant": tenant, "count": len(agents), "unresolvable": unresolvable, "agents": agents}

@@ -20,6 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
+from monitor.alerts.slack_users_api import slack_user_routes
 from monitor.app.config import Config
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.service import Service, ServiceError
@@ -206,13 +207,14 @@ class Monitor:
         )
 
     def _routes(self, tenants: dict[str, ZoneInfo]) -> list[list[web.RouteDef]]:
-        """The /api/v1 routes: schedules, alerts, reports, approvals."""
+        """The /api/v1 routes: schedules, alerts, Slack users, reports, approvals."""
         history = self.config.history
         return [
             schedule_routes(
                 self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
             ),
             self.alerting.routes(),
+            slack_user_routes(self.alerting.slack_users, tenants=tenants.keys()),
             history_routes(self.history, default_interval=history.interval_minutes),
             approval_routes(self.history),
         ]
