@@ -10,12 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from monitor.alerts.metrics import AlertMetrics
 from monitor.alerts.outbox import Dispatcher, Outbox, SinkBacklog
 from monitor.alerts.sinks.console import ConsoleSink
-from monitor.alerts.sinks.webhook import WebhookSink
 from monitor.core.clock import SystemClock
 from tests.alerts.helpers import T0, Receiver, alert
 from tests.alerts.sink_kinds import SINK_KINDS, SinkKind
@@ -28,7 +26,6 @@ FAST = {
     "retry_cap": 0.2,
     "claim_idle": timedelta(0),
 }
-KEY = "k3y-for-tests"
 
 
 async def wait_for(cond: object, limit: float = 10.0) -> None:
@@ -38,16 +35,6 @@ async def wait_for(cond: object, limit: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
-
-
-def webhook(port: int, clock: SystemClock) -> WebhookSink:
-    return WebhookSink(
-        SecretStr(f"http://127.0.0.1:{port}/hook"),
-        clock=clock,
-        receiver="ops",
-        hmac_key=SecretStr(KEY),
-        timeout=2.0,
-    )
 
 
 async def _deliver_the_rest(
@@ -214,7 +201,10 @@ async def test_group_wait_gathers_one_team_into_one_message(redis_client: aiored
     assert teams == [("Sales", 1), ("Support", 3)]
 
 
-async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) -> None:
+@pytest.mark.parametrize("kind", SINK_KINDS, ids=lambda k: k.name)
+async def test_permanent_error_drops_and_counts(
+    redis_client: aioredis.Redis, kind: SinkKind
+) -> None:
     """A 4xx answer is not retried: the notification is dropped and counted as a failure."""
     clock = SystemClock()
     receiver = Receiver(mode="400")
@@ -223,8 +213,9 @@ async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) ->
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     registry = CollectorRegistry()
+    await kind.prepare(redis_client, ["1"])
     outbox = Outbox(redis_client, sinks=["ops"], clock=clock)
-    sink = webhook(port, clock)
+    sink = kind.make(port, clock, redis_client)
     try:
         async with Dispatcher(
             outbox, {"ops": sink}, clock=clock, metrics=AlertMetrics(registry), **FAST
@@ -234,7 +225,7 @@ async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) ->
             await asyncio.sleep(0.3)
             backlog = await outbox.backlog()
     finally:
-        await sink.close()
+        await sink.close()  # type: ignore[attr-defined]
         await runner.cleanup()
     assert len(receiver.requests) == 1
     assert backlog["ops"].pending == 0
