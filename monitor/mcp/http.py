@@ -24,6 +24,7 @@ from monitor.mcp.tokens import TokenRejected, TokenStore
 
 PATH = "/mcp"
 CHUNK = 64 * 1024
+DISCONNECT_CHECK_S = 1.0
 
 
 def require_token(app: ASGIApp, tokens: TokenStore, audit: AuditLog) -> ASGIApp:
@@ -82,9 +83,16 @@ class _Exchange:
             more = not self.request.content.at_eof()
             self._body_done = not more
             return {"type": "http.request", "body": chunk, "more_body": more}
-        # the app listens for a disconnect while it streams: say so once the answer is done
-        await self._finished.wait()
+        # the app listens for a disconnect while it streams: say so once the answer is done or
+        # the client went away (checked every second: aiohttp has no event for it)
+        while not self._finished.is_set() and not self._gone():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), DISCONNECT_CHECK_S)
         return {"type": "http.disconnect"}
+
+    def _gone(self) -> bool:
+        transport = self.request.transport
+        return transport is None or transport.is_closing()
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -39,9 +39,12 @@ def streaming_app(events: list[str], gate: asyncio.Event) -> Starlette:
 
     async def stream(request: Request) -> StreamingResponse:
         async def chunks() -> AsyncIterator[bytes]:
-            yield b"data: one\n\n"
-            await gate.wait()  # the client must have the first event before the second exists
-            yield b"data: two\n\n"
+            try:
+                yield b"data: one\n\n"
+                await gate.wait()  # the client has the first event before the second exists
+                yield b"data: two\n\n"
+            finally:
+                events.append("stream closed")
 
         return StreamingResponse(chunks(), media_type="text/event-stream")
 
@@ -99,7 +102,24 @@ async def test_bodies_stream_both_ways_and_the_lifespan_brackets_serving() -> No
             gate.set()
             assert await asyncio.wait_for(sse.content.read(), 5) == b"data: two\n\n"
         await bridge.stop()
-    assert events == ["startup", "shutdown"]
+    assert events == ["startup", "stream closed", "shutdown"]
+
+
+async def test_a_client_that_leaves_a_stream_ends_it() -> None:
+    """The app hears `http.disconnect` when the client goes, so an open SSE stream ends."""
+    events: list[str] = []
+    bridge = AsgiBridge(streaming_app(events, asyncio.Event()))  # the gate never opens
+    async with mounted(bridge) as url:
+        await bridge.start()
+        async with aiohttp.ClientSession() as http, http.get(url) as sse:
+            assert await asyncio.wait_for(sse.content.readuntil(b"\n\n"), 5) == b"data: one\n\n"
+        for _ in range(60):  # the bridge looks every second
+            if "stream closed" in events:
+                break
+            await asyncio.sleep(0.05)
+        assert events == ["startup", "stream closed"]  # before anything else stops
+        await bridge.stop()
+    assert events == ["startup", "stream closed", "shutdown"]
 
 
 async def test_an_app_that_fails_to_start_says_why() -> None:
