@@ -20,6 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
+from monitor.alerts.slack_users_api import slack_user_routes
 from monitor.app.config import Config
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.service import Service, ServiceError
@@ -32,7 +33,7 @@ from monitor.history.approvals_api import approval_routes
 from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
-from monitor.mcp.http import McpHttpServer
+from monitor.mcp.http import PATH, McpEndpoint
 from monitor.mcp.server import monitor_server
 from monitor.mcp.view import MonitorView, live_tenants
 from monitor.pipeline.cycle import (
@@ -180,7 +181,7 @@ class Monitor:
             clock=self.clock,
             sink=self.pipelines,
             engine=self.pipelines,
-            routes=self._routes(tenants),
+            routes=[*self._routes(tenants), self._mcp_routes()],
             middlewares=[bearer_middleware(config.api.token)],
             host=host,
             port=port,
@@ -211,18 +212,29 @@ class Monitor:
         )
 
     def _routes(self, tenants: dict[str, ZoneInfo]) -> list[list[web.RouteDef]]:
-        """The /api/v1 routes: schedules, alerts, reports, approvals."""
+        """The /api/v1 routes: schedules, alerts, Slack users, reports, approvals."""
         history = self.config.history
         return [
             schedule_routes(
                 self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
             ),
             self.alerting.routes(),
+            slack_user_routes(self.alerting.slack_users, tenants=tenants.keys()),
             history_routes(self.history, default_interval=history.interval_minutes),
             approval_routes(self.history),
         ]
 
-    def _mcp(self) -> McpHttpServer:
+    def _mcp_routes(self) -> list[web.RouteDef]:
+        """`/mcp` on the monitor's port when MCP is enabled (its own token check, not the API's:
+        the bearer middleware guards `/api/` only). Bound late: the endpoint reads the service."""
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            assert self.mcp is not None
+            return await self.mcp.bridge.handle(request)
+
+        return [web.route("*", PATH, serve)] if self.config.mcp.enabled else []
+
+    def _mcp(self) -> McpEndpoint:
         """MCP over the live pipelines and pollers (the pollers appear when the service starts)."""
         view = MonitorView(
             live_tenants(self.pipelines, self.service.pollers, self.service.store),
@@ -235,8 +247,7 @@ class Monitor:
         server, tokens, audit = monitor_server(
             view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
         )
-        mcp = self.config.mcp
-        return McpHttpServer(server, tokens, audit, host=mcp.host, port=mcp.port)
+        return McpEndpoint(server, tokens, audit, host=self.service.host)
 
     def _redis_error(self, error: RedisError) -> None:
         self.redis_guard.mark_down(error)
@@ -261,14 +272,9 @@ class Monitor:
         self.service.scheduler.add(
             "redis", self.redis_guard.check, self.redis_check_interval, first_run_in=1.0
         )
-        await self.service.start()
         if self.mcp is not None:
-            try:
-                await self.mcp.start()
-            except OSError as e:
-                raise ServiceError(
-                    f"cannot serve MCP on port {self.config.mcp.port}: {e}"
-                ) from None
+            await self.mcp.start()  # before the port opens: no request finds it stopped
+        await self.service.start()
 
     @property
     def failed(self) -> BaseException | None:

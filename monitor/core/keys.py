@@ -67,6 +67,14 @@ class RedisKeys:
     def agent_snooze(self, tenant: str, agent: str) -> str:
         return f"{self.prefix}:snooze:agent:{tenant}:{agent}"
 
+    def slack_users(self, tenant: str) -> str:
+        """Puzzel user id -> Slack user id or e-mail, for direct messages to agents."""
+        return f"{self.prefix}:{tenant}:slack-users"
+
+    def slack_email(self, email: str) -> str:
+        """The Slack user id `users.lookupByEmail` gave for `email` ("" for none), with a TTL."""
+        return f"{self.prefix}:slack-email:{email.lower()}"
+
     # --- the adherence history (monitor.history) -------------------------------------------
     # Per tenant and local day, hashes of float fields: agents (agent, metric), teams (team,
     # metric), slots (team, 15-minute slot, metric); exceptions (one JSON document each); outs
