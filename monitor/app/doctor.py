@@ -42,11 +42,13 @@ from pydantic import BaseModel
 from monitor.app.config import (
     ConfigError,
     PuzzelIdCredentialsConfig,
+    RedisConfig,
     TenantConfig,
     iter_secrets,
     load_config,
 )
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import RedisReach, check_reach
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from monitor.puzzel.client import PuzzelClient
@@ -535,6 +537,14 @@ def select_tenants(tenants: Sequence[TenantConfig], key: str | None) -> list[Ten
     return chosen
 
 
+async def _check_all(
+    redis: RedisConfig, tenants: Sequence[TenantConfig]
+) -> tuple[RedisReach, list[TenantReport]]:
+    """Redis (reported, not part of the exit code: doctor is about what Puzzel supports), then
+    the tenants."""
+    return await check_reach(redis), await check_tenants(tenants)
+
+
 def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """`puzzel-monitor doctor -c config.yaml [--tenant KEY] [--record DIR]`."""
     out = out or sys.stdout
@@ -547,7 +557,8 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     level = getattr(args, "log_level", "info") or "info"
     # the table says what the client would log; keep stderr for real trouble unless asked
     configure_logging("error" if level == "info" else level, secrets=iter_secrets(config))
-    reports = asyncio.run(check_tenants(tenants))
+    reach, reports = asyncio.run(_check_all(config.redis, tenants))
+    print(reach.describe(), file=out)
     record_dir = getattr(args, "record", None)
     for report in reports:
         print_report(report, out)
