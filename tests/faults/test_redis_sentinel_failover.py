@@ -59,6 +59,8 @@ async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing() 
         await asyncio.sleep(1.5)  # anything sent twice would arrive now
         assert await rig.metric("puzzelmon_redis_up") == 1
         assert await rig.metric("puzzelmon_redis_data_losses_total") == 0
+        assert await rig.metric("puzzelmon_redis_primary_changes_total") == 1
+        assert rig.monitor.redis_guard.primary == ("127.0.0.1", cluster.replica_port)
         # the pool follows the promoted replica, found through the Sentinels
         assert client.connection_pool.master_address == ("127.0.0.1", cluster.replica_port)  # type: ignore[attr-defined]
     finally:
