@@ -291,7 +291,7 @@ class Monitor:
         re-announced (records rebuilt; receivers see a redelivery of its first notification)."""
         self.alerting.outbox.groups_lost()
         await self.alerting.outbox.ensure_groups()
-        await self.pipelines.persist()
+        await self.pipelines.persist(whole=True)
         open_now = [
             t for p in self.pipelines.by_tenant.values() for t in p.open_transitions.values()
         ]

@@ -37,7 +37,12 @@ class RedisKeys:
         return f"{self.schedules(tenant)}:version"
 
     # --- engine (monitor.pipeline.state_store) ---------------------------------------------
+    def engine_fields(self, tenant: str) -> str:
+        """A hash: header, progress, and one field per agent, team and queue."""
+        return f"{self.prefix}:{tenant}:engine:fields"
+
     def engine_state(self, tenant: str) -> str:
+        """The engine state as one JSON document: read once to migrate, then deleted."""
         return f"{self.prefix}:{tenant}:engine"
 
     # --- alerts (monitor.alerts) ------------------------------------------------------------

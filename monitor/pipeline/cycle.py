@@ -133,7 +133,7 @@ class TenantPipeline:
         """Load the engine's memory from the store (after a restart)."""
         saved = await self._store.load(self.tenant)
         if saved is not None:
-            self.state = EngineState.from_dict(saved)
+            self.state = saved
             log.info("engine state restored", tenant=self.tenant)
         self.open_transitions = {t.key: t for t in self.state.firing_alerts()}
 
@@ -227,11 +227,14 @@ class TenantPipeline:
         ):
             await self.persist()
 
-    async def persist(self) -> None:
-        """Save the engine's memory now (also called on shutdown)."""
+    async def persist(self, *, whole: bool = False) -> None:
+        """Save the engine's memory now (also called on shutdown); `whole`: all of it, not only
+        what changed since the last save (Redis lost its data)."""
         for hook in self._before_persist:
             await hook()
-        await self._store.save(self.tenant, self.state.to_dict())
+        if whole:
+            self._store.forget(self.tenant)
+        await self._store.save(self.tenant, self.state)
         self._persisted_at = self._clock.now()
 
     def seed_tracker(self) -> StateTracker:
@@ -318,9 +321,9 @@ class PipelineSet:
         for p in self.by_tenant.values():
             await p.start()
 
-    async def persist(self) -> None:
+    async def persist(self, *, whole: bool = False) -> None:
         for p in self.by_tenant.values():
-            await p.persist()
+            await p.persist(whole=whole)
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
         try:

@@ -45,6 +45,7 @@ def test_key_names() -> None:
     """The names the README documents."""
     keys = RedisKeys()
     assert keys.engine_state("12345") == "pzm:12345:engine"
+    assert keys.engine_fields("12345") == "pzm:12345:engine:fields"
     assert keys.schedules("12345") == "pzm:12345:sched"
     assert keys.outbox() == "pzm:outbox"
     assert keys.alerts() == "pzm:alerts"
