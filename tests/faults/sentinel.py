@@ -117,6 +117,12 @@ class SentinelCluster:
         proc.kill()  # SIGKILL: the machine is gone, nothing is flushed or handed over
         proc.wait(timeout=10)
 
+    def demote_primary(self) -> None:
+        """A failover with the primary still running (`SENTINEL FAILOVER`): it is turned into a
+        replica of the promoted one, and its clients' writes are answered with READONLY."""
+        reply = ask(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+        assert reply.startswith(b"+OK"), reply
+
     def sentinel_log(self) -> str:
         return "".join(
             (self.dir / f"sentinel-{i}.log").read_text(errors="replace") for i in range(3)
