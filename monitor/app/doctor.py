@@ -45,12 +45,14 @@ from monitor.alerts.config import AlertingConfig
 from monitor.app.config import (
     ConfigError,
     PuzzelIdCredentialsConfig,
+    RedisConfig,
     TenantConfig,
     iter_secrets,
     load_config,
 )
 from monitor.app.doctor_sinks import SinkCheck, check_sinks, print_sinks
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import RedisReach, check_reach
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from monitor.puzzel.client import PuzzelClient
@@ -551,7 +553,8 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     level = getattr(args, "log_level", "info") or "info"
     # the table says what the client would log; keep stderr for real trouble unless asked
     configure_logging("error" if level == "info" else level, secrets=iter_secrets(config))
-    reports, sinks = asyncio.run(_check_all(tenants, config.alerting))
+    reach, reports, sinks = asyncio.run(_check_all(config.redis, tenants, config.alerting))
+    print(reach.describe(), file=out)
     record_dir = getattr(args, "record", None)
     for report in reports:
         print_report(report, out)
@@ -566,6 +569,8 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 async def _check_all(
-    tenants: Sequence[TenantConfig], alerting: AlertingConfig
-) -> tuple[list[TenantReport], list[SinkCheck]]:
-    return await check_tenants(tenants), await check_sinks(alerting)
+    redis: RedisConfig, tenants: Sequence[TenantConfig], alerting: AlertingConfig
+) -> tuple[RedisReach, list[TenantReport], list[SinkCheck]]:
+    """Redis (reported, not part of the exit code: doctor is about what Puzzel supports), then
+    the tenants, then the alert sinks."""
+    return await check_reach(redis), await check_tenants(tenants), await check_sinks(alerting)

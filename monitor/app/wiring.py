@@ -15,13 +15,12 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
 from monitor.alerts.slack_users_api import slack_user_routes
 from monitor.app.config import Config
+from monitor.app.redis_client import redis_client
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.service import Service, ServiceError
 from monitor.core.clock import Clock, SystemClock
@@ -134,13 +133,8 @@ class Monitor:
         self.redis_check_interval = redis_check_interval
         self.clock: Clock = clock or SystemClock()
         self._own_redis = redis is None
-        self.redis = redis or aioredis.Redis.from_url(
-            config.redis.url,
-            password=(config.redis.password.get_secret_value() if config.redis.password else None),
-            # after a Redis restart, pooled connections are dead: retry once on a fresh one
-            # rather than report an outage that is already over
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-        )
+        # a URL or Sentinel; retries a command on a fresh connection after a restart/failover
+        self.redis = redis or redis_client(config.redis)
         # RulesError (a ValueError naming file and key) propagates: `run` exits 2 on it
         self.ruleset = ruleset or load_rules(Path(config.rules_path))
         self.key_prefix = key_prefix
