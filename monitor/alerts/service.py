@@ -37,6 +37,7 @@ from monitor.alerts.slack_users import SlackUserStore
 from monitor.alerts.snooze import SnoozeStore
 from monitor.core.clock import Clock
 from monitor.engine.model import AlertTransition
+from monitor.pipeline.leases import Fence
 
 
 def build_sink(
@@ -192,8 +193,14 @@ class AlertingService:
         worker = self.dispatcher.workers.get(sink)
         return worker is not None and worker.breaker.wait_time() > 0
 
-    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
-        await self.outbox.publish_transitions(transitions)
+    async def publish_transitions(
+        self, transitions: Sequence[AlertTransition], *, fence: Fence | None = None
+    ) -> None:
+        await self.outbox.publish_transitions(transitions, fence=fence)
+
+    def fenced(self, fence: Fence) -> FencedPublisher:
+        """The `AlertPublisher` of one tenant worked under a lease: its writes check `fence`."""
+        return FencedPublisher(self, fence)
 
     async def reannounce(self, transitions: Sequence[AlertTransition]) -> int:
         """Publish open alerts again after Redis lost its data (see `Outbox.reannounce`)."""
@@ -218,3 +225,14 @@ class AlertingService:
 
     def routes(self) -> list[web.RouteDef]:
         return alert_routes(self.outbox.store, self.snoozes, clock=self.clock)
+
+
+class FencedPublisher:
+    """An `AlertPublisher` whose every write is fenced by one tenant's lease."""
+
+    def __init__(self, alerting: AlertingService, fence: Fence) -> None:
+        self.alerting = alerting
+        self.fence = fence
+
+    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
+        await self.alerting.publish_transitions(transitions, fence=self.fence)

@@ -460,9 +460,23 @@ class HistoryConfig(_Model):
     """The width of the visual queues' interval statistics (offered, answered, ...)."""
 
 
+class ReplicasConfig(_Model):
+    """Several `run` processes with the same configuration sharing the tenants on one Redis
+    (README, "Running several replicas")."""
+
+    enabled: bool = False
+    """Off: this process works every tenant, as one replica always did."""
+    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^:\s]+$")
+    """This replica's name in leases, metrics and /readyz (default: host name and process id)."""
+    lease_ttl: OptionalSeconds = None
+    """How long a lease outlives its holder (default: two of the shortest agent-state cadence).
+    Leases are renewed four times per TTL; a dead replica's tenants move within TTL + TTL / 4."""
+
+
 class Config(_Model):
     tenants: list[TenantConfig] = Field(min_length=1)
     redis: RedisConfig = RedisConfig()
+    replicas: ReplicasConfig = ReplicasConfig()
     exporter: ExporterConfig = ExporterConfig()
     api: ApiConfig = ApiConfig()
     mcp: McpConfig = McpConfig()

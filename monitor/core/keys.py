@@ -129,6 +129,26 @@ class RedisKeys:
         """Every closed interval, in order, for a forecasting tool's consumer group."""
         return f"{self.history(tenant)}:queue-intervals"
 
+    # --- replicas sharing tenants (monitor.pipeline.leases) ----------------------------------
+    def lease(self, tenant: str) -> str:
+        """Who works a tenant: `{replica}:{token}`, with a TTL (absent: nobody)."""
+        return f"{self.prefix}:{tenant}:lease"
+
+    def fencing_token(self, tenant: str) -> str:
+        """A counter raised by every acquisition of the tenant's lease; a write is fenced by it."""
+        return f"{self.prefix}:{tenant}:lease:token"
+
+    def delivery_lease(self) -> str:
+        """Who delivers the outbox (one replica at a time)."""
+        return f"{self.prefix}:outbox:lease"
+
+    def delivery_token(self) -> str:
+        return f"{self.prefix}:outbox:lease:token"
+
+    def replicas(self) -> str:
+        """Sorted set: replica id -> its last heartbeat (epoch milliseconds)."""
+        return f"{self.prefix}:replicas"
+
     # --- the process (monitor.app) ----------------------------------------------------------
     def heartbeat(self) -> str:
         return f"{self.prefix}:heartbeat"
