@@ -400,7 +400,9 @@ class Outbox:
                 return None
             targets: dict[str, datetime | None] = {}
             for route in due:
-                for sink, hold in Router((route,)).targets(alert, now).items():
+                # this route alone, with the router's per-sink filters (a DM sink's rules)
+                only = replace(self.router, routes=(route,), escalations=())
+                for sink, hold in only.targets(alert, now).items():
                     targets[sink] = targets.get(sink, hold)
             seq = existing.seq + 1
             record = existing.with_(
@@ -417,7 +419,8 @@ class Outbox:
             if existing is None or existing.alert != alert or name in existing.escalated:
                 return None
             esc = next(e for e in self.router.escalations if e.name == name)
-            targets = Router((), (esc,)).targets(alert, now, include_escalations=True)
+            only = replace(self.router, routes=(), escalations=(esc,))
+            targets = only.targets(alert, now, include_escalations=True)
             record = existing.with_(escalated=(*existing.escalated, name))
             return record, Notification(alert, f"escalation:{name}", targets, now)
 

@@ -15,12 +15,12 @@ import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from monitor.alerts.service import AlertingService
+from monitor.alerts.slack_users_api import slack_user_routes
 from monitor.app.config import Config
+from monitor.app.redis_client import redis_client
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.replicas import Replicas, default_replica_id
 from monitor.app.service import Service, ServiceError
@@ -28,11 +28,12 @@ from monitor.core.clock import Clock, SystemClock
 from monitor.core.keys import RedisKeys
 from monitor.engine.model import RuleSet
 from monitor.history.api import history_routes
+from monitor.history.approvals import ApprovalStore
 from monitor.history.approvals_api import approval_routes
 from monitor.history.queue_store import QueueIntervalRecorder
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
-from monitor.mcp.http import McpHttpServer
+from monitor.mcp.http import PATH, McpEndpoint
 from monitor.mcp.server import monitor_server
 from monitor.mcp.view import MonitorView, live_tenants
 from monitor.pipeline.cycle import (
@@ -116,8 +117,10 @@ def _history_hooks(tenant: str, history: HistoryStore, queue_minutes: int) -> di
         width_minutes=queue_minutes,
         key_prefix=history.key_prefix,
         retention=history.retention,
+        stream_retention=history.stream_retention,
     )
     return {
+        "approvals": ApprovalStore(history),
         "observers": [recorder.record_transitions],
         "accrual_observers": [recorder.record_accruals],
         "before_persist": [recorder.flush],
@@ -148,12 +151,9 @@ class Monitor:
         self._own_redis = redis is None
         shared = config.replicas
         self.replica_id = (shared.id or default_replica_id()) if shared.enabled else None
-        self.redis = redis or aioredis.Redis.from_url(
-            config.redis.url,
-            password=(config.redis.password.get_secret_value() if config.redis.password else None),
-            # after a Redis restart, pooled connections are dead: retry once on a fresh one
-            # rather than report an outage that is already over
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        # a URL or Sentinel; retries a command on a fresh connection after a restart/failover
+        self.redis = redis or redis_client(
+            config.redis,
             client_name=f"puzzelmon-{self.replica_id}" if self.replica_id else None,
         )
         # RulesError (a ValueError naming file and key) propagates: `run` exits 2 on it
@@ -183,6 +183,8 @@ class Monitor:
             clock=self.clock,
             key_prefix=key_prefix,
             retention=timedelta(seconds=config.history.retention),
+            approvals_retention=timedelta(seconds=config.history.approvals_retention),
+            stream_retention=timedelta(seconds=config.history.stream_retention),
         )
         self.pipelines = self._pipelines(observers)
         self.redis_guard = RedisGuard(
@@ -200,7 +202,7 @@ class Monitor:
             clock=self.clock,
             sink=self.pipelines,
             engine=self.pipelines,
-            routes=self._routes(tenants),
+            routes=[*self._routes(tenants), self._mcp_routes()],
             middlewares=[bearer_middleware(config.api.token)],
             host=host,
             port=port,
@@ -283,18 +285,29 @@ class Monitor:
         self.pipelines.remove(tenant)
 
     def _routes(self, tenants: dict[str, ZoneInfo]) -> list[list[web.RouteDef]]:
-        """The /api/v1 routes: schedules, alerts, reports, approvals."""
+        """The /api/v1 routes: schedules, alerts, Slack users, reports, approvals."""
         history = self.config.history
         return [
             schedule_routes(
                 self.schedules, tenants=tenants, known_activities=set(self.ruleset.activities)
             ),
             self.alerting.routes(),
+            slack_user_routes(self.alerting.slack_users, tenants=tenants.keys()),
             history_routes(self.history, default_interval=history.interval_minutes),
             approval_routes(self.history),
         ]
 
-    def _mcp(self) -> McpHttpServer:
+    def _mcp_routes(self) -> list[web.RouteDef]:
+        """`/mcp` on the monitor's port when MCP is enabled (its own token check, not the API's:
+        the bearer middleware guards `/api/` only). Bound late: the endpoint reads the service."""
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            assert self.mcp is not None
+            return await self.mcp.bridge.handle(request)
+
+        return [web.route("*", PATH, serve)] if self.config.mcp.enabled else []
+
+    def _mcp(self) -> McpEndpoint:
         """MCP over the live pipelines and pollers (the pollers appear when the service starts)."""
         view = MonitorView(
             live_tenants(self.pipelines, self.service.pollers, self.service.store),
@@ -302,12 +315,12 @@ class Monitor:
             snoozes=self.alerting.snoozes,
             schedules=self.schedules,
             clock=self.clock,
+            history=self.history,
         )
         server, tokens, audit = monitor_server(
             view, self.redis, key_prefix=self.key_prefix, audit_maxlen=self.config.mcp.audit_maxlen
         )
-        mcp = self.config.mcp
-        return McpHttpServer(server, tokens, audit, host=mcp.host, port=mcp.port)
+        return McpEndpoint(server, tokens, audit, host=self.service.host)
 
     def _redis_error(self, error: RedisError) -> None:
         self.redis_guard.mark_down(error)
@@ -332,16 +345,11 @@ class Monitor:
         self.service.scheduler.add(
             "redis", self.redis_guard.check, self.redis_check_interval, first_run_in=1.0
         )
+        if self.mcp is not None:
+            await self.mcp.start()  # before the port opens: no request finds it stopped
         await self.service.start()
         if self.replicas is not None:
             self.service.scheduler.add("ownership", self.replicas.round, self.lease_ttl / 4)
-        if self.mcp is not None:
-            try:
-                await self.mcp.start()
-            except OSError as e:
-                raise ServiceError(
-                    f"cannot serve MCP on port {self.config.mcp.port}: {e}"
-                ) from None
 
     @property
     def failed(self) -> BaseException | None:

@@ -67,6 +67,14 @@ class RedisKeys:
     def agent_snooze(self, tenant: str, agent: str) -> str:
         return f"{self.prefix}:snooze:agent:{tenant}:{agent}"
 
+    def slack_users(self, tenant: str) -> str:
+        """Puzzel user id -> Slack user id or e-mail, for direct messages to agents."""
+        return f"{self.prefix}:{tenant}:slack-users"
+
+    def slack_email(self, email: str) -> str:
+        """The Slack user id `users.lookupByEmail` gave for `email` ("" for none), with a TTL."""
+        return f"{self.prefix}:slack-email:{email.lower()}"
+
     # --- the adherence history (monitor.history) -------------------------------------------
     # Per tenant and local day, hashes of float fields: agents (agent, metric), teams (team,
     # metric), slots (team, 15-minute slot, metric); exceptions (one JSON document each); outs
@@ -100,6 +108,10 @@ class RedisKeys:
     def approvals(self, tenant: str) -> str:
         """Approval id -> JSON (a withdrawn one stays, marked)."""
         return f"{self.history(tenant)}:approvals"
+
+    def approvals_version(self, tenant: str) -> str:
+        """A counter moved by every approval and withdrawal (the pipelines reload on a move)."""
+        return f"{self.history(tenant)}:approvals-version"
 
     def approvals_audit(self, tenant: str) -> str:
         """A list of JSON entries: every approval and withdrawal, who and when."""

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from monitor.core.clock import Clock
 from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
+from monitor.engine.approvals import Approvals
 from monitor.engine.engine import (
     EngineState,
     ScheduleIndex,
@@ -29,7 +30,14 @@ from monitor.engine.engine import (
     evaluate_staleness,
     index_schedules,
 )
-from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
+from monitor.engine.model import (
+    Accrual,
+    AgentEvaluation,
+    AlertTransition,
+    ApprovedRange,
+    RuleSet,
+    Segment,
+)
 from monitor.ingest.tracker import STATE_VERSION as TRACKER_STATE_VERSION
 from monitor.ingest.tracker import StateTracker
 from monitor.pipeline.leases import FencedOut
@@ -51,6 +59,15 @@ class ScheduleSource(Protocol):
     async def segments_between(
         self, tenant: str, start: datetime, end: datetime
     ) -> dict[str, list[Segment]]: ...
+
+    async def version(self, tenant: str) -> int: ...
+
+
+class ApprovalSource(Protocol):
+    """The approved ranges (the adherence history's approvals), read again when their
+    version counter moves: an approval made by another process takes effect next cycle."""
+
+    async def ranges(self, tenant: str, since: datetime) -> dict[str, list[ApprovedRange]]: ...
 
     async def version(self, tenant: str) -> int: ...
 
@@ -103,6 +120,7 @@ class TenantPipeline:
         accrual_observers: Sequence[AccrualObserver] = (),
         before_persist: Sequence[PersistHook] = (),
         queue_observers: Sequence[QueueObserver] = (),
+        approvals: ApprovalSource | None = None,
         schedule_window: timedelta = timedelta(hours=24),
         schedule_check_interval: timedelta = timedelta(seconds=30),
         persist_interval: timedelta = timedelta(seconds=30),
@@ -117,6 +135,8 @@ class TenantPipeline:
         self._accrual_observers = list(accrual_observers)
         self._before_persist = list(before_persist)
         self._queue_observers = list(queue_observers)
+        self._approvals = approvals
+        self._approved: tuple[int, Approvals] | None = None  # (version, ranges)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
         # A schedule edit takes effect within this long; the version is not read every cycle.
@@ -157,6 +177,17 @@ class TenantPipeline:
         cache.checked_at = now
         return cache.segments
 
+    async def approvals_at(self, now: datetime) -> Approvals:
+        """The approved ranges that may matter at `now` (one GET a cycle; reloaded when an
+        approval or withdrawal moved the version)."""
+        if self._approvals is None:
+            return {}
+        version = await self._approvals.version(self.tenant)
+        if self._approved is None or self._approved[0] != version:
+            ranges = await self._approvals.ranges(self.tenant, now - self._window)
+            self._approved = (version, ranges)
+        return self._approved[1]
+
     # --- SnapshotSink -------------------------------------------------------------------------
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
@@ -172,6 +203,7 @@ class TenantPipeline:
             agents=agents,
             schedules=schedules,
             ruleset=self.ruleset,
+            approvals=await self.approvals_at(now),
         )
         self.evaluations = list(result.evaluations)
         await self._tell_accruals(result.accruals)
