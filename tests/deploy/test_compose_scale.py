@@ -73,3 +73,14 @@ def test_prometheus_scrapes_every_replica_by_dns() -> None:
         environ={"PUZZEL_MONITOR_API__TOKEN_FILE": str(ROOT / "deploy" / "secrets" / "api_token")},
     )
     assert scrape_targets(job) == [f"monitor:{config.exporter.port}"]
+
+
+def test_scaled_replicas_share_the_tenants() -> None:
+    """The replicas of `--scale` share the tenants (leases) instead of each polling all of them
+    and delivering every notification once per replica; each names itself."""
+    config = load_config(
+        ROOT / "deploy" / "monitor.compose.yaml",
+        environ={"PUZZEL_MONITOR_API__TOKEN_FILE": str(ROOT / "deploy" / "secrets" / "api_token")},
+    )
+    assert config.replicas.enabled
+    assert config.replicas.id is None
