@@ -97,6 +97,8 @@ async def test_only_the_lease_holder_delivers_and_the_next_one_continues(
         await a.stop()
         await b.stop()
     assert set(keys(receiver).values()) == {1}
+    consumers = await redis_client.xinfo_consumers("pzm:outbox", "ops")
+    assert [c["name"] for c in consumers] == [b"b"]  # a's went with its last entries
     statuses = Counter(x["status"] for p in receiver.accepted for x in p["alerts"])
     assert statuses == {"firing": 3, "resolved": 3}
 
@@ -145,3 +147,15 @@ async def test_alertmanager_resends_come_only_from_the_deliverer(
         assert not service._backing_off("am")
     finally:
         await service.stop(grace=0)
+
+
+async def test_a_consumer_that_holds_entries_is_not_deleted(redis_client: aioredis.Redis) -> None:
+    """Deleting a consumer orphans its pending entries: the clean-up checks, atomically."""
+    outbox = Outbox(redis_client, sinks=["ops"], clock=SystemClock())
+    await outbox.publish([alert("1", since=T0)])
+    await redis_client.xreadgroup("ops", "x", {outbox.stream: ">"}, count=10)
+    await redis_client.xreadgroup("ops", "y", {outbox.stream: ">"}, count=10)  # gets nothing
+    for name in ("x", "y"):
+        await outbox.delete_idle_consumer(keys=[outbox.stream], args=["ops", name])
+    consumers = await redis_client.xinfo_consumers(outbox.stream, "ops")
+    assert [(c["name"], c["pending"]) for c in consumers] == [(b"x", 1)]
