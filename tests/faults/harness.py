@@ -139,8 +139,11 @@ def config(
     hook: str,
     redis: str | dict[str, Any],
     group_wait: timedelta = timedelta(0),
+    *,
+    replicas: bool = False,
 ) -> Config:
-    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel)."""
+    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel); `replicas`: leases on (one
+    replica of possibly several)."""
     creds = sim.credentials
     urls = base_urls(root)
     off = "off"
@@ -173,6 +176,7 @@ def config(
                 }
             ],
             "redis": redis if isinstance(redis, dict) else {"url": redis},
+            "replicas": {"enabled": replicas},
             "exporter": {"host": "127.0.0.1", "port": 0},
             "alerting": {
                 "sinks": {"ops": {"type": "webhook", "url": hook, "timeout": "3s"}},
@@ -189,6 +193,7 @@ async def start_rig(
     receiver: Receiver | None = None,
     group_wait: timedelta = timedelta(0),
     start: bool = True,
+    replicas: bool = False,
 ) -> Rig:
     """Simulator, receiver and monitor (schedules imported, redis checked every second); the
     monitor is started unless `start` is false."""
@@ -204,7 +209,8 @@ async def start_rig(
     await hook_runner.setup()
     hook_port = free_port()
     await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
-    cfg = config(sim, root, f"http://127.0.0.1:{hook_port}/hook", redis_url, group_wait)
+    hook = f"http://127.0.0.1:{hook_port}/hook"
+    cfg = config(sim, root, hook, redis_url, group_wait, replicas=replicas)
     monitor = make_monitor(cfg, sc)
     await import_schedules(monitor, sc)
     if start:
