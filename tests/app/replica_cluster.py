@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import yaml
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.core.clock import SystemClock
 from monitor.simulator.app import base_urls, create_app, simulated_endpoints
@@ -151,6 +152,14 @@ class Replica:
             s.get(f"http://127.0.0.1:{self.port}/metrics") as r,
         ):
             return await r.text()
+
+    async def sample(self, name: str, **labels: str) -> float | None:
+        """The value of the first sample of `name` whose labels include `labels`."""
+        for family in text_string_to_metric_families(await self.metrics()):
+            for s in family.samples:
+                if s.name == name and labels.items() <= s.labels.items():
+                    return float(s.value)
+        return None
 
     def signal(self, sig: signal.Signals) -> None:
         os.kill(self.proc.pid, sig)

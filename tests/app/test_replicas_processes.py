@@ -25,12 +25,13 @@ import redis.asyncio as aioredis
 
 from monitor.core.clock import SystemClock
 from monitor.schedules.store import ScheduleStore
-from tests.app.replica_cluster import CADENCE, Cluster, scenario, wait_for
+from tests.app.replica_cluster import AGENT, CADENCE, Cluster, scenario, wait_for
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.replicas
 
 KILLED, STOPPED, QUIET = "20001", "20002", "20003"
+SCHEDULED = "puzzelmon_scheduled_seconds_total"
 WRITES = {"SET", "HSET", "HSETNX", "HINCRBYFLOAT", "HINCRBY", "HDEL", "XADD", "DEL", "ZADD"}
 
 
@@ -151,12 +152,21 @@ async def kill_the_owner_during_an_incident(cluster: Cluster, t0: datetime) -> N
     await asyncio.sleep(1.0)  # its delivery recorded, whoever delivered it
     owners = await settled(cluster, 3)
     victim = cluster.replicas[owners[KILLED]]
+    before = await victim.sample(SCHEDULED, tenant=KILLED, agent_id=AGENT)
     victim.signal(signal.SIGKILL)
     killed = time.monotonic()
     sim = cluster.tenants[KILLED]
     polled = await wait_for("KILLED polled again", lambda: sim.polled_after(killed + 0.2), 20)
     assert polled - killed <= 3 * CADENCE, f"polled again {polled - killed:.1f} s after the kill"
     print(f"KILLED ({victim.name}) polled again {polled - killed:.2f} s after SIGKILL")
+    # the new owner's adherence counters continue from the saved engine state, not from zero
+    heir = cluster.replicas[(await settled(cluster, 2))[KILLED]]
+    after = await wait_for(
+        "the heir's counters", lambda: heir.sample(SCHEDULED, tenant=KILLED, agent_id=AGENT), 10
+    )
+    assert before is not None
+    assert after >= before > 0, (before, after)
+    print(f"KILLED scheduled seconds: {before} exported by {victim.name}, {after} by {heir.name}")
     await wait_for("the resolve of KILLED", lambda: fired(cluster, KILLED, "resolved"), 40)
 
 
