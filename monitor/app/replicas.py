@@ -7,8 +7,10 @@ assigned elsewhere (polls of the tenant finish, its engine state is saved, then 
 deleted, so the next owner starts at once from that state), acquires the free tenants assigned
 to it, and holds or tries the delivery lease (one replica delivers the outbox).
 
-A Redis error during a round keeps what is held: nobody else can take a lease from a Redis this
-replica cannot reach either, and the replica's writes are fenced once Redis answers again.
+A Redis error during a round keeps what is held in memory: every write goes through Redis and is
+fenced, and once Redis answers a renewal tells whether each lease is still this replica's. A
+lease not confirmed within its TTL is not relied on meanwhile (`works`): the tenant is not
+evaluated and the outbox not delivered until a renewal confirms it.
 """
 
 from __future__ import annotations
