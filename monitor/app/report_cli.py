@@ -14,13 +14,12 @@ import asyncio
 import json
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.app.config import Config, ConfigError, load_config
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 from monitor.history.report import (
@@ -32,6 +31,9 @@ from monitor.history.report import (
     parse_query,
 )
 from monitor.history.store import HistoryStore, stored_timezone
+
+if TYPE_CHECKING:
+    from monitor.app.config import Config
 
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -47,6 +49,10 @@ def connect(args: argparse.Namespace) -> tuple[aioredis.Redis, Config | None] | 
     the configuration, if given; or the exit code of a configuration that does not load."""
     config: Config | None = None
     if args.config:
+        # imported only when needed: the configuration's models (and the Puzzel client they
+        # name) take half a second to import, a third of a month's report from the command line
+        from monitor.app.config import ConfigError, load_config  # noqa: PLC0415
+
         try:
             config = load_config(args.config)
         except ConfigError as e:
@@ -110,7 +116,7 @@ async def _report(
         filters = {"team": getattr(args, "team", None), "agent": getattr(args, "agent", None)}
         query = parse_query(store.tenants, params | filters)
         if kind == "adherence":
-            report = await adherence_report(store, query)
+            report = await adherence_report(store, query, agent_days_only=args.format == "csv")
         else:
             report = await intervals_report(store, query)
     except ReportError as e:
