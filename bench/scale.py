@@ -86,7 +86,7 @@ async def tenants_cost(tenants: int, agents: int, redis: aioredis.Redis, cycles:
             rt = ReplayTenant(
                 tape, sim, redis, session, customer_key=f"t{i:03d}", store=store, instrument=False
             )
-            await redis.delete(rt.state_store.key(rt.tenant))
+            await redis.delete(*rt.state_store.keys(rt.tenant))
             await rt.load_schedules(sim)
             await rt.start()
             view.add(rt.pipeline)

@@ -61,7 +61,7 @@ async def render_cost(agents: int, queues: int, redis_url: str, renders: int = 5
     try:
         async with aiohttp.ClientSession() as session:
             rt = ReplayTenant(tape, sim, redis, session, instrument=False)
-            await redis.delete(rt.state_store.key(rt.tenant))
+            await redis.delete(*rt.state_store.keys(rt.tenant))
             await rt.load_schedules(sim)
             await rt.start()
             for _ in range(tape.timed_cycles + 1):

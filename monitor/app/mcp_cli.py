@@ -26,6 +26,7 @@ from monitor.alerts.snooze import SnoozeStore
 from monitor.alerts.store import AlertStore
 from monitor.app.config import Config, ConfigError, iter_secrets, load_config
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import redis_client
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.durations import parse_duration
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
@@ -54,8 +55,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _redis(config: Config) -> aioredis.Redis:
-    password = config.redis.password.get_secret_value() if config.redis.password else None
-    return aioredis.Redis.from_url(config.redis.url, password=password)
+    return redis_client(config.redis)
 
 
 def _run(name: str, work: Coroutine[Any, Any, int]) -> int:

@@ -14,12 +14,14 @@ import asyncio
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from monitor.app.config import Config, ConfigError, RedisConfig, load_config
+from monitor.app.redis_client import redis_client
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 from monitor.history.report import (
@@ -32,11 +34,7 @@ from monitor.history.report import (
 )
 from monitor.history.store import HistoryStore, stored_timezone
 
-if TYPE_CHECKING:
-    from monitor.app.config import Config
-
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _fail(message: str) -> int:
@@ -49,19 +47,12 @@ def connect(args: argparse.Namespace) -> tuple[aioredis.Redis, Config | None] | 
     the configuration, if given; or the exit code of a configuration that does not load."""
     config: Config | None = None
     if args.config:
-        # imported only when needed: the configuration's models (and the Puzzel client they
-        # name) take half a second to import, a third of a month's report from the command line
-        from monitor.app.config import ConfigError, load_config  # noqa: PLC0415
-
         try:
             config = load_config(args.config)
         except ConfigError as e:
             return _fail(str(e))
-    url = args.redis_url or os.environ.get(REDIS_URL_ENV) or (config and config.redis.url)
-    password = (
-        config.redis.password.get_secret_value() if config and config.redis.password else None
-    )
-    return aioredis.Redis.from_url(url or DEFAULT_REDIS_URL, password=password), config
+    url = args.redis_url or os.environ.get(REDIS_URL_ENV)
+    return redis_client(config.redis if config else RedisConfig(), url=url), config
 
 
 def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:

@@ -3,9 +3,9 @@ with the open conditions) and its JSON form."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.core.states import AgentState, StateKind
@@ -26,6 +26,8 @@ from monitor.engine.model import (
 )
 
 STATE_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 # --- memory ----------------------------------------------------------------------------------
 
@@ -75,12 +77,30 @@ class AgentMemory:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        return self.body_to_dict() | {
+            "accounted_until": _iso(self.accounted_until),
+            "totals": self.totals(),
+        }
+
+    def totals(self) -> list[float]:
+        return [
+            self.scheduled_seconds,
+            self.adherent_seconds,
+            self.productive_seconds,
+            self.productive_scheduled_seconds,
+        ]
+
+    # An agent whose state and segment did not change still advances `accounted_until` and its
+    # totals every cycle; everything else (the body) changes only with the agent's state. The
+    # state store writes the body of the agents that changed and the progress of all of them.
+
+    def body_to_dict(self) -> dict[str, Any]:
+        """`to_dict` without `accounted_until` and the totals (see `progress`)."""
         return {
             "name": self.name,
             "team": self.team,
             "state": _state_to_dict(self.state),
             "since": _iso(self.since),
-            "accounted_until": _iso(self.accounted_until),
             "logged_on_until": _iso_opt(self.logged_on_until),
             "pause_start": _iso_opt(self.pause_start),
             "pause_type_start": _iso_opt(self.pause_type_start),
@@ -89,24 +109,55 @@ class AgentMemory:
             "adherent_since": _iso_opt(self.adherent_since),
             "open": {r.value: c.to_dict() for r, c in self.open.items()},
             "last_closed": {r.value: _iso(t) for r, t in self.last_closed.items()},
-            "totals": [
-                self.scheduled_seconds,
-                self.adherent_seconds,
-                self.productive_seconds,
-                self.productive_scheduled_seconds,
-            ],
         }
+
+    def progress(self) -> list[float | int]:
+        """`accounted_until` (integer microseconds since the epoch: exact, and cheaper than
+        isoformat for every agent every save) followed by the four totals."""
+        return [(self.accounted_until - _EPOCH) // _MICROSECOND, *self.totals()]
+
+    def same_body(self, other: AgentMemory) -> bool:
+        """Whether `body_to_dict` of both would be equal (cheaply: no serialisation)."""
+        return (
+            self.state == other.state
+            and self.since == other.since
+            and self.adherent == other.adherent
+            and self.segment == other.segment
+            and self.open == other.open
+            and self.last_closed == other.last_closed
+            and self.adherent_since == other.adherent_since
+            and self.pause_start == other.pause_start
+            and self.pause_type_start == other.pause_type_start
+            and self.logged_on_until == other.logged_on_until
+            and self.name == other.name
+            and self.team == other.team
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AgentMemory:
-        totals = [float(x) for x in d.get("totals", [0.0, 0.0, 0.0, 0.0])]
+        totals = d.get("totals", [0.0, 0.0, 0.0, 0.0])
+        return cls._from_body(d, _dt(d["accounted_until"]), totals)
+
+    @classmethod
+    def from_parts(cls, body: Mapping[str, Any], progress: Sequence[Any]) -> AgentMemory:
+        """The inverse of `body_to_dict` and `progress`."""
+        if len(progress) != 5:
+            raise ValueError(f"agent progress: expected 5 numbers, got {list(progress)!r}")
+        until = _EPOCH + timedelta(microseconds=int(progress[0]))
+        return cls._from_body(body, until, progress[1:])
+
+    @classmethod
+    def _from_body(
+        cls, d: Mapping[str, Any], accounted_until: datetime, totals: Sequence[Any]
+    ) -> AgentMemory:
+        t = [float(x) for x in totals]
         adherent = d.get("adherent")
         return cls(
             name=str(d.get("name", "")),
             team=str(d.get("team", "")),
             state=_state_from_dict(d["state"]),
             since=_dt(d["since"]),
-            accounted_until=_dt(d["accounted_until"]),
+            accounted_until=accounted_until,
             logged_on_until=_dt_opt(d.get("logged_on_until")),
             pause_start=_dt_opt(d.get("pause_start")),
             pause_type_start=_dt_opt(d.get("pause_type_start")),
@@ -115,10 +166,10 @@ class AgentMemory:
             adherent_since=_dt_opt(d.get("adherent_since")),
             open={RuleName(k): OpenCondition.from_dict(v) for k, v in d.get("open", {}).items()},
             last_closed={RuleName(k): _dt(v) for k, v in d.get("last_closed", {}).items()},
-            scheduled_seconds=totals[0],
-            adherent_seconds=totals[1],
-            productive_seconds=totals[2],
-            productive_scheduled_seconds=totals[3],
+            scheduled_seconds=t[0],
+            adherent_seconds=t[1],
+            productive_seconds=t[2],
+            productive_scheduled_seconds=t[3],
         )
 
 
@@ -182,27 +233,38 @@ class EngineState:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        return self.header_to_dict() | {
+            "agents": {k: v.to_dict() for k, v in self.agents.items()},
+            "queues": {k: v.to_dict() for k, v in self.queues.items()},
+            "teams": {k: v.to_dict() for k, v in self.teams.items()},
+        }
+
+    def header_to_dict(self) -> dict[str, Any]:
+        """Everything but the agents, queues and teams (small: written whole when it changes)."""
         return {
             "version": STATE_VERSION,
             "tenant": self.tenant,
             "ruleset_key": self.ruleset_key,
-            "agents": {k: v.to_dict() for k, v in self.agents.items()},
-            "queues": {k: v.to_dict() for k, v in self.queues.items()},
-            "teams": {k: v.to_dict() for k, v in self.teams.items()},
             "stale": {k: v.to_dict() for k, v in self.stale.items()},
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EngineState:
+        state = cls.from_header(d)
+        state.agents = {k: AgentMemory.from_dict(v) for k, v in d.get("agents", {}).items()}
+        state.queues = {k: QueueMemory.from_dict(v) for k, v in d.get("queues", {}).items()}
+        state.teams = {k: TeamMemory.from_dict(v) for k, v in d.get("teams", {}).items()}
+        return state
+
+    @classmethod
+    def from_header(cls, d: Mapping[str, Any]) -> EngineState:
+        """A state with what `header_to_dict` holds and no agents, queues or teams."""
         version = d.get("version", STATE_VERSION)
         if version != STATE_VERSION:
             raise ValueError(f"engine state version {version!r}; expected {STATE_VERSION}")
         return cls(
             tenant=str(d.get("tenant", "")),
             ruleset_key=str(d.get("ruleset_key", "")),
-            agents={k: AgentMemory.from_dict(v) for k, v in d.get("agents", {}).items()},
-            queues={k: QueueMemory.from_dict(v) for k, v in d.get("queues", {}).items()},
-            teams={k: TeamMemory.from_dict(v) for k, v in d.get("teams", {}).items()},
             stale={k: OpenCondition.from_dict(v) for k, v in d.get("stale", {}).items()},
         )
 

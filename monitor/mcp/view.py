@@ -72,7 +72,7 @@ def stored_tenants(store: EngineStateStore, tenants: list[str]) -> dict[str, Ten
     def view(tenant: str) -> TenantView:
         async def state() -> EngineState:
             saved = await store.load(tenant)
-            return EngineState.from_dict(saved) if saved is not None else EngineState(tenant)
+            return saved if saved is not None else EngineState(tenant)
 
         return TenantView(state)
 

@@ -40,6 +40,7 @@ from monitor.engine.model import (
 )
 from monitor.ingest.tracker import STATE_VERSION as TRACKER_STATE_VERSION
 from monitor.ingest.tracker import StateTracker
+from monitor.pipeline.leases import FencedOut
 from monitor.pipeline.state_store import EngineStateStore
 
 log = structlog.get_logger(__name__)
@@ -153,7 +154,7 @@ class TenantPipeline:
         """Load the engine's memory from the store (after a restart)."""
         saved = await self._store.load(self.tenant)
         if saved is not None:
-            self.state = EngineState.from_dict(saved)
+            self.state = saved
             log.info("engine state restored", tenant=self.tenant)
         self.open_transitions = {t.key: t for t in self.state.firing_alerts()}
 
@@ -259,11 +260,14 @@ class TenantPipeline:
         ):
             await self.persist()
 
-    async def persist(self) -> None:
-        """Save the engine's memory now (also called on shutdown)."""
+    async def persist(self, *, whole: bool = False) -> None:
+        """Save the engine's memory now (also called on shutdown); `whole`: all of it, not only
+        what changed since the last save (Redis lost its data)."""
         for hook in self._before_persist:
             await hook()
-        await self._store.save(self.tenant, self.state.to_dict())
+        if whole:
+            self._store.forget(self.tenant)
+        await self._store.save(self.tenant, self.state)
         self._persisted_at = self._clock.now()
 
     def seed_tracker(self) -> StateTracker:
@@ -334,9 +338,16 @@ class PipelineSet:
         pipelines: Sequence[TenantPipeline] = (),
         *,
         on_redis_error: Callable[[RedisError], None] | None = None,
+        on_fenced: Callable[[str, FencedOut], None] | None = None,
+        works: Callable[[str], bool] | None = None,
     ) -> None:
         self.by_tenant = {p.tenant: p for p in pipelines}
+        # replicas: whether this one may still evaluate the tenant (its lease was renewed within
+        # its TTL); after a pause longer than that it may not, until the lease is renewed
+        self.works = works
         self.on_redis_error = on_redis_error
+        # a write refused by the tenant's fencing token: another replica works it now
+        self.on_fenced = on_fenced
 
     def _redis_failed(self, error: RedisError) -> None:
         if self.on_redis_error is None:
@@ -346,28 +357,52 @@ class PipelineSet:
     def add(self, pipeline: TenantPipeline) -> None:
         self.by_tenant[pipeline.tenant] = pipeline
 
+    def remove(self, tenant: str) -> TenantPipeline | None:
+        return self.by_tenant.pop(tenant, None)
+
+    def _fenced(self, tenant: str, error: FencedOut) -> None:
+        if self.on_fenced is None:
+            raise error
+        self.on_fenced(tenant, error)
+
     async def start(self) -> None:
         for p in self.by_tenant.values():
             await p.start()
 
-    async def persist(self) -> None:
+    async def persist(self, *, whole: bool = False) -> None:
         for p in self.by_tenant.values():
-            await p.persist()
+            await p.persist(whole=whole)
+
+    def _pipeline(self, tenant: str) -> TenantPipeline | None:
+        """None: the tenant was handed over meanwhile, or its lease may have run out."""
+        if self.works is not None and not self.works(tenant):
+            return None
+        return self.by_tenant.get(tenant)
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        p = self._pipeline(tenant)
         try:
-            await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)
+            if p is not None:
+                await p.on_agent_cycle(tenant, snapshots)
         except RedisError as e:
             self._redis_failed(e)
+        except FencedOut as e:
+            self._fenced(tenant, e)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        p = self._pipeline(tenant)
         try:
-            await self.by_tenant[tenant].on_queues(tenant, snapshot)
+            if p is not None:
+                await p.on_queues(tenant, snapshot)
         except RedisError as e:
             self._redis_failed(e)
+        except FencedOut as e:
+            self._fenced(tenant, e)
 
     async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
-        await self.by_tenant[tenant].on_ticker(tenant, snapshot)
+        p = self.by_tenant.get(tenant)
+        if p is not None:
+            await p.on_ticker(tenant, snapshot)
 
     def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
         p = self.by_tenant.get(tenant)

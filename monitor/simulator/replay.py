@@ -33,8 +33,9 @@ import structlog
 from aiohttp import web
 
 from monitor.alerts.outbox import Outbox
-from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.config import CadencesConfig, RateLimitConfig, RedisConfig, TenantConfig
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import redis_client
 from monitor.app.service import tenant_pollers
 from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import VirtualClock
@@ -537,7 +538,7 @@ def _check_adherence(result: ReplayResult) -> list[str]:
 async def _replay_cli(scenario: Scenario, redis_url: str | None) -> ReplayResult:
     if redis_url is None:
         return await run_replay(scenario)
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = redis_client(RedisConfig(), url=redis_url, retry=False)
     try:
         # a fresh replay: nothing left from an earlier one may be resumed
         keys = [k async for k in redis.scan_iter(match="pzm-replay:*", count=1000)]

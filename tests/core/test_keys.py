@@ -45,8 +45,13 @@ def test_key_names() -> None:
     """The names the README documents."""
     keys = RedisKeys()
     assert keys.engine_state("12345") == "pzm:12345:engine"
+    assert keys.engine_fields("12345") == "pzm:12345:engine:fields"
     assert keys.schedules("12345") == "pzm:12345:sched"
     assert keys.outbox() == "pzm:outbox"
     assert keys.alerts() == "pzm:alerts"
     assert keys.heartbeat() == "pzm:heartbeat"
+    assert keys.lease("12345") == "pzm:12345:lease"
+    assert keys.fencing_token("12345") == "pzm:12345:lease:token"
+    assert keys.delivery_lease() == "pzm:outbox:lease"
+    assert keys.replicas() == "pzm:replicas"
     assert RedisKeys("pzm-replay").outbox() == "pzm-replay:outbox"

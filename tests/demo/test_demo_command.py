@@ -124,7 +124,7 @@ async def test_a_real_redis_holds_the_demo_under_its_own_prefix(
     assert "pzm:tenant-data" in keys
     demo_keys = {k for k in keys if k.startswith("pzm-demo:")}
     assert any(":sched:" in k for k in demo_keys), demo_keys
-    assert "pzm-demo:12345:engine" in demo_keys
+    assert "pzm-demo:12345:engine:fields" in demo_keys
     assert keys - demo_keys == {"pzm:tenant-data"}
 
 
