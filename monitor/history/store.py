@@ -263,4 +263,6 @@ class HistoryRecorder:
             "start": start.isoformat(),
             "end": end.isoformat() if end else None,
             "duration_seconds": (end - start).total_seconds() if end else None,
+            # who ended it, when not the agent: "approved by ana: team meeting"
+            "resolution": t.details.get("resolution") if end else None,
         }
