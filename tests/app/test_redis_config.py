@@ -184,3 +184,24 @@ async def test_reach_of_a_url(redis_client: aioredis.Redis, redis_server: RedisS
     good = await check_reach(RedisConfig(url=redis_server.url))
     assert good.ok
     assert good.describe() == f"redis (url) {redis_server.url}: ok"
+
+
+def test_run_exits_3_naming_the_sentinels_when_none_answers(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    body = MINIMAL + f"redis:\n  sentinels: ['127.0.0.1:{port}']\n  service_name: pzm\n"
+    body += "exporter: {host: 127.0.0.1, port: 0}\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "-c", str(write(tmp_path, body))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        f"cannot reach Redis at pzm via 127.0.0.1:{port}: MasterNotFoundError: No master found "
+        "for 'pzm' (no Sentinel answered, or none monitors that service_name)"
+    ) in proc.stdout + proc.stderr
+    assert "ConnectionPool" not in proc.stdout + proc.stderr  # not redis-py's repr

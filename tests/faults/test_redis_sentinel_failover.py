@@ -1,6 +1,7 @@
 """Redis that survives a machine: the monitor's Redis is the primary that three real Redis
-Sentinels watch (one replica). In the middle of an incident the primary is SIGKILLed; the
-Sentinels promote the replica; the monitor finds the new primary through them and carries on.
+Sentinels watch (one replica). In the middle of an incident the primary is SIGKILLed (or demoted
+by a failover while it runs on); the Sentinels promote the replica; the monitor finds the new
+primary through them and carries on.
 Every alert fires and resolves exactly once at the receiver, including the one that resolves while
 there is no primary and the ones that fire after the failover, and no data loss is reported (the
 replica had everything)."""
