@@ -53,10 +53,13 @@ def test_sentinels_from_one_environment_variable(tmp_path: Path) -> None:
     env = {
         "PUZZEL_MONITOR_REDIS__SENTINELS": "s1:26379,s2:26379",
         "PUZZEL_MONITOR_REDIS__SERVICE_NAME": "mymaster",
+        "PUZZEL_MONITOR_REDIS__SENTINEL_PASSWORD": "0123",  # a secret is not read as YAML
     }
     config = load_config(write(tmp_path, MINIMAL), environ=env)
     assert config.redis.sentinels == [("s1", 26379), ("s2", 26379)]
     assert config.redis.service_name == "mymaster"
+    assert config.redis.sentinel_password is not None
+    assert config.redis.sentinel_password.get_secret_value() == "0123"
 
 
 def test_url_and_sentinels_together_are_refused_with_the_line(tmp_path: Path) -> None:
