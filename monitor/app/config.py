@@ -181,7 +181,7 @@ CredentialsConfig = Annotated[
     ),
 ]
 _CREDENTIAL_TAGS = ("puzzel_id", "password")
-_SINK_TAGS = ("console", "slack", "webhook", "alertmanager")  # alerting.sinks' `type:` tags
+_SINK_TAGS = ("console", "slack", "slack_dm", "teams", "webhook", "alertmanager")  # `type:` tags
 
 
 class CadencesConfig(_Model):
@@ -417,13 +417,21 @@ class ApiConfig(_Model):
 
 class McpConfig(_Model):
     enabled: bool = False
-    """Serve MCP (streamable HTTP, `/mcp`) next to the monitor in `run`."""
-    host: str = "127.0.0.1"
-    """Loopback by default; put a TLS proxy in front to reach it from elsewhere."""
-    port: int = Field(default=8914, ge=0, le=65535)
-    """Its own port: the SDK's HTTP transport is an ASGI app, the monitor's server aiohttp."""
+    """Serve MCP (streamable HTTP) at `/mcp` on the monitor's port (`exporter.port`) in `run`."""
     audit_maxlen: int = Field(default=100_000, ge=100)
     """The audit stream (`pzm:mcp:audit`) is trimmed to about this many entries."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_own_port(cls, data: Any) -> Any:
+        # MCP had its own port before it moved onto the monitor's: say where it went
+        if isinstance(data, dict) and ({"host", "port"} & set(data)):
+            given = ", ".join(f"mcp.{k}" for k in ("host", "port") if k in data)
+            raise ValueError(
+                f"{given} is no longer used: MCP is served at /mcp on the monitor's own port "
+                "(exporter.host, exporter.port); remove it"
+            )
+        return data
 
 
 class LogConfig(_Model):
@@ -441,15 +449,34 @@ class HistoryConfig(_Model):
 
     retention: Seconds = 90 * 86400.0
     """How long a day's records are kept after the day ends (`90d`)."""
+    approvals_retention: Seconds = 90 * 86400.0
+    """How long an approval is kept after its range ends, and an entry of the approvals' audit
+    trail after it was written (`90d`)."""
+    stream_retention: Seconds = 90 * 86400.0
+    """How far back the queue-interval stream reaches (`XADD ... MINID ~`; `90d`)."""
     interval_minutes: Literal[15, 30] = 15
     """The default width of a report's team intervals."""
     queue_interval_minutes: Literal[15, 30, 60] = 15
     """The width of the visual queues' interval statistics (offered, answered, ...)."""
 
 
+class ReplicasConfig(_Model):
+    """Several `run` processes with the same configuration sharing the tenants on one Redis
+    (README, "Running several replicas")."""
+
+    enabled: bool = False
+    """Off: this process works every tenant, as one replica always did."""
+    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^:\s]+$")
+    """This replica's name in leases, metrics and /readyz (default: host name and process id)."""
+    lease_ttl: OptionalSeconds = None
+    """How long a lease outlives its holder (default: two of the shortest agent-state cadence).
+    Leases are renewed four times per TTL; a dead replica's tenants move within TTL + TTL / 4."""
+
+
 class Config(_Model):
     tenants: list[TenantConfig] = Field(min_length=1)
     redis: RedisConfig = RedisConfig()
+    replicas: ReplicasConfig = ReplicasConfig()
     exporter: ExporterConfig = ExporterConfig()
     api: ApiConfig = ApiConfig()
     mcp: McpConfig = McpConfig()
@@ -786,7 +813,15 @@ def _config_error(error: ValidationError, sources: _Sources) -> ConfigError:
 
 
 # keys whose values are secrets: a wrong value is described by its type, never shown
-_SECRET_KEYS = {"password", "client_secret", "token", "bearer_token", "hmac_key", "webhook_url"}
+_SECRET_KEYS = {
+    "password",
+    "client_secret",
+    "token",
+    "bearer_token",
+    "bot_token",
+    "hmac_key",
+    "webhook_url",
+}
 
 
 def _is_secret(path: Path_) -> bool:

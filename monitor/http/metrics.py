@@ -17,11 +17,12 @@ why), plus any extra routes and middlewares (the `/api/v1` routes with
 from __future__ import annotations
 
 import html
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, disable_created_metrics
 from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.core import (
@@ -30,10 +31,12 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 
 from monitor import __version__
 from monitor.core.states import STATE_CODES, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
+from monitor.http.agent_exposition import COUNTER_FIELDS, AgentLines, Family, Out, join
 from monitor.ingest.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
 from monitor.puzzel.stats import ClientStats
 
@@ -103,6 +106,8 @@ class SnapshotCollector:
         self.engine = engine
         self.per_agent = per_agent_series
         self.version = version
+        # set while `Exporter.render` writes the per-agent families itself (`AgentLines`)
+        self.skip_agent_families = False
 
     def describe(self) -> list[Metric]:
         # no up-front description: registering must not run a collection
@@ -214,25 +219,8 @@ class SnapshotCollector:
             "Paused agents by pause type, from the latest agent-state poll.",
             labels=["tenant", "team", "pause_type"],
         )
-        code = GaugeMetricFamily(
-            "puzzelmon_agent_state_code",
-            "Agent state as a number: 0 logged_off, 1 available, 2 connecting, 3 connected, "
-            "4 busy, 5 wrap_up, 6 no_answer, 7 pause, 8 unknown. Logged-off agents are absent.",
-            labels=["tenant", "team", "agent_id"],
-        )
-        since = GaugeMetricFamily(
-            "puzzelmon_agent_state_since_timestamp_seconds",
-            "When the agent entered the current state (first poll that saw it, or exact from "
-            "the per-user status duration).",
-            labels=["tenant", "team", "agent_id", "state"],
-        )
-        entry = GaugeMetricFamily(
-            "puzzelmon_agent_state_entry",
-            "Always 1; `entry` says where the state's entry time comes from: exact (a status "
-            "duration), transition (a poll saw the change) or first_seen (the agent was already "
-            "in the state when the monitor first saw it: the time in state is at least this).",
-            labels=["tenant", "team", "agent_id", "entry"],
-        )
+        code, since, entry, info = (agent_family(n) for n in ("code", "since", "entry", "info"))
+        per_agent = self.per_agent and not self.skip_agent_families
         for tenant in sorted(self.store.agents):
             for team, snap in sorted(self.store.agents[tenant].items()):
                 counts = dict.fromkeys(StateKind, 0)
@@ -241,7 +229,7 @@ class SnapshotCollector:
                     counts[a.state.kind] += 1
                     if a.state.kind is StateKind.PAUSE:
                         pauses[a.state.pause_type or UNKNOWN_PAUSE_TYPE] += 1
-                    if self.per_agent and a.state.logged_on:
+                    if per_agent and a.state.logged_on:
                         key = [tenant, team, a.agent_id]
                         code.add_metric(key, float(STATE_CODES[a.state.kind]))
                         since.add_metric([*key, a.state.kind.value], a.since.timestamp())
@@ -251,18 +239,10 @@ class SnapshotCollector:
                 for pause_type, n in sorted(pauses.items()):
                     paused.add_metric([tenant, team, pause_type], float(n))
         yield from (agents, paused)
-        if self.per_agent:
-            yield from (code, since, entry, self._agent_info())
+        if per_agent:
+            yield from (code, since, entry, self._agent_info(info))
 
-    def _agent_info(self) -> Metric:
-        # names live on one info series so the other per-agent series need no name label (a
-        # rename would otherwise split their history); dashboards join on agent_id
-        info = GaugeMetricFamily(
-            "puzzelmon_agent_info",
-            "Always 1: the agent's name, for joins on agent_id. Every agent of the latest "
-            "agent-state poll, logged on or not.",
-            labels=["tenant", "team", "agent_id", "name"],
-        )
+    def _agent_info(self, info: GaugeMetricFamily) -> Metric:
         for tenant in sorted(self.store.agents):
             for team, snap in sorted(self.store.agents[tenant].items()):
                 for a in snap.agents:
@@ -271,39 +251,11 @@ class SnapshotCollector:
 
     def _engine(self, engine: EngineView) -> Iterator[Metric]:
         tenants = sorted({*self.store.agents, *(s.tenant for s in self.tenants())})
-        activity = GaugeMetricFamily(
-            "puzzelmon_agent_scheduled_activity_code",
-            "Scheduled activity now (value: index in the activity list); absent when unscheduled.",
-            labels=["tenant", "team", "agent_id", "activity"],
-        )
-        adherent = GaugeMetricFamily(
-            "puzzelmon_agent_adherent",
-            "1 adherent, 0 not; absent when unscheduled or in a neutral activity.",
-            labels=["tenant", "team", "agent_id"],
-        )
-        agent_labels = ["tenant", "team", "agent_id"] if self.per_agent else ["tenant", "team"]
-        counters = {
-            "adherent_seconds": CounterMetricFamily(
-                "puzzelmon_adherent_seconds_total",
-                "Seconds scheduled and in an allowed state.",
-                labels=agent_labels,
-            ),
-            "scheduled_seconds": CounterMetricFamily(
-                "puzzelmon_scheduled_seconds_total",
-                "Seconds scheduled (non-neutral activities).",
-                labels=agent_labels,
-            ),
-            "productive_seconds": CounterMetricFamily(
-                "puzzelmon_productive_seconds_total",
-                "Seconds in a state allowed by the productive activity, scheduled or not.",
-                labels=agent_labels,
-            ),
-            "productive_scheduled_seconds": CounterMetricFamily(
-                "puzzelmon_productive_scheduled_seconds_total",
-                "Seconds scheduled as the productive activity.",
-                labels=agent_labels,
-            ),
-        }
+        activity, adherent = agent_family("activity"), agent_family("adherent")
+        counters = {f: counter_family(f, per_agent=self.per_agent) for f in COUNTER_FIELDS}
+        # with skip_agent_families the per-agent lines come from `AgentLines` instead
+        per_agent = self.per_agent and not self.skip_agent_families
+        with_counters = not (self.per_agent and self.skip_agent_families)
         exceptions = GaugeMetricFamily(
             "puzzelmon_exceptions",
             "Open exceptions (alerts firing).",
@@ -322,13 +274,15 @@ class SnapshotCollector:
             labels=["tenant", "queue", "rule"],
         )
         for tenant in tenants:
-            if self.per_agent:
+            if per_agent:
                 self._agent_standing(engine, tenant, activity, adherent)
-            self._accrued(engine, tenant, counters)
+            if with_counters:
+                self._accrued(engine, tenant, counters)
             self._open_exceptions(engine, tenant, exceptions, (started, queue_started))
-        if self.per_agent:
+        if per_agent:
             yield from (activity, adherent)
-        yield from counters.values()
+        if with_counters:
+            yield from counters.values()
         yield from (exceptions, queue_started)
         if self.per_agent:
             yield started
@@ -490,6 +444,80 @@ class SnapshotCollector:
         yield from (ap_offered, ap_answered, logged_on, pause)
 
 
+_AGENT_FAMILIES: dict[str, tuple[str, str, list[str]]] = {
+    "code": (
+        "puzzelmon_agent_state_code",
+        "Agent state as a number: 0 logged_off, 1 available, 2 connecting, 3 connected, "
+        "4 busy, 5 wrap_up, 6 no_answer, 7 pause, 8 unknown. Logged-off agents are absent.",
+        ["tenant", "team", "agent_id"],
+    ),
+    "since": (
+        "puzzelmon_agent_state_since_timestamp_seconds",
+        "When the agent entered the current state (first poll that saw it, or exact from "
+        "the per-user status duration).",
+        ["tenant", "team", "agent_id", "state"],
+    ),
+    "entry": (
+        "puzzelmon_agent_state_entry",
+        "Always 1; `entry` says where the state's entry time comes from: exact (a status "
+        "duration), transition (a poll saw the change) or first_seen (the agent was already "
+        "in the state when the monitor first saw it: the time in state is at least this).",
+        ["tenant", "team", "agent_id", "entry"],
+    ),
+    # names live on one info series so the other per-agent series need no name label (a
+    # rename would otherwise split their history); dashboards join on agent_id
+    "info": (
+        "puzzelmon_agent_info",
+        "Always 1: the agent's name, for joins on agent_id. Every agent of the latest "
+        "agent-state poll, logged on or not.",
+        ["tenant", "team", "agent_id", "name"],
+    ),
+    "activity": (
+        "puzzelmon_agent_scheduled_activity_code",
+        "Scheduled activity now (value: index in the activity list); absent when unscheduled.",
+        ["tenant", "team", "agent_id", "activity"],
+    ),
+    "adherent": (
+        "puzzelmon_agent_adherent",
+        "1 adherent, 0 not; absent when unscheduled or in a neutral activity.",
+        ["tenant", "team", "agent_id"],
+    ),
+}
+
+_COUNTERS: dict[str, tuple[str, str]] = {
+    "adherent_seconds": (
+        "puzzelmon_adherent_seconds_total",
+        "Seconds scheduled and in an allowed state.",
+    ),
+    "scheduled_seconds": (
+        "puzzelmon_scheduled_seconds_total",
+        "Seconds scheduled (non-neutral activities).",
+    ),
+    "productive_seconds": (
+        "puzzelmon_productive_seconds_total",
+        "Seconds in a state allowed by the productive activity, scheduled or not.",
+    ),
+    "productive_scheduled_seconds": (
+        "puzzelmon_productive_scheduled_seconds_total",
+        "Seconds scheduled as the productive activity.",
+    ),
+}
+
+
+def agent_family(kind: str) -> GaugeMetricFamily:
+    """An empty per-agent gauge family (`code`, `since`, `entry`, `info`, `activity`,
+    `adherent`): the one definition of its name, help and labels."""
+    name, doc, labels = _AGENT_FAMILIES[kind]
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def counter_family(field: str, *, per_agent: bool) -> CounterMetricFamily:
+    """An empty adherence counter family (`COUNTER_FIELDS`)."""
+    name, doc = _COUNTERS[field]
+    labels = ["tenant", "team", "agent_id"] if per_agent else ["tenant", "team"]
+    return CounterMetricFamily(name, doc, labels=labels)
+
+
 def _add(
     family: GaugeMetricFamily | CounterMetricFamily, key: list[str], value: float | None
 ) -> None:
@@ -511,7 +539,13 @@ def _le(bound: float) -> str:
 
 class Exporter:
     """A fresh registry holding the snapshot collector (other components may register their own
-    metrics on `registry`, e.g. alert delivery)."""
+    metrics on `registry`, e.g. alert delivery), and `render`, what `/metrics` serves.
+
+    `registry` alone renders everything through client_python (the reference). `render` renders
+    the same families, but with per-agent series on it writes the per-agent families itself
+    from cached lines (`monitor.http.agent_exposition`), after everything else; and it keeps
+    each rendered body for `render_cache_seconds`, so that scrapes arriving together (two
+    Prometheus servers, a dashboard) cost one render."""
 
     def __init__(
         self,
@@ -522,6 +556,8 @@ class Exporter:
         engine: EngineView | None = None,
         per_agent_series: bool = True,
         registry: CollectorRegistry | None = None,
+        render_cache_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         # client_python's counters add an undocumented `*_created` series each; dashboards and
         # rules never use them, so they only cost series (a process-wide switch in the library)
@@ -536,8 +572,61 @@ class Exporter:
         )
         self.registry.register(self.collector)
         self._tenants = tenants
+        self._lines = AgentLines() if per_agent_series else None
+        self._families = _fast_families(with_engine=engine is not None)
+        self._cache: dict[str, tuple[float, bytes]] = {}
+        self.render_cache_seconds = render_cache_seconds
+        self._monotonic = monotonic
+        self.renders = 0  # bodies rendered (not served from the render cache)
         # more reasons not to be ready (name -> reason), e.g. Redis down or schedules lost
         self.readiness_checks: list[Callable[[], Mapping[str, str]]] = []
+        # replicas sharing tenants: which this one works (added to every /readyz answer); a
+        # replica that works none is ready (a standby), the others are judged by their tenants
+        self.ownership: Callable[[], Mapping[str, Any]] | None = None
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """The body of `/metrics` for this Accept header, and its Content-Type."""
+        encoder, content_type = choose_encoder(accept)
+        now = self._monotonic()
+        cached = self._cache.get(content_type)
+        if cached is not None and 0 <= now - cached[0] < self.render_cache_seconds:
+            return cached[1], content_type
+        body = self._render(encoder, openmetrics=content_type.startswith(OPENMETRICS))
+        self._cache = {content_type: (now, body)}
+        self.renders += 1
+        return body, content_type
+
+    def _render(self, encoder: Callable[[CollectorRegistry], bytes], *, openmetrics: bool) -> bytes:
+        if self._lines is None:
+            return encoder(self.registry)
+        self.collector.skip_agent_families = True
+        try:
+            head = encoder(self.registry)
+        finally:
+            self.collector.skip_agent_families = False
+        tail = self._agent_text(self._lines, openmetrics=openmetrics).encode()
+        if openmetrics:
+            return head.removesuffix(EOF) + tail + EOF
+        return head + tail
+
+    def _agent_text(self, lines: AgentLines, *, openmetrics: bool) -> str:
+        c = self.collector
+        out = Out.empty()
+        for tenant in sorted(c.store.agents):
+            for team, snap in sorted(c.store.agents[tenant].items()):
+                lines.observed(tenant, team, snap.agents, out)
+        if c.engine is not None:
+            for tenant in sorted({*c.store.agents, *(s.tenant for s in self._tenants())}):
+                index = {name: i for i, name in enumerate(c.engine.activities(tenant))}
+                lines.evaluated(tenant, c.engine.agent_evaluations(tenant), index, out)
+                lines.accrued(tenant, c.engine.accrued(tenant), out)
+        lines.keep_only(out)
+        f = self._families
+        chosen = [(f[0], out.code), (f[1], out.since), (f[2], out.entry), (f[3], out.info)]
+        if c.engine is not None:
+            chosen += [(f[4], out.activity), (f[5], out.adherent)]
+            chosen += [(f[6 + i], out.counters[i]) for i in range(len(COUNTER_FIELDS))]
+        return join(chosen, openmetrics=openmetrics)
 
     def problems(self) -> dict[str, str]:
         return {k: v for check in self.readiness_checks for k, v in check().items()}
@@ -545,6 +634,18 @@ class Exporter:
     def readiness(self) -> dict[str, bool]:
         """Tenant -> whether its first agent-state poll has succeeded."""
         return {t.tenant: t.ready for t in self._tenants()}
+
+
+OPENMETRICS = "application/openmetrics-text"
+EOF = b"# EOF\n"
+
+
+def _fast_families(*, with_engine: bool) -> list[Family]:
+    kinds = ["code", "since", "entry", "info"] + (["activity", "adherent"] if with_engine else [])
+    families = [Family.of(agent_family(k)) for k in kinds]
+    if with_engine:
+        families += [Family.of(counter_family(f, per_agent=True)) for f in COUNTER_FIELDS]
+    return families
 
 
 _LANDING = """<!doctype html>
@@ -582,9 +683,11 @@ def build_http_app(
         states = ready_of()
         waiting = sorted(t for t, ok in states.items() if not ok)
         problems = exporter.problems()
-        if problems and states and not waiting:
-            return web.json_response({"ready": False, "problems": problems}, status=503)
-        if waiting or not states:
+        owned = dict(exporter.ownership()) if exporter.ownership is not None else {}
+        if problems and (states or owned) and not waiting:
+            body = {"ready": False, "problems": problems, **owned}
+            return web.json_response(body, status=503)
+        if waiting or not (states or owned):
             return web.json_response(
                 {
                     "ready": False,
@@ -592,13 +695,24 @@ def build_http_app(
                     "reason": "no successful agent-state poll yet"
                     if states
                     else "no tenants are being polled",
+                    **owned,
                 },
                 status=503,
             )
-        return web.json_response({"ready": True, "tenants": sorted(states)})
+        return web.json_response({"ready": True, "tenants": sorted(states), **owned})
 
     app.router.add_get("/", landing)
-    app.router.add_get("/metrics", make_aiohttp_handler(exporter.registry))
+    reference = make_aiohttp_handler(exporter.registry)
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        if "name[]" in request.query:  # a selection of families: client_python's own path
+            return await reference(request)
+        body, content_type = exporter.render(",".join(request.headers.getall(hdrs.ACCEPT, [])))
+        response = web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type})
+        response.enable_compression()
+        return response
+
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for item in routes:

@@ -292,7 +292,13 @@ async def _drive(
             await pollers.run_poll("queues", pollers.poll_queues)
             polls += 1
         schedules_now = await pipeline.schedules_at(now)
-        wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
+        wake = next_due(
+            pipeline.state,
+            now=now,
+            schedules=schedules_now,
+            ruleset=ruleset,
+            approvals=await pipeline.approvals_at(now),
+        )
         # a poll that did not run keeps its date unless something new brings it closer
         next_agents = _sooner(
             None if now == next_agents else next_agents,
