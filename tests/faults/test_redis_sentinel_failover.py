@@ -37,14 +37,21 @@ BREAKS = [
 ]
 
 
-@pytest.mark.parametrize("how", ["sigkill", "demote"])
-async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing(how: str) -> None:
+@pytest.mark.parametrize(
+    ("how", "leases"), [("sigkill", False), ("demote", False), ("sigkill", True)]
+)
+async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing(
+    how: str, leases: bool
+) -> None:
     """`sigkill`: the primary's machine is gone. `demote`: a failover while it runs on (it becomes
-    a replica and answers the monitor's writes with READONLY until the client moves on)."""
+    a replica and answers the monitor's writes with READONLY until the client moves on). With
+    `leases`, the monitor is a replica (`replicas.enabled`) whose tenant and outbox leases live
+    in the Redis that fails over."""
     cluster = SentinelCluster(down_after_ms=1000, failover_timeout_ms=3000)
     await asyncio.to_thread(cluster.start)
     redis = {"sentinels": cluster.sentinels, "service_name": SERVICE}
-    rig = await start_rig(BREAKS, redis)
+    extra = {"replicas": {"enabled": True, "id": "replica-a"}} if leases else None
+    rig = await start_rig(BREAKS, redis, extra=extra)
     try:
         client = rig.monitor.redis
         assert isinstance(client, SentinelRedis)
@@ -76,8 +83,8 @@ async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing(ho
     delivered = rig.delivered()
     total = sum(delivered.values())
     print(
-        f"failover ({how}): replica promoted {promoted:.1f} s after; notifications "
-        f"delivered before the failover: {before}, after: {total - before}; "
+        f"failover ({how}, leases {leases}): replica promoted {promoted:.1f} s after; "
+        f"notifications delivered before the failover: {before}, after: {total - before}; "
         f"{sorted(delivered.items())}"
     )
     for b in BREAKS:
