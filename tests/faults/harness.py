@@ -138,14 +138,18 @@ def config(
     root: str,
     hook: str,
     redis: str | dict[str, Any],
+    *,
     group_wait: timedelta = timedelta(0),
+    extra: dict[str, Any] | None = None,
 ) -> Config:
-    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel)."""
+    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel); `extra` adds top-level
+    sections (e.g. `replicas`)."""
     creds = sim.credentials
     urls = base_urls(root)
     off = "off"
     return Config.model_validate(
-        {
+        (extra or {})
+        | {
             "tenants": [
                 {
                     "id": creds.customer_key,
@@ -189,6 +193,7 @@ async def start_rig(
     receiver: Receiver | None = None,
     group_wait: timedelta = timedelta(0),
     start: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> Rig:
     """Simulator, receiver and monitor (schedules imported, redis checked every second); the
     monitor is started unless `start` is false."""
@@ -204,7 +209,8 @@ async def start_rig(
     await hook_runner.setup()
     hook_port = free_port()
     await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
-    cfg = config(sim, root, f"http://127.0.0.1:{hook_port}/hook", redis_url, group_wait)
+    hook = f"http://127.0.0.1:{hook_port}/hook"
+    cfg = config(sim, root, hook, redis_url, group_wait=group_wait, extra=extra)
     monitor = make_monitor(cfg, sc)
     await import_schedules(monitor, sc)
     if start:
