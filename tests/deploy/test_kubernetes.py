@@ -193,6 +193,8 @@ def test_the_configuration_loads_and_reads_its_secrets_from_the_secret(tmp_path:
     assert config.api.token is not None
     assert config.api.token.get_secret_value() == values["api_token"]
     assert config.redis.uses_sentinel  # the Kubernetes example is the Redis that survives a node
+    assert config.replicas.enabled  # the two pods share the tenants instead of doubling them
+    assert config.replicas.id is None  # each pod names itself (host name and process id)
     assert config.redis.password is not None
     assert config.redis.password.get_secret_value() == values["redis_password"]
 

@@ -141,15 +141,15 @@ def config(
     *,
     group_wait: timedelta = timedelta(0),
     extra: dict[str, Any] | None = None,
+    replicas: bool = False,
 ) -> Config:
-    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel); `extra` adds top-level
-    sections (e.g. `replicas`)."""
+    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel); `replicas`: leases on (one
+    replica of possibly several); `extra` adds or replaces top-level sections."""
     creds = sim.credentials
     urls = base_urls(root)
     off = "off"
     return Config.model_validate(
-        (extra or {})
-        | {
+        {
             "tenants": [
                 {
                     "id": creds.customer_key,
@@ -177,12 +177,14 @@ def config(
                 }
             ],
             "redis": redis if isinstance(redis, dict) else {"url": redis},
+            "replicas": {"enabled": replicas},
             "exporter": {"host": "127.0.0.1", "port": 0},
             "alerting": {
                 "sinks": {"ops": {"type": "webhook", "url": hook, "timeout": "3s"}},
                 "group_wait": group_wait,
             },
         }
+        | (extra or {})
     )
 
 
@@ -194,6 +196,7 @@ async def start_rig(
     group_wait: timedelta = timedelta(0),
     start: bool = True,
     extra: dict[str, Any] | None = None,
+    replicas: bool = False,
 ) -> Rig:
     """Simulator, receiver and monitor (schedules imported, redis checked every second); the
     monitor is started unless `start` is false."""
@@ -210,7 +213,7 @@ async def start_rig(
     hook_port = free_port()
     await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
     hook = f"http://127.0.0.1:{hook_port}/hook"
-    cfg = config(sim, root, hook, redis_url, group_wait=group_wait, extra=extra)
+    cfg = config(sim, root, hook, redis_url, group_wait=group_wait, extra=extra, replicas=replicas)
     monitor = make_monitor(cfg, sc)
     await import_schedules(monitor, sc)
     if start:
