@@ -125,6 +125,13 @@ def test_the_kustomization_lists_exactly_the_manifests() -> None:
     assert kinds == {"ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget"}
 
 
+def test_the_replicas_share_the_tenants(tmp_path: Path) -> None:
+    """Two pods with `replicas.enabled` off would each poll and evaluate every tenant."""
+    config = loaded_config(tmp_path)
+    assert config.replicas.enabled
+    assert config.replicas.id is None  # the default: the pod's host name and the process id
+
+
 def test_two_replicas_and_a_disruption_budget_of_one() -> None:
     deployment = one("Deployment")
     assert deployment["spec"]["replicas"] == 2
