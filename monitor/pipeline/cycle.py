@@ -10,6 +10,7 @@ one.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -147,6 +148,10 @@ class TenantPipeline:
         self._persist_interval = persist_interval
         self._persisted_at: datetime | None = None
         self.state = EngineState()
+        # one evaluation at a time: each starts from the state the previous one committed (two
+        # at once, e.g. an agent cycle and the staleness check, would each commit a state that
+        # lacks the other's changes, and a condition lost that way fires again)
+        self._evaluating = asyncio.Lock()
         self.evaluations: list[AgentEvaluation] = []
         self.open_transitions: dict[str, AlertTransition] = {}
 
@@ -195,29 +200,32 @@ class TenantPipeline:
             return
         now = max(s.taken_at for s in snapshots)
         agents = [a for s in snapshots for a in s.agents]
-        schedules = await self.schedules_at(now)
-        result = evaluate_agents(
-            self.state,
-            tenant=self.tenant,
-            now=now,
-            agents=agents,
-            schedules=schedules,
-            ruleset=self.ruleset,
-            approvals=await self.approvals_at(now),
-        )
-        self.evaluations = list(result.evaluations)
-        await self._tell_accruals(result.accruals)
-        await self._commit(result.state, result.transitions)
+        async with self._evaluating:
+            schedules = await self.schedules_at(now)
+            approvals = await self.approvals_at(now)
+            result = evaluate_agents(
+                self.state,
+                tenant=self.tenant,
+                now=now,
+                agents=agents,
+                schedules=schedules,
+                ruleset=self.ruleset,
+                approvals=approvals,
+            )
+            self.evaluations = list(result.evaluations)
+            await self._tell_accruals(result.accruals)
+            await self._commit(result.state, result.transitions)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
-        result = evaluate_queues(
-            self.state,
-            tenant=self.tenant,
-            now=snapshot.taken_at,
-            queues=snapshot.queues,
-            ruleset=self.ruleset,
-        )
-        await self._commit(result.state, result.transitions)
+        async with self._evaluating:
+            result = evaluate_queues(
+                self.state,
+                tenant=self.tenant,
+                now=snapshot.taken_at,
+                queues=snapshot.queues,
+                ruleset=self.ruleset,
+            )
+            await self._commit(result.state, result.transitions)
         for observer in self._queue_observers:
             await observer(snapshot)
 
@@ -226,13 +234,14 @@ class TenantPipeline:
 
     async def close_books(self, now: datetime) -> list[Accrual]:
         """Account time up to `now` without a new observation (end of a replay window)."""
-        schedules = await self.schedules_at(now)
-        state, accruals = account_until(
-            self.state, now=now, schedules=schedules, ruleset=self.ruleset
-        )
-        await self._tell_accruals(accruals)
-        self.state = state
-        await self.persist()
+        async with self._evaluating:
+            schedules = await self.schedules_at(now)
+            state, accruals = account_until(
+                self.state, now=now, schedules=schedules, ruleset=self.ruleset
+            )
+            await self._tell_accruals(accruals)
+            self.state = state
+            await self.persist()
         return list(accruals)
 
     async def _tell_accruals(self, accruals: Sequence[Accrual]) -> None:
@@ -316,14 +325,15 @@ class TenantPipeline:
 
     async def check_staleness(self, last_success: Mapping[str, datetime]) -> None:
         """Evaluate the stale_data rule against the pollers' last successful poll times."""
-        result = evaluate_staleness(
-            self.state,
-            tenant=self.tenant,
-            now=self._clock.now(),
-            last_success=last_success,
-            ruleset=self.ruleset,
-        )
-        await self._commit(result.state, result.transitions)
+        async with self._evaluating:
+            result = evaluate_staleness(
+                self.state,
+                tenant=self.tenant,
+                now=self._clock.now(),
+                last_success=last_success,
+                ruleset=self.ruleset,
+            )
+            await self._commit(result.state, result.transitions)
 
 
 class PipelineSet:
