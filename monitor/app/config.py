@@ -21,6 +21,7 @@ reads files named like the environment keys without the prefix
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -466,11 +467,23 @@ class ReplicasConfig(_Model):
 
     enabled: bool = False
     """Off: this process works every tenant, as one replica always did."""
-    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^:\s]+$")
+    id: str | None = None
     """This replica's name in leases, metrics and /readyz (default: host name and process id)."""
     lease_ttl: OptionalSeconds = None
     """How long a lease outlives its holder (default: two of the shortest agent-state cadence).
     Leases are renewed four times per TTL; a dead replica's tenants move within TTL + TTL / 4."""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _replica_id(cls, value: object) -> object:
+        # a lease holds `{id}:{token}`: the id must not contain the separator
+        text = _str_id(value)
+        if text is not None and (
+            not isinstance(text, str) or not re.fullmatch(r"[^:\s]{1,100}", text)
+        ):
+            expected = "a name of 1-100 characters without ':' or spaces"
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return text
 
 
 class Config(_Model):

@@ -284,3 +284,19 @@ def test_endpoint_settings_and_pause_types_load(tmp_path: Path) -> None:
         "access_point_tickers": True,
     }
     assert tenant.pause_types == {"4812": "Lunch"}
+
+
+def test_replicas_section_defaults_and_a_bad_replica_id(tmp_path: Path) -> None:
+    """Replicas are off by default; an id that would break a lease value is refused by name."""
+    config = load_config(write(tmp_path, MINIMAL), environ={})
+    assert config.replicas.enabled is False
+    assert config.replicas.id is None
+    assert config.replicas.lease_ttl is None
+    path = write(tmp_path, MINIMAL + "replicas:\n  enabled: true\n  id: 7\n  lease_ttl: 20s\n")
+    config = load_config(path, environ={})
+    assert (config.replicas.id, config.replicas.lease_ttl) == ("7", 20.0)
+    error = error_of(path, environ={"PUZZEL_MONITOR_REPLICAS__ID": "host:1"})
+    assert str(error) == (
+        "environment PUZZEL_MONITOR_REPLICAS__ID: replicas.id: expected a name of 1-100 "
+        "characters without ':' or spaces, got 'host:1'"
+    )
