@@ -505,6 +505,9 @@ class Config(_Model):
             if tenant.customer_key in seen:
                 raise ValueError(f"tenant {tenant.customer_key!r} is configured twice")
             seen.add(tenant.customer_key)
+        if self.replicas.enabled and "outbox" in seen:
+            # the delivery lease is named like a tenant's (`{prefix}:outbox:lease`)
+            raise ValueError("a tenant named 'outbox' cannot be shared by replicas; got one")
         return self
 
     def tenant(self, tenant_id: str) -> TenantConfig:

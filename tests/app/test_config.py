@@ -300,3 +300,9 @@ def test_replicas_section_defaults_and_a_bad_replica_id(tmp_path: Path) -> None:
         "environment PUZZEL_MONITOR_REPLICAS__ID: replicas.id: expected a name of 1-100 "
         "characters without ':' or spaces, got 'host:1'"
     )
+
+
+def test_a_tenant_named_like_the_delivery_lease_is_refused_with_replicas(tmp_path: Path) -> None:
+    text = MINIMAL.replace("id: 12345", "id: outbox") + "replicas: {enabled: true}\n"
+    assert "'outbox'" in str(error_of(write(tmp_path, text)))
+    assert load_config(write(tmp_path, MINIMAL.replace("id: 12345", "id: outbox")), environ={})
