@@ -507,7 +507,10 @@ class Config(_Model):
             seen.add(tenant.customer_key)
         if self.replicas.enabled and "outbox" in seen:
             # the delivery lease is named like a tenant's (`{prefix}:outbox:lease`)
-            raise ValueError("a tenant named 'outbox' cannot be shared by replicas; got one")
+            raise ValueError(
+                "expected no tenant named 'outbox' with replicas.enabled (the outbox's delivery "
+                "lease has that name), got tenant 'outbox'"
+            )
         return self
 
     def tenant(self, tenant_id: str) -> TenantConfig:
