@@ -203,6 +203,9 @@ class TenantPipeline:
         async with self._evaluating:
             schedules = await self.schedules_at(now)
             approvals = await self.approvals_at(now)
+            # every read awaited before `self.state` is taken, and under the lock: the staleness
+            # check and the queue poll commit states of their own, and an engine state taken
+            # before they did would drop what they committed (an alert would fire twice)
             result = evaluate_agents(
                 self.state,
                 tenant=self.tenant,
