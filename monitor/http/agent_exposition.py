@@ -32,6 +32,17 @@ from monitor.engine.model import Accrual, AgentEvaluation
 # client_python's number format (Go's), so that lines equal its own
 go_float: Callable[[float], str] = floatToGoString
 
+
+def fmt(value: float) -> str:
+    """`floatToGoString(value)`, without its call for the common case: its result is `repr`
+    unless the value is infinite or NaN (`inf`, `nan`) or positive with more than six digits
+    before the point (Go's exponent form)."""
+    r = repr(value)
+    if "n" in r or (value > 0 and r.find(".") > 6):
+        return go_float(value)
+    return r
+
+
 COUNTER_FIELDS = (
     "adherent_seconds",
     "scheduled_seconds",
@@ -178,7 +189,7 @@ class AgentLines:
             if cached is None or cached[0] != inputs:
                 aid, tt = self.labels(*key)
                 prefix = f"{{{aid},{tt} "
-                cached = (inputs, tuple(f"{prefix}{go_float(v)}\n" for v in inputs))
+                cached = (inputs, tuple(f"{prefix}{fmt(v)}\n" for v in inputs))
             seen[key] = cached
             for lines, line in zip(out.counters, cached[1], strict=True):
                 lines.append(line)
