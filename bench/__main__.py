@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cycle, economy, latency, scale, scrape
+from bench import cycle, economy, latency, replay, scale, scrape
 from bench.common import BenchResult, RedisProcess, machine
 from bench.report import table
 from monitor.app.logging import configure_logging
 from monitor.app.testing import RedisServer
 
-NAMES = ("cycle", "economy", "scale", "latency", "scrape")
+NAMES = ("cycle", "economy", "scale", "latency", "scrape", "replay")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Plan:
     memory_cycles: int
     scale_cycles: int
     scale_steps: int
+    replay_sizes: list[int]
 
     @classmethod
     def full(cls) -> Plan:
@@ -54,6 +55,7 @@ class Plan:
             memory_cycles=720,
             scale_cycles=3,
             scale_steps=3,
+            replay_sizes=[50, 500],
         )
 
     @classmethod
@@ -71,6 +73,7 @@ class Plan:
             memory_cycles=60,
             scale_cycles=2,
             scale_steps=1,
+            replay_sizes=[50],
         )
 
 
@@ -138,6 +141,9 @@ async def run_all(names: list[str], plan: Plan, redis: RedisServer) -> list[Benc
                 memory_job=memory_job,
             ),
         )
+    if "replay" in names:
+        out_dir = Path(".bench-out")
+        await one("replay", asyncio.to_thread(replay.run, sizes=plan.replay_sizes, out_dir=out_dir))
     order = {n: i for i, n in enumerate(NAMES)}
     results.sort(key=lambda r: order.get(r.name, 99))
     return results
