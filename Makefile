@@ -7,7 +7,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-DEBIAN_BINARIES := redis-server:redis-server prometheus:prometheus promtool:prometheus \
+DEBIAN_BINARIES := redis-server:redis-server redis-sentinel:redis-sentinel prometheus:prometheus \
+	promtool:prometheus \
 	prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager
 
 .PHONY: test demo bench lint typecheck deps system-deps clean

@@ -28,6 +28,8 @@ _HANDLERS = {
     "report intervals": "monitor.app.report_cli:intervals_command",
     "approvals add": "monitor.app.approvals_cli:add_command",
     "approvals withdraw": "monitor.app.approvals_cli:withdraw_command",
+    "slack-users import": "monitor.app.slack_users_cli:import_command",
+    "slack-users show": "monitor.app.slack_users_cli:show_command",
     "mcp": "monitor.app.mcp_cli:mcp_command",
     "mcp-token": "monitor.app.mcp_cli:token_command",
 }
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     _add_report(sub)
     _add_approvals(sub)
+    _add_slack_users(sub)
     _add_mcp(sub)
     return p
 
@@ -201,6 +204,22 @@ def _add_approvals(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         p.add_argument("--timezone")
 
 
+def _add_slack_users(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    su = sub.add_parser(
+        "slack-users", help="map Puzzel users to Slack users (for direct messages to agents)"
+    ).add_subparsers(dest="slack_users_command", required=True, metavar="ACTION")
+    si = su.add_parser("import", help="import a CSV, YAML or JSON mapping file")
+    si.add_argument("file")
+    si.add_argument("--format", choices=["csv", "yaml"], help="default: from the suffix")
+    si.add_argument("--replace", action="store_true", help="unmap agents not in the file")
+    si.add_argument("--dry-run", action="store_true", help="validate only, write nothing")
+    ss = su.add_parser("show", help="list the mapping and what Slack answered for e-mails")
+    for p in (si, ss):
+        p.add_argument("--tenant", required=True)
+        p.add_argument("-c", "--config", help="configuration file (for Redis and the tenant)")
+        p.add_argument("--redis-url", help="Redis URL (overrides the config)")
+
+
 def _add_mcp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     m = sub.add_parser(
         "mcp", help="the MCP server on stdio, for a desktop assistant ($PUZZEL_MCP_TOKEN)"
@@ -235,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = f"rules {args.rules_command}"
     elif key == "report":
         key = f"report {args.report_command}"
+    elif key == "slack-users":
+        key = f"slack-users {args.slack_users_command}"
     elif key == "approvals":
         key = f"approvals {args.approvals_command}"
     module_name, func_name = _HANDLERS[key].split(":")

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from monitor.core.durations import parse_duration
+from monitor.engine.model import RuleName
 
 
 def _duration(value: object) -> timedelta:
@@ -63,6 +64,49 @@ class SlackSinkConfig(_Model):
     min_interval: Duration = timedelta(seconds=1)  # Slack allows about one message per second
 
 
+class TeamsSinkConfig(_Model):
+    """A Microsoft Teams Workflows webhook (the flow "When a Teams webhook request is received")."""
+
+    type: Literal["teams"]
+    webhook_url: HttpUrlSecret  # carries its own credential (the flow's signature)
+    timeout: Duration = timedelta(seconds=10)
+    min_interval: Duration = timedelta(seconds=1)
+    max_alerts: int = Field(default=25, ge=1, le=100)  # per card; more go in the next card
+
+
+def _bot_token(value: SecretStr) -> SecretStr:
+    # the token is never echoed, not even in part: only what kind of token it is not
+    if not value.get_secret_value().startswith("xoxb-"):
+        raise ValueError("expected a Slack bot token (xoxb-...); got a value of another kind")
+    return value
+
+
+# the rules about an agent's own conduct, which the agent can act on
+DEFAULT_DM_RULES = ["break_overrun", "long_pause", "late_login"]
+
+
+class SlackDmSinkConfig(_Model):
+    """Direct messages to the agent an alert is about, by a Slack bot (scopes `chat:write`,
+    and `users:read.email` for mappings by e-mail). Only alerts about one agent, of `rules`."""
+
+    type: Literal["slack_dm"]
+    bot_token: Annotated[SecretStr, AfterValidator(_bot_token)]
+    rules: list[str] = Field(default_factory=lambda: list(DEFAULT_DM_RULES), min_length=1)
+    api_url: HttpUrl = "https://slack.com/api"
+    timeout: Duration = timedelta(seconds=10)
+    min_interval: Duration = timedelta(seconds=1)  # per agent: Slack allows ~1 message/s/channel
+    email_cache_ttl: Duration = timedelta(days=1)  # how long an e-mail's user id is trusted
+    unresolved_retry: Duration = timedelta(hours=1)  # an unknown e-mail is asked again after
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> SlackDmSinkConfig:
+        known = {r.value for r in RuleName}
+        unknown = [r for r in self.rules if r not in known]
+        if unknown:
+            raise ValueError(f"rules: unknown rule(s) {unknown}; known rules: {sorted(known)}")
+        return self
+
+
 class WebhookSinkConfig(_Model):
     type: Literal["webhook"]
     url: HttpUrlSecret  # may carry a token in its query string, so it is a secret too
@@ -81,7 +125,12 @@ class AlertmanagerSinkConfig(_Model):
 
 
 SinkConfig = Annotated[
-    ConsoleSinkConfig | SlackSinkConfig | WebhookSinkConfig | AlertmanagerSinkConfig,
+    ConsoleSinkConfig
+    | SlackSinkConfig
+    | SlackDmSinkConfig
+    | TeamsSinkConfig
+    | WebhookSinkConfig
+    | AlertmanagerSinkConfig,
     Field(discriminator="type"),
 ]
 

@@ -60,6 +60,13 @@ class AlertMetrics:
             ["sink"],
             registry=registry,
         )
+        self.dropped = Counter(
+            "puzzelmon_notifications_dropped",
+            "Notifications a sink could not address and dropped on purpose, by reason "
+            "(Slack DMs: unmapped agent, e-mail unknown to Slack).",
+            ["sink", "reason"],
+            registry=registry,
+        )
         self.breaker_state = Gauge(
             "puzzelmon_sink_breaker_state",
             "Per sink: 0 delivering normally, 1 failing and waiting out its backoff, "

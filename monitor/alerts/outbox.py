@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -50,10 +50,22 @@ from monitor.alerts.store import AlertRecord, AlertStore
 from monitor.core.clock import Clock
 from monitor.core.keys import RedisKeys
 from monitor.engine.model import AlertTransition
+from monitor.pipeline.leases import Fence, FencedOut
 
 log = structlog.get_logger(__name__)
 
 FIRST = "first"
+
+
+class DeliveryGate(Protocol):
+    """Whether this process delivers the outbox now (several replicas share one outbox; one
+    delivers at a time, under a lease). `fence` is None while another replica delivers."""
+
+    @property
+    def fence(self) -> Fence | None: ...
+
+    def lost(self, error: FencedOut) -> None:
+        """A write was refused: another replica delivers now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,17 +270,24 @@ class Outbox:
 
     # --- writing ---------------------------------------------------------------------------
 
-    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
+    async def publish_transitions(
+        self, transitions: Sequence[AlertTransition], *, fence: Fence | None = None
+    ) -> None:
         """Publish engine transitions (the pipeline's `AlertPublisher`)."""
         alerts = [alert_from_transition(t, dashboard_url=self.dashboard_url) for t in transitions]
-        await self.publish(alerts, fired_at=[t.ideal_at for t in transitions])
+        await self.publish(alerts, fired_at=[t.ideal_at for t in transitions], fence=fence)
 
     async def publish(
-        self, alerts: Sequence[Alert], *, fired_at: Sequence[datetime | None] | None = None
+        self,
+        alerts: Sequence[Alert],
+        *,
+        fired_at: Sequence[datetime | None] | None = None,
+        fence: Fence | None = None,
     ) -> int:
         """Record the alerts and write their notifications to the stream, all in one
         transaction (WATCH/MULTI); returns the number of entries written. `fired_at` (one per
-        alert) is when each should have fired, for alerts published late."""
+        alert) is when each should have fired, for alerts published late. With `fence`, the
+        transaction also watches the fencing token and raises `FencedOut` if it is not ours."""
         await self.ensure_groups()
         if not alerts:
             return 0
@@ -277,7 +296,7 @@ class Outbox:
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(self.store.key)
+                    await _watch(pipe, self.store.key, fence)
                     fps = list(dict.fromkeys(a.fingerprint for a in alerts))
                     raws = await pipe.hmget(self.store.key, fps)
                     current = {
@@ -313,12 +332,13 @@ class Outbox:
         self,
         fingerprint: str,
         plan: Callable[[AlertRecord | None], tuple[AlertRecord, Notification | None] | None],
+        fence: Fence | None = None,
     ) -> int:
         """Read-modify-write one record and append its notification, atomically (WATCH/MULTI)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(self.store.key)
+                    await _watch(pipe, self.store.key, fence)
                     raw = await pipe.hget(self.store.key, fingerprint)
                     existing = AlertRecord.from_json(raw) if raw is not None else None
                     planned = plan(existing)
@@ -335,7 +355,7 @@ class Outbox:
                 except WatchError:
                     continue
 
-    async def tick(self) -> int:
+    async def tick(self, fence: Fence | None = None) -> int:
         """Enqueue due repeats and escalations of still-firing alerts; forget old resolves."""
         await self.ensure_groups()
         now = self.clock.now()
@@ -352,13 +372,14 @@ class Outbox:
                 )
             ]
             if due:
-                written += await self._update(alert.fingerprint, self._plan_repeat(alert, now))
+                plan = self._plan_repeat(alert, now)
+                written += await self._update(alert.fingerprint, plan, fence)
             for esc in self.router.escalations_for(alert):
                 if esc.name not in record.escalated and escalation_due(
                     alert.starts_at, esc.after, now
                 ):
                     plan = self._plan_escalation(alert, esc.name, now)
-                    written += await self._update(alert.fingerprint, plan)
+                    written += await self._update(alert.fingerprint, plan, fence)
         await self.store.forget_resolved(self.resolved_retention, now)
         return written
 
@@ -379,7 +400,9 @@ class Outbox:
                 return None
             targets: dict[str, datetime | None] = {}
             for route in due:
-                for sink, hold in Router((route,)).targets(alert, now).items():
+                # this route alone, with the router's per-sink filters (a DM sink's rules)
+                only = replace(self.router, routes=(route,), escalations=())
+                for sink, hold in only.targets(alert, now).items():
                     targets[sink] = targets.get(sink, hold)
             seq = existing.seq + 1
             record = existing.with_(
@@ -396,7 +419,8 @@ class Outbox:
             if existing is None or existing.alert != alert or name in existing.escalated:
                 return None
             esc = next(e for e in self.router.escalations if e.name == name)
-            targets = Router((), (esc,)).targets(alert, now, include_escalations=True)
+            only = replace(self.router, routes=(), escalations=(esc,))
+            targets = only.targets(alert, now, include_escalations=True)
             record = existing.with_(escalated=(*existing.escalated, name))
             return record, Notification(alert, f"escalation:{name}", targets, now)
 
@@ -457,6 +481,15 @@ class Outbox:
         if floor and len(floor) >= len(self.sinks):
             ms, seq = min(floor)
             await self.redis.xtrim(self.stream, minid=f"{ms}-{seq}", approximate=False)
+
+
+async def _watch(pipe: Any, key: str, fence: Fence | None) -> None:
+    """WATCH `key` (and the fencing token, checked now: a change before EXEC aborts it)."""
+    if fence is None:
+        await pipe.watch(key)
+        return
+    await pipe.watch(key, fence.key)
+    await fence.verify(pipe)
 
 
 def _text(value: bytes | str) -> str:
@@ -646,8 +679,16 @@ class SinkWorker:
         claim_idle: timedelta = timedelta(minutes=1),
         idempotency_ttl: timedelta = timedelta(days=2),
         read_count: int = 500,
+        gate: DeliveryGate | None = None,
+        reload_interval: float = 5.0,
     ) -> None:
         self.outbox = outbox
+        # several replicas: deliver only while the gate's lease is ours, and then everything
+        # (other consumers' pending entries are claimed at every reload, `reload_interval`)
+        self.gate = gate
+        self.reload_interval = reload_interval
+        self._fence: Fence | None = None
+        self._loaded_at: float | None = None
         self.name = name
         self.sink = sink
         self.clock = clock
@@ -718,6 +759,12 @@ class SinkWorker:
                 if failures:
                     log.info("outbox.redis_recovered", sink=self.name, failures=failures)
                 failures = 0
+            except FencedOut as exc:
+                self._backlog = None  # another replica delivers now: hold nothing
+                self._fence = None
+                if self.gate is not None:
+                    self.gate.lost(exc)
+                await self._sleep(self.poll_interval, nudgeable=False)
             except RedisError as exc:
                 failures += 1
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
@@ -765,14 +812,16 @@ class SinkWorker:
                 break
             entries.extend(_entries(rows, recovered=recovered))
             last = _text(rows[-1][0])
-        # then other consumers' idle ones (another instance that died)
+        # then other consumers' idle ones (another instance that died); under a gate, all of
+        # them: only the lease holder delivers, so whatever another consumer holds is orphaned
+        idle_ms = 0 if self.gate is not None else int(self.claim_idle.total_seconds() * 1000)
         start = "0-0"
         while True:
             claimed: Any = await self._redis.xautoclaim(
                 self.outbox.stream,
                 self.name,
                 self.consumer,
-                min_idle_time=int(self.claim_idle.total_seconds() * 1000),
+                min_idle_time=idle_ms,
                 start_id=start,
                 count=self.read_count,
             )
@@ -784,6 +833,7 @@ class SinkWorker:
                 break
         entries.sort(key=lambda e: _parse_id(_text(e.id)))
         self._loaded_once = True
+        self._loaded_at = self.clock.monotonic()
         return entries
 
     async def _read_new(self) -> list[_Entry]:
@@ -796,6 +846,9 @@ class SinkWorker:
         """Read what is new, deliver what is ready, then wait a little if nothing moved."""
         if self.stopping.is_set():
             return  # draining: no new batches
+        if not self._gate_open():
+            await self._sleep(self.poll_interval, nudgeable=False)
+            return
         if self._to_requeue:
             await self.outbox.requeue(self._to_requeue)
             self._to_requeue = []
@@ -811,6 +864,24 @@ class SinkWorker:
             delay = min(delay, max(0.0, (wake - self.clock.now()).total_seconds()))
         if wake is None or delay > 0:
             await self._sleep(delay)
+
+    def _gate_open(self) -> bool:
+        """Without a gate, always. With one: while its lease is ours; a new lease (a new
+        fencing token) and every `reload_interval` re-read the backlog, claiming orphans."""
+        if self.gate is None:
+            return True
+        fence = self.gate.fence
+        if fence is None:
+            self._backlog = None
+            self._fence = None
+            return False
+        stale = self._loaded_at is None or (
+            self.clock.monotonic() - self._loaded_at >= self.reload_interval
+        )
+        if fence != self._fence or stale:
+            self._fence = fence
+            self._backlog = None
+        return True
 
     async def _ack(self, entries: Iterable[_Entry]) -> None:
         ids = [e.id for e in entries]
@@ -953,6 +1024,8 @@ class SinkWorker:
             if self.breaker.failures:
                 self._count("retries")
             self.breaker.attempting()
+            if self._fence is not None:  # another replica may deliver now: do not send twice
+                await self._fence.verify(self._redis)
             try:
                 await self.sink.send([n.alert for n in notifications], deliveries)
             except SinkError as exc:
@@ -999,6 +1072,10 @@ class SinkWorker:
         while True:
             try:
                 async with self._redis.pipeline(transaction=True) as pipe:
+                    if self._fence is not None:  # acknowledged only while we deliver
+                        await pipe.watch(self._fence.key)
+                        await self._fence.verify(pipe)
+                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
                     for n in notifications:
                         pipe.set(self.outbox.sent_key(self.name, n), b"1", nx=True, ex=ttl)
                         if n.alert.status == "firing":
@@ -1070,6 +1147,7 @@ class Dispatcher:
         self.clock = clock
         self.metrics = metrics
         self.tick_interval = tick_interval
+        self.gate: DeliveryGate | None = worker_options.get("gate")
         self.workers = {
             name: SinkWorker(
                 outbox, name, sink, clock=clock, metrics=metrics, snoozes=snoozes, **worker_options
@@ -1092,7 +1170,7 @@ class Dispatcher:
         redis_failing = False
         while not self._stopping.is_set():
             try:
-                await self.outbox.tick()
+                await self._tick()
                 await self.outbox.trim()
                 if self.metrics is not None:
                     self.metrics.outbox.snapshot = await self.outbox.backlog()
@@ -1101,6 +1179,9 @@ class Dispatcher:
                 if not redis_failing:  # once per outage: the Redis guard reports the rest
                     log.warning("outbox.timer_redis_error", error=type(exc).__name__)
                 redis_failing = True
+            except FencedOut as exc:
+                if self.gate is not None:
+                    self.gate.lost(exc)
             except Exception:
                 log.exception("outbox.timer_error")  # keep ticking: repeats must not stop
             sleeper = asyncio.ensure_future(self.clock.sleep(self.tick_interval))
@@ -1110,6 +1191,13 @@ class Dispatcher:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+
+    async def _tick(self) -> None:
+        """Repeats and escalations: by the delivering replica only, fenced by its lease."""
+        if self.gate is None:
+            await self.outbox.tick()
+        elif (fence := self.gate.fence) is not None:
+            await self.outbox.tick(fence)
 
     def begin_stop(self) -> None:
         """Start no new batch from now on (requests in flight go on); `stop` waits for them."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.alerts.config import AlertingConfig, Matchers, QuietHoursConfig
+from monitor.alerts.config import AlertingConfig, Matchers, QuietHoursConfig, SlackDmSinkConfig
 from monitor.alerts.model import Alert
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -95,6 +95,9 @@ class Router:
     routes: tuple[Route, ...]
     escalations: tuple[Escalation, ...] = ()
     all_sinks: tuple[str, ...] = field(default=())
+    # sinks that take only some alerts whatever the routes say: sink -> the agent rules it
+    # takes (a direct message goes to the agent an alert is about, so only agent alerts)
+    agent_rules_only: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: AlertingConfig) -> Router:
@@ -130,7 +133,19 @@ class Router:
             Escalation(e.name, e.match, e.after, tuple(e.sinks), default_quiet)
             for e in config.escalations
         )
-        return cls(routes, escalations, tuple(config.sinks))
+        only = {
+            name: frozenset(cfg.rules)
+            for name, cfg in config.sinks.items()
+            if isinstance(cfg, SlackDmSinkConfig)
+        }
+        return cls(routes, escalations, tuple(config.sinks), only)
+
+    def takes(self, sink: str, alert: Alert) -> bool:
+        """Whether `sink` takes `alert` at all (routes aside)."""
+        rules = self.agent_rules_only.get(sink)
+        if rules is None:
+            return True
+        return "agent" in alert.labels and alert.labels.get("alertname", "") in rules
 
     @classmethod
     def to_all(cls, sinks: Sequence[str], repeat_interval: timedelta = timedelta(0)) -> Router:
@@ -164,7 +179,7 @@ class Router:
             pairs += [(e.sinks, e.quiet) for e in self.escalations_for(alert)]
         for sinks, quiet in pairs:
             hold = quiet_until(quiet, now)
-            for sink in sinks:
+            for sink in (s for s in sinks if self.takes(s, alert)):
                 if sink in out:
                     prev = out[sink]
                     out[sink] = None if prev is None or hold is None else min(prev, hold)

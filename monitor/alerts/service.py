@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import aiohttp
@@ -17,7 +17,9 @@ from monitor.alerts.config import (
     AlertmanagerSinkConfig,
     ConsoleSinkConfig,
     SinkConfig,
+    SlackDmSinkConfig,
     SlackSinkConfig,
+    TeamsSinkConfig,
     WebhookSinkConfig,
 )
 from monitor.alerts.metrics import AlertMetrics
@@ -28,10 +30,14 @@ from monitor.alerts.sinks.alertmanager import AlertmanagerResender, Alertmanager
 from monitor.alerts.sinks.base import Sink
 from monitor.alerts.sinks.console import ConsoleSink
 from monitor.alerts.sinks.slack import SlackSink
+from monitor.alerts.sinks.slack_dm import SlackDmSink
+from monitor.alerts.sinks.teams import TeamsSink
 from monitor.alerts.sinks.webhook import WebhookSink
+from monitor.alerts.slack_users import SlackUserStore
 from monitor.alerts.snooze import SnoozeStore
 from monitor.core.clock import Clock
 from monitor.engine.model import AlertTransition
+from monitor.pipeline.leases import Fence
 
 
 def build_sink(
@@ -42,9 +48,24 @@ def build_sink(
     session: aiohttp.ClientSession | None,
     console_stream: TextIO | None = None,
     external_url: str = "",
+    users: SlackUserStore | None = None,
+    dropped: Callable[[str], None] | None = None,
 ) -> Sink:
     if isinstance(config, ConsoleSinkConfig):
         return ConsoleSink(console_stream)
+    if isinstance(config, TeamsSinkConfig):
+        return TeamsSink(
+            config.webhook_url,
+            clock=clock,
+            session=session,
+            timeout=config.timeout.total_seconds(),
+            min_interval=config.min_interval.total_seconds(),
+            max_alerts=config.max_alerts,
+        )
+    if isinstance(config, SlackDmSinkConfig):
+        if users is None:
+            raise ValueError(f"sink {name!r}: a Slack DM sink needs the Slack user mapping")
+        return _slack_dm(config, users, clock=clock, session=session, dropped=dropped)
     if isinstance(config, SlackSinkConfig):
         return SlackSink(
             config.webhook_url,
@@ -69,6 +90,28 @@ def build_sink(
         session=session,
         bearer_token=config.bearer_token,
         timeout=config.timeout.total_seconds(),
+    )
+
+
+def _slack_dm(
+    config: SlackDmSinkConfig,
+    users: SlackUserStore,
+    *,
+    clock: Clock,
+    session: aiohttp.ClientSession | None,
+    dropped: Callable[[str], None] | None,
+) -> SlackDmSink:
+    return SlackDmSink(
+        config.bot_token,
+        users,
+        clock=clock,
+        api_url=config.api_url,
+        session=session,
+        timeout=config.timeout.total_seconds(),
+        min_interval=config.min_interval.total_seconds(),
+        email_cache_ttl=config.email_cache_ttl.total_seconds(),
+        unresolved_retry=config.unresolved_retry.total_seconds(),
+        dropped=dropped,
     )
 
 
@@ -102,6 +145,7 @@ class AlertingService:
             dashboard_url=config.dashboard_url,
         )
         self.metrics = AlertMetrics(registry) if registry is not None else None
+        self.slack_users = SlackUserStore(redis, key_prefix=key_prefix)
         self.sinks: dict[str, Sink] = {
             name: build_sink(
                 name,
@@ -110,6 +154,8 @@ class AlertingService:
                 session=session,
                 console_stream=console_stream,
                 external_url=config.dashboard_url or "",
+                users=self.slack_users,
+                dropped=functools.partial(self._dropped, name),
             )
             for name, cfg in config.sinks.items()
         }
@@ -139,12 +185,22 @@ class AlertingService:
             **worker_options,
         )
 
+    def _dropped(self, sink: str, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.dropped.labels(sink=sink, reason=reason).inc()
+
     def _backing_off(self, sink: str) -> bool:
         worker = self.dispatcher.workers.get(sink)
         return worker is not None and worker.breaker.wait_time() > 0
 
-    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
-        await self.outbox.publish_transitions(transitions)
+    async def publish_transitions(
+        self, transitions: Sequence[AlertTransition], *, fence: Fence | None = None
+    ) -> None:
+        await self.outbox.publish_transitions(transitions, fence=fence)
+
+    def fenced(self, fence: Fence) -> FencedPublisher:
+        """The `AlertPublisher` of one tenant worked under a lease: its writes check `fence`."""
+        return FencedPublisher(self, fence)
 
     async def reannounce(self, transitions: Sequence[AlertTransition]) -> int:
         """Publish open alerts again after Redis lost its data (see `Outbox.reannounce`)."""
@@ -169,3 +225,14 @@ class AlertingService:
 
     def routes(self) -> list[web.RouteDef]:
         return alert_routes(self.outbox.store, self.snoozes, clock=self.clock)
+
+
+class FencedPublisher:
+    """An `AlertPublisher` whose every write is fenced by one tenant's lease."""
+
+    def __init__(self, alerting: AlertingService, fence: Fence) -> None:
+        self.alerting = alerting
+        self.fence = fence
+
+    async def publish_transitions(self, transitions: Sequence[AlertTransition]) -> None:
+        await self.alerting.publish_transitions(transitions, fence=self.fence)

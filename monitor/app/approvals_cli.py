@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,7 +23,7 @@ from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 from monitor.history.approvals import ApprovalStore
 from monitor.history.approvals_api import request_from
 from monitor.history.report import ReportError
-from monitor.history.store import HistoryStore
+from monitor.history.store import DEFAULT_RETENTION, HistoryStore
 
 
 def add_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
@@ -45,9 +46,15 @@ def _run(args: argparse.Namespace, action: Action, out: TextIO) -> int:
     async def go() -> dict[str, Any] | str:
         try:
             tz = ZoneInfo(await resolve_zone(args, config, redis))
-            store = ApprovalStore(
-                HistoryStore(redis, tenants={args.tenant: tz}, clock=SystemClock())
+            keep = (
+                timedelta(seconds=config.history.approvals_retention)
+                if config is not None
+                else DEFAULT_RETENTION
             )
+            history = HistoryStore(
+                redis, tenants={args.tenant: tz}, clock=SystemClock(), approvals_retention=keep
+            )
+            store = ApprovalStore(history)
             return await action(args, store, tz)
         except ZoneInfoNotFoundError:
             return f"--timezone={args.timezone!r}: unknown time zone"

@@ -181,7 +181,7 @@ CredentialsConfig = Annotated[
     ),
 ]
 _CREDENTIAL_TAGS = ("puzzel_id", "password")
-_SINK_TAGS = ("console", "slack", "webhook", "alertmanager")  # alerting.sinks' `type:` tags
+_SINK_TAGS = ("console", "slack", "slack_dm", "teams", "webhook", "alertmanager")  # `type:` tags
 
 
 class CadencesConfig(_Model):
@@ -314,17 +314,93 @@ class TenantConfig(_Model):
 # --- the rest --------------------------------------------------------------------------------
 
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SENTINEL_PORT = 26379
+
+
+def _sentinel_address(value: object) -> object:
+    """`host:port`, `[v6]:port` or a bare host (Sentinel's port 26379) -> (host, port)."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        value = f"{value[0]}:{value[1]}"
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a Sentinel address 'host:port', got {value!r}")
+    text = value.strip()
+    host, port = text, str(SENTINEL_PORT)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected a Sentinel address 'host:port', got {value!r}")
+    return (host, int(port))
+
+
+def _sentinel_list(value: object) -> object:
+    # an environment override is one string: `a:26379,b:26379`
+    if isinstance(value, str):
+        return [part for part in value.split(",") if part.strip()]
+    return value
+
+
+SentinelAddress = Annotated[tuple[str, int], BeforeValidator(_sentinel_address)]
+
+
 class RedisConfig(_Model):
-    url: str = "redis://127.0.0.1:6379/0"
+    """Either one Redis at `url`, or the primary that Redis Sentinel names (`sentinels` +
+    `service_name`), found again after a failover. With neither, the local default URL."""
+
+    url: str | None = None
     password: SecretStr | None = None
     """Kept apart from the URL so it can come from a secret file; it overrides one in the URL."""
+    sentinels: Annotated[list[SentinelAddress], BeforeValidator(_sentinel_list)] | None = None
+    service_name: str | None = Field(default=None, min_length=1)
+    """The name the Sentinels monitor the primary under (`sentinel monitor <name> ...`)."""
+    sentinel_password: SecretStr | None = None
+    """The Sentinels' own password (`requirepass` in sentinel.conf), if they have one."""
+    db: int = Field(default=0, ge=0)
+    """The database number with Sentinel (a URL names its own)."""
 
     @field_validator("url")
     @classmethod
-    def _redis_url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
         return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _some_sentinels(cls, value: list[tuple[str, int]] | None) -> list[tuple[str, int]] | None:
+        if value is not None and not value:
+            raise ValueError("expected at least one Sentinel address 'host:port', got none")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        sentinel_keys = [k for k in ("sentinels", "service_name", "sentinel_password") if k in data]
+        if "url" in data and data["url"] is not None and sentinel_keys:
+            raise ValueError(
+                f"give either url or sentinels with service_name, not both (got url and "
+                f"{' and '.join(sentinel_keys)})"
+            )
+        if sentinel_keys and not {"sentinels", "service_name"} <= data.keys():
+            lacking = "service_name" if "sentinels" in data else "sentinels"
+            raise ValueError(
+                f"{lacking} is missing: Sentinel needs both sentinels (a list of 'host:port') "
+                "and service_name (the name they monitor the primary under)"
+            )
+        if not sentinel_keys and data.get("url") is None:
+            data = {**data, "url": DEFAULT_REDIS_URL}
+        if "db" in data and "url" in data:
+            raise ValueError("db is for the Sentinel form: a url names its database (/0)")
+        return data
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return self.sentinels is not None
 
 
 class ExporterConfig(_Model):
@@ -341,13 +417,21 @@ class ApiConfig(_Model):
 
 class McpConfig(_Model):
     enabled: bool = False
-    """Serve MCP (streamable HTTP, `/mcp`) next to the monitor in `run`."""
-    host: str = "127.0.0.1"
-    """Loopback by default; put a TLS proxy in front to reach it from elsewhere."""
-    port: int = Field(default=8914, ge=0, le=65535)
-    """Its own port: the SDK's HTTP transport is an ASGI app, the monitor's server aiohttp."""
+    """Serve MCP (streamable HTTP) at `/mcp` on the monitor's port (`exporter.port`) in `run`."""
     audit_maxlen: int = Field(default=100_000, ge=100)
     """The audit stream (`pzm:mcp:audit`) is trimmed to about this many entries."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_own_port(cls, data: Any) -> Any:
+        # MCP had its own port before it moved onto the monitor's: say where it went
+        if isinstance(data, dict) and ({"host", "port"} & set(data)):
+            given = ", ".join(f"mcp.{k}" for k in ("host", "port") if k in data)
+            raise ValueError(
+                f"{given} is no longer used: MCP is served at /mcp on the monitor's own port "
+                "(exporter.host, exporter.port); remove it"
+            )
+        return data
 
 
 class LogConfig(_Model):
@@ -365,15 +449,34 @@ class HistoryConfig(_Model):
 
     retention: Seconds = 90 * 86400.0
     """How long a day's records are kept after the day ends (`90d`)."""
+    approvals_retention: Seconds = 90 * 86400.0
+    """How long an approval is kept after its range ends, and an entry of the approvals' audit
+    trail after it was written (`90d`)."""
+    stream_retention: Seconds = 90 * 86400.0
+    """How far back the queue-interval stream reaches (`XADD ... MINID ~`; `90d`)."""
     interval_minutes: Literal[15, 30] = 15
     """The default width of a report's team intervals."""
     queue_interval_minutes: Literal[15, 30, 60] = 15
     """The width of the visual queues' interval statistics (offered, answered, ...)."""
 
 
+class ReplicasConfig(_Model):
+    """Several `run` processes with the same configuration sharing the tenants on one Redis
+    (README, "Running several replicas")."""
+
+    enabled: bool = False
+    """Off: this process works every tenant, as one replica always did."""
+    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^:\s]+$")
+    """This replica's name in leases, metrics and /readyz (default: host name and process id)."""
+    lease_ttl: OptionalSeconds = None
+    """How long a lease outlives its holder (default: two of the shortest agent-state cadence).
+    Leases are renewed four times per TTL; a dead replica's tenants move within TTL + TTL / 4."""
+
+
 class Config(_Model):
     tenants: list[TenantConfig] = Field(min_length=1)
     redis: RedisConfig = RedisConfig()
+    replicas: ReplicasConfig = ReplicasConfig()
     exporter: ExporterConfig = ExporterConfig()
     api: ApiConfig = ApiConfig()
     mcp: McpConfig = McpConfig()
@@ -560,7 +663,8 @@ def _overlay_secrets_dir(data: dict[str, Any], directory: Path, sources: _Source
 def _is_secret_path(path: Path_) -> bool:
     last = path[-1]
     return isinstance(last, str) and (
-        last in ("client_secret", "password", "token", "hmac_key", "bearer_token")
+        last
+        in ("client_secret", "password", "sentinel_password", "token", "hmac_key", "bearer_token")
         or last.endswith("url")
     )
 
@@ -709,7 +813,15 @@ def _config_error(error: ValidationError, sources: _Sources) -> ConfigError:
 
 
 # keys whose values are secrets: a wrong value is described by its type, never shown
-_SECRET_KEYS = {"password", "client_secret", "token", "bearer_token", "hmac_key", "webhook_url"}
+_SECRET_KEYS = {
+    "password",
+    "client_secret",
+    "token",
+    "bearer_token",
+    "bot_token",
+    "hmac_key",
+    "webhook_url",
+}
 
 
 def _is_secret(path: Path_) -> bool:

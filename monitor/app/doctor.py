@@ -12,8 +12,10 @@ answer is checked against the endpoint's model without the monitor's tolerance h
   `auth problem` or `error` (5xx, timeout, connection, another Puzzel error code).
 
 The HTTP status is read from the session's trace hooks (the client is unchanged); the Puzzel code
-of a successful answer is 0 (the client raises on any other). Exit codes: 0 when authentication
-and the agent-state call are `ok` for every tenant checked, 1 otherwise, 2 on a bad configuration.
+of a successful answer is 0 (the client raises on any other). Then the alert sinks (see
+`monitor.app.doctor_sinks`: a Slack bot token is tried, nothing is posted). Exit codes: 0 when
+authentication and the agent-state call are `ok` for every tenant checked and no sink check
+failed, 1 otherwise, 2 on a bad configuration.
 
 `--record DIR` writes each answer as `DIR/<tenant>/<endpoint>.json`, an envelope
 `{"result": ..., "code": 0}` with personal data replaced by consistent pseudonyms (see `Redactor`);
@@ -39,14 +41,18 @@ import aiohttp
 import orjson
 from pydantic import BaseModel
 
+from monitor.alerts.config import AlertingConfig
 from monitor.app.config import (
     ConfigError,
     PuzzelIdCredentialsConfig,
+    RedisConfig,
     TenantConfig,
     iter_secrets,
     load_config,
 )
+from monitor.app.doctor_sinks import SinkCheck, check_sinks, print_sinks
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import RedisReach, check_reach
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from monitor.puzzel.client import PuzzelClient
@@ -547,7 +553,8 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     level = getattr(args, "log_level", "info") or "info"
     # the table says what the client would log; keep stderr for real trouble unless asked
     configure_logging("error" if level == "info" else level, secrets=iter_secrets(config))
-    reports = asyncio.run(check_tenants(tenants))
+    reach, reports, sinks = asyncio.run(_check_all(config.redis, tenants, config.alerting))
+    print(reach.describe(), file=out)
     record_dir = getattr(args, "record", None)
     for report in reports:
         print_report(report, out)
@@ -556,4 +563,14 @@ def doctor_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             print(
                 f"  recorded {len(files)} answers in {Path(record_dir) / report.tenant}", file=out
             )
-    return EXIT_OK if all(r.healthy for r in reports) else EXIT_FAILED
+    print_sinks(sinks, out)
+    healthy = all(r.healthy for r in reports) and all(s.healthy for s in sinks)
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
+async def _check_all(
+    redis: RedisConfig, tenants: Sequence[TenantConfig], alerting: AlertingConfig
+) -> tuple[RedisReach, list[TenantReport], list[SinkCheck]]:
+    """Redis (reported, not part of the exit code: doctor is about what Puzzel supports), then
+    the tenants, then the alert sinks."""
+    return await check_reach(redis), await check_tenants(tenants), await check_sinks(alerting)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from pydantic import SecretStr
@@ -25,9 +26,11 @@ from monitor.alerts.snooze import SnoozeStore
 from monitor.alerts.store import AlertStore
 from monitor.app.config import Config, ConfigError, iter_secrets, load_config
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import redis_client
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.durations import parse_duration
 from monitor.core.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_RUNTIME
+from monitor.history.store import HistoryStore
 from monitor.mcp.server import monitor_server
 from monitor.mcp.tokens import Grant, TokenRejected, TokenStore
 from monitor.mcp.view import MonitorView, stored_tenants
@@ -52,8 +55,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _redis(config: Config) -> aioredis.Redis:
-    password = config.redis.password.get_secret_value() if config.redis.password else None
-    return aioredis.Redis.from_url(config.redis.url, password=password)
+    return redis_client(config.redis)
 
 
 def _run(name: str, work: Coroutine[Any, Any, int]) -> int:
@@ -103,6 +105,13 @@ async def _serve_stdio(config: Config, token: SecretStr, clock: Clock) -> int:
             snoozes=SnoozeStore(redis, clock=clock, key_prefix=KEY_PREFIX),
             schedules=ScheduleStore(redis, key_prefix=KEY_PREFIX),
             clock=clock,
+            history=HistoryStore(
+                redis,
+                tenants={t.customer_key: ZoneInfo(t.timezone) for t in config.tenants},
+                clock=clock,
+                key_prefix=KEY_PREFIX,
+                approvals_retention=timedelta(seconds=config.history.approvals_retention),
+            ),
         )
         server, _, _ = monitor_server(
             view, redis, key_prefix=KEY_PREFIX, audit_maxlen=config.mcp.audit_maxlen, token=token

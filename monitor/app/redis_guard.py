@@ -8,6 +8,11 @@ lost. It then counts the loss, logs it, runs the recovery it was given (the asse
 what the monitor holds in memory) and raises an alert of its own, `redis_data_lost`, which
 resolves once every tenant that had schedules has them again (and not before `alert_hold`).
 Until then `problems()` names those tenants, and `/readyz` fails with them.
+
+Through Redis Sentinel the guard also notes which primary the client is connected to: a failover
+(Sentinel promoted a replica, the client followed) is logged and counted
+(`puzzelmon_redis_primary_changes_total`). The data survives a failover on the replica, so the
+epoch check above stays quiet unless the replica was empty.
 """
 
 from __future__ import annotations
@@ -67,6 +72,12 @@ class RedisGuard:
             "Times Redis was found to have lost the monitor's data (restarted empty).",
             registry=registry,
         )
+        self.primary: tuple[str, int] | None = None
+        self._primary_changes = Counter(
+            "puzzelmon_redis_primary_changes",
+            "Times the monitor followed Redis Sentinel to a new primary (a failover).",
+            registry=registry,
+        )
 
     # --- reachability (also reported by the pipelines and housekeeping) ---------------------
 
@@ -93,6 +104,7 @@ class RedisGuard:
         """Adopt (or create) the epoch and note which tenants have schedules."""
         self.epoch = await self._claim_epoch()
         self.mark_up()
+        self._note_primary()
         await self._check_schedules()
 
     async def check(self) -> None:
@@ -109,6 +121,19 @@ class RedisGuard:
             self.mark_down(exc)
             return
         self.mark_up()
+        self._note_primary()
+
+    def _note_primary(self) -> None:
+        # a Sentinel pool knows the primary it connects to (`master_address`); a plain one has none
+        address = getattr(self.redis.connection_pool, "master_address", None)
+        if address is None or address == self.primary:
+            return
+        if self.primary is not None:
+            log.warning("redis.primary_changed", old=_address(self.primary), new=_address(address))
+            self._primary_changes.inc()
+        else:
+            log.info("redis.primary", primary=_address(address))
+        self.primary = (str(address[0]), int(address[1]))
 
     async def _lost(self) -> None:
         now = self.clock.now()
@@ -167,3 +192,7 @@ def data_lost_alert(now: datetime, tenants: Sequence[str]) -> Alert:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _address(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"

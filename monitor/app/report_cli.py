@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from monitor.app.config import Config, ConfigError, load_config
+from monitor.app.config import Config, ConfigError, RedisConfig, load_config
+from monitor.app.redis_client import redis_client
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 from monitor.history.report import (
@@ -34,7 +35,6 @@ from monitor.history.report import (
 from monitor.history.store import HistoryStore, stored_timezone
 
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _fail(message: str) -> int:
@@ -51,11 +51,8 @@ def connect(args: argparse.Namespace) -> tuple[aioredis.Redis, Config | None] | 
             config = load_config(args.config)
         except ConfigError as e:
             return _fail(str(e))
-    url = args.redis_url or os.environ.get(REDIS_URL_ENV) or (config and config.redis.url)
-    password = (
-        config.redis.password.get_secret_value() if config and config.redis.password else None
-    )
-    return aioredis.Redis.from_url(url or DEFAULT_REDIS_URL, password=password), config
+    url = args.redis_url or os.environ.get(REDIS_URL_ENV)
+    return redis_client(config.redis if config else RedisConfig(), url=url), config
 
 
 def adherence_command(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:

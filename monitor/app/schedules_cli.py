@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from monitor.app.config import RedisConfig
+from monitor.app.redis_client import describe_target, redact_url, redis_client
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME
 from monitor.engine.model import Segment
@@ -32,7 +33,9 @@ from monitor.schedules.store import ScheduleStore
 REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS_URL"
 # the configuration's own override of `redis.url` works here too, without -c
 CONFIG_REDIS_URL_ENV = "PUZZEL_MONITOR_REDIS__URL"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+__all__ = ["redact_url"]  # kept here for callers of the old location
 
 
 class _Fail(Exception):
@@ -47,8 +50,7 @@ class _Fail(Exception):
 class Settings:
     tenant: str
     tz: ZoneInfo
-    redis_url: str
-    redis_password: str | None
+    redis: RedisConfig  # `--redis-url` and the variables already folded in
     rules_path: str | None
     rules_explicit: bool  # given with --rules (failing to read them is then an error)
 
@@ -84,16 +86,14 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         or os.environ.get(REDIS_URL_ENV)
         or os.environ.get(CONFIG_REDIS_URL_ENV)
     )
-    password = None
-    if config is not None:
-        url = url or config.redis.url
-        if config.redis.password is not None:
-            password = config.redis.password.get_secret_value()
+    redis = config.redis if config is not None else RedisConfig()
+    if url:  # the flag or a variable names one server; a configured password still applies
+        redis = RedisConfig(url=url, password=redis.password)
     rules = getattr(args, "rules", None)
     explicit = rules is not None
     if rules is None and config is not None and Path(config.rules_path).exists():
         rules = config.rules_path
-    return Settings(tenant, tz, url or DEFAULT_REDIS_URL, password, rules, explicit)
+    return Settings(tenant, tz, redis, rules, explicit)
 
 
 def known_activities(rules_path: str | None, *, explicit: bool = False) -> set[str]:
@@ -122,18 +122,8 @@ def known_activities(rules_path: str | None, *, explicit: bool = False) -> set[s
     return set(ruleset.activities)
 
 
-def redact_url(url: str) -> str:
-    """`url` with any password in it replaced by `***` (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:***" if parts.username else ":***"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
 def _store(settings: Settings) -> tuple[aioredis.Redis, ScheduleStore]:
-    client = aioredis.Redis.from_url(settings.redis_url, password=settings.redis_password)
+    client = redis_client(settings.redis)
     return client, ScheduleStore(client)
 
 
@@ -180,7 +170,7 @@ async def _apply(settings: Settings, plan: Any) -> Any:
         return await store.apply(settings.tenant, plan)
     except (RedisError, OSError) as e:
         raise _Fail(
-            EXIT_RUNTIME, f"cannot write to Redis at {redact_url(settings.redis_url)}: {e}"
+            EXIT_RUNTIME, f"cannot write to Redis at {describe_target(settings.redis)[1]}: {e}"
         ) from None
     finally:
         await client.aclose()
@@ -218,7 +208,7 @@ async def _agent_day(settings: Settings, agent: str, day: date) -> list[Segment]
         return await store.agent_day(settings.tenant, settings.tz, agent, day)
     except (RedisError, OSError) as e:
         raise _Fail(
-            EXIT_RUNTIME, f"cannot read from Redis at {redact_url(settings.redis_url)}: {e}"
+            EXIT_RUNTIME, f"cannot read from Redis at {describe_target(settings.redis)[1]}: {e}"
         ) from None
     finally:
         await client.aclose()

@@ -116,8 +116,11 @@ class Service:
         seed: int | None = None,
         registry: CollectorRegistry | None = None,
         trackers: Mapping[str, StateTracker] | None = None,
+        poll_all_tenants: bool = True,
     ) -> None:
         self.config = config
+        # False: tenants are polled once added (`add_tenant`: replicas sharing tenants)
+        self.poll_all_tenants = poll_all_tenants
         # trackers seeded from persisted engine memory, so durations survive a restart
         self.trackers = dict(trackers or {})
         self.clock: Clock = clock or SystemClock()
@@ -159,18 +162,8 @@ class Service:
             ) from None
         self.bound_port = _bound_port(self._runner) or self.port
         self._session = aiohttp.ClientSession()
-        for tenant in self.config.tenants:
-            client, pollers = tenant_pollers(
-                tenant,
-                session=self._session,
-                clock=self.clock,
-                store=self.store,
-                sink=self.sink,
-                tracker=self.trackers.get(tenant.customer_key),
-            )
-            pollers.register(self.scheduler)
-            self.clients[tenant.customer_key] = client
-            self.pollers[tenant.customer_key] = pollers
+        for tenant in self.config.tenants if self.poll_all_tenants else ():
+            self.add_tenant(tenant)
         if not self.scheduler.virtual:  # on a VirtualClock the caller drives run_until
             self._loop_task = asyncio.get_running_loop().create_task(
                 self.scheduler.run_forever(), name="scheduler"
@@ -180,6 +173,37 @@ class Service:
             tenants=[t.customer_key for t in self.config.tenants],
             metrics=f"http://{self.host}:{self.bound_port}/metrics",
         )
+
+    def add_tenant(self, tenant: TenantConfig, tracker: StateTracker | None = None) -> None:
+        """Start polling one tenant (its first polls are due now)."""
+        assert self._session is not None, "add_tenant before start"
+        key = tenant.customer_key
+        if tracker is not None:
+            self.trackers[key] = tracker
+        client, pollers = tenant_pollers(
+            tenant,
+            session=self._session,
+            clock=self.clock,
+            store=self.store,
+            sink=self.sink,
+            tracker=self.trackers.get(key),
+        )
+        pollers.register(self.scheduler)
+        self.clients[key] = client
+        self.pollers[key] = pollers
+
+    async def remove_tenant(self, key: str, *, grace: float = DEFAULT_GRACE) -> None:
+        """Stop polling one tenant: no new polls; those in flight finish (up to `grace`
+        seconds), then its snapshots are forgotten, so the exporter no longer shows it."""
+        pollers = self.pollers.pop(key, None)
+        self.clients.pop(key, None)
+        self.trackers.pop(key, None)
+        if pollers is not None:
+            running = [self.scheduler.remove(pollers.job_name(k)) for k in pollers.kinds()]
+            tasks = [t for t in running if t is not None and not t.done()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+        self.store.forget(key)
 
     @property
     def failed(self) -> BaseException | None:

@@ -67,6 +67,14 @@ class RedisKeys:
     def agent_snooze(self, tenant: str, agent: str) -> str:
         return f"{self.prefix}:snooze:agent:{tenant}:{agent}"
 
+    def slack_users(self, tenant: str) -> str:
+        """Puzzel user id -> Slack user id or e-mail, for direct messages to agents."""
+        return f"{self.prefix}:{tenant}:slack-users"
+
+    def slack_email(self, email: str) -> str:
+        """The Slack user id `users.lookupByEmail` gave for `email` ("" for none), with a TTL."""
+        return f"{self.prefix}:slack-email:{email.lower()}"
+
     # --- the adherence history (monitor.history) -------------------------------------------
     # Per tenant and local day, hashes of float fields: agents (agent, metric), teams (team,
     # metric), slots (team, 15-minute slot, metric); exceptions (one JSON document each); outs
@@ -101,6 +109,10 @@ class RedisKeys:
         """Approval id -> JSON (a withdrawn one stays, marked)."""
         return f"{self.history(tenant)}:approvals"
 
+    def approvals_version(self, tenant: str) -> str:
+        """A counter moved by every approval and withdrawal (the pipelines reload on a move)."""
+        return f"{self.history(tenant)}:approvals-version"
+
     def approvals_audit(self, tenant: str) -> str:
         """A list of JSON entries: every approval and withdrawal, who and when."""
         return f"{self.history(tenant)}:audit"
@@ -116,6 +128,26 @@ class RedisKeys:
     def queue_interval_stream(self, tenant: str) -> str:
         """Every closed interval, in order, for a forecasting tool's consumer group."""
         return f"{self.history(tenant)}:queue-intervals"
+
+    # --- replicas sharing tenants (monitor.pipeline.leases) ----------------------------------
+    def lease(self, tenant: str) -> str:
+        """Who works a tenant: `{replica}:{token}`, with a TTL (absent: nobody)."""
+        return f"{self.prefix}:{tenant}:lease"
+
+    def fencing_token(self, tenant: str) -> str:
+        """A counter raised by every acquisition of the tenant's lease; a write is fenced by it."""
+        return f"{self.prefix}:{tenant}:lease:token"
+
+    def delivery_lease(self) -> str:
+        """Who delivers the outbox (one replica at a time)."""
+        return f"{self.prefix}:outbox:lease"
+
+    def delivery_token(self) -> str:
+        return f"{self.prefix}:outbox:lease:token"
+
+    def replicas(self) -> str:
+        """Sorted set: replica id -> its last heartbeat (epoch milliseconds)."""
+        return f"{self.prefix}:replicas"
 
     # --- the process (monitor.app) ----------------------------------------------------------
     def heartbeat(self) -> str:

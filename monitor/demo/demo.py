@@ -38,6 +38,7 @@ from monitor.app.config import (
     TenantConfig,
 )
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import redis_client
 from monitor.app.service import ServiceError, StopSignals
 from monitor.app.wiring import Monitor
 from monitor.core.clock import Clock, SystemClock
@@ -123,7 +124,7 @@ async def _open_store(redis_url: str | None) -> aioredis.Redis:
 
         store: aioredis.Redis = fakeredis.FakeAsyncRedis()
         return store
-    client = aioredis.Redis.from_url(redis_url)
+    client = redis_client(RedisConfig(), url=redis_url, retry=False)
     try:
         await client.ping()
         # a previous demo's engine state and outbox would replay old alerts

@@ -10,6 +10,7 @@ from itertools import pairwise
 
 from monitor.core.snapshots import AgentObservation
 from monitor.core.states import AgentState, StateKind
+from monitor.engine.approvals import Approvals, bounds_in, excuse, overlapping
 from monitor.engine.conditions import (
     Emitter,
     OpenCondition,
@@ -28,6 +29,7 @@ from monitor.engine.model import (
     Activity,
     AgentEvaluation,
     AlertTransition,
+    ApprovedRange,
     RuleConfig,
     RuleName,
     RuleSet,
@@ -253,12 +255,14 @@ def evaluate_agents(
     agents: Sequence[AgentObservation],
     schedules: Schedules,
     ruleset: RuleSet,
+    approvals: Approvals | None = None,
 ) -> AgentResult:
     """Evaluate every agent of the tenant at `now`.
 
     `agents` should be every agent of the tenant seen by this cycle (all group snapshots):
     agents that appear only in `schedules` are taken to be logged_off. Pass `schedules` indexed
-    (`index_schedules`) when evaluating the same ones every cycle.
+    (`index_schedules`) when evaluating the same ones every cycle. `approvals` are the approved
+    ranges per agent (`monitor.engine.approvals`): they excuse the agent's exceptions.
     `state` is not modified; the returned state is a new object sharing unchanged members.
     """
     now = _utc(now)
@@ -285,9 +289,12 @@ def evaluate_agents(
     for obs in observations:
         sched = _schedule_for(schedules.get(obs.agent_id))
         old_mem = new.agents.get(obs.agent_id)
+        windows = approvals.get(obs.agent_id, ()) if approvals else ()
         quiet = (
             None
-            if old_mem is None or rules_changed
+            if old_mem is None
+            or rules_changed
+            or (windows and overlapping(windows, old_mem.accounted_until, now))
             else _evaluate_quiet_agent(
                 old_mem, obs, sched=sched, now=now, ruleset=ruleset, cfgs=cfgs
             )
@@ -304,6 +311,7 @@ def evaluate_agents(
                 cfgs=cfgs,
                 emit=emit,
                 rules_changed=rules_changed,
+                windows=windows,
             )
         new.agents[obs.agent_id] = mem
         evaluations.append(ev)
@@ -471,20 +479,27 @@ def _evaluate_agent(
     cfgs: Mapping[RuleName, RuleConfig],
     emit: Emitter,
     rules_changed: bool,
+    windows: Sequence[ApprovedRange] = (),
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
     mem, span = _begin(old_mem, obs, now)
     first = old_mem is None
-    events = _events(span, sched, ruleset)
+    events = _events(span, sched, ruleset) | bounds_in(windows, span.p0, span.end)
     ordered = sorted(events | {span.p0, span.end})
     seg_now = sched.at(span.end)
     # p0 was evaluated by the previous call; look again only if what held there may differ
     skip_p0 = not first and not rules_changed and span.change_at != span.p0 and len(ordered) > 1
-    # Nothing happened since p0 (same state, no boundary, same segment in force): what held
-    # at p0 still holds, so only the firing deadlines below need checking.
-    quiet = skip_p0 and not events and seg_now == mem.segment
+    # Nothing happened since p0 (same state, no boundary, same segment in force, no approval
+    # that may have been made since): what held at p0 still holds, so only the firing
+    # deadlines below need checking.
+    quiet = (
+        skip_p0
+        and not events
+        and seg_now == mem.segment
+        and not overlapping(windows, span.p0, span.end)
+    )
     if not quiet:
         _open_and_close(mem, obs.agent_id, ordered, span, skip_p0=skip_p0, sched=sched,
-                        ruleset=ruleset, cfgs=cfgs, emit=emit)  # fmt: skip
+                        ruleset=ruleset, cfgs=cfgs, emit=emit, windows=windows)  # fmt: skip
     _fire_due(mem, obs, span, seg_now, cfgs=cfgs, emit=emit)
     accrued = _accrue(
         ((a, b, span.at(a).state, sched.at(a)) for a, b in pairwise(ordered)), sched, ruleset
@@ -550,6 +565,7 @@ def _open_and_close(
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
     emit: Emitter,
+    windows: Sequence[ApprovedRange] = (),
 ) -> None:
     """At each event point: close the conditions that stopped, open the ones that began."""
     floor: datetime | None = None
@@ -558,8 +574,12 @@ def _open_and_close(
             floor = t
             continue
         holding = _holding(t, span.at(t), sched, ruleset, cfgs)
+        approved = excuse(holding, t, windows)
+        reason = approved.resolution if approved is not None else None
         for rule in [r for r in mem.open if r not in holding]:
-            _close_agent_condition(mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=agent_id)
+            _close_agent_condition(
+                mem, rule, t=t, cfgs=cfgs, emit=emit, agent_id=agent_id, reason=reason
+            )
         for rule, start in holding.items():
             if rule in mem.open:
                 continue
@@ -646,6 +666,7 @@ def _close_agent_condition(
     cfgs: Mapping[RuleName, RuleConfig],
     emit: Emitter,
     agent_id: str,
+    reason: str | None = None,
 ) -> None:
     cond = mem.open.pop(rule)
     mem.last_closed[rule] = t
@@ -659,7 +680,7 @@ def _close_agent_condition(
         return d
 
     target = Target("agent", agent_id, mem.team or None)
-    close(emit, rule, cfg, cond, target, ended=t, details=details)
+    close(emit, rule, cfg, cond, target, ended=t, details=details, reason=reason)
 
 
 def account_until(
@@ -701,10 +722,12 @@ def next_due(
     now: datetime,
     schedules: Schedules,
     ruleset: RuleSet,
+    approvals: Approvals | None = None,
 ) -> datetime | None:
     """The earliest time after `now` at which an evaluation could change something even if
     no observation changes: a firing deadline, a segment boundary, a break-overrun threshold,
-    or (with team_adherence_below on) the next minute of the sliding team window.
+    an approved range's start or end, or (with team_adherence_below on) the next minute of the
+    sliding team window.
 
     None when nothing is pending. Lets `replay` skip polls that cannot matter.
     """
@@ -727,6 +750,8 @@ def next_due(
             over = sched.overrun_at(m.pause_start, ruleset.break_activities)
             if over is not None:
                 due.append(over)
+    for windows in (approvals or {}).values():
+        due += [t for w in windows for t in (w.start, w.end)]
     for q in state.queues.values():
         for rule, cond in q.open.items():
             deadline(rule, cond)

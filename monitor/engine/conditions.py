@@ -115,10 +115,18 @@ class Emitter:
         )
 
     def resolve(
-        self, rule: RuleName, cond: OpenCondition, target: Target, *, ended: datetime
+        self,
+        rule: RuleName,
+        cond: OpenCondition,
+        target: Target,
+        *,
+        ended: datetime,
+        reason: str | None = None,
     ) -> None:
         details = dict(cond.details)
         details["held_for"] = format_duration(ended - cond.since)
+        if reason:
+            details["resolution"] = reason  # why it stopped, when not the agent (an approval)
         self.out.append(
             AlertTransition(
                 rule=rule,
@@ -194,16 +202,18 @@ def close(
     *,
     ended: datetime,
     details: Details,
+    reason: str | None = None,
 ) -> None:
     """A condition that stopped holding at `ended`, between two evaluations: a firing one
     resolves; a pending one that had held for `after` by then fires and resolves at once (no
-    evaluation saw it due, but it was)."""
+    evaluation saw it due, but it was). `reason` says why it stopped when that was not the
+    subject itself (an approval)."""
     if cond.firing:
-        emit.resolve(rule, cond, target, ended=ended)
+        emit.resolve(rule, cond, target, ended=ended, reason=reason)
         return
     if cfg is not None and cond.since + cfg.after < ended:
         fired = emit.fire(rule, cfg, target, since=cond.since, details=details(cond))
-        emit.resolve(rule, fired, target, ended=ended)
+        emit.resolve(rule, fired, target, ended=ended, reason=reason)
 
 
 def transition_order(t: AlertTransition) -> tuple[datetime, str, str, int]:

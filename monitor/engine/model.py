@@ -131,6 +131,24 @@ class AlertTransition:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovedRange:
+    """A supervisor's approval of a time range of one agent, as the engine sees it: inside it
+    the agent's exceptions (`EXCUSABLE` rules) do not hold, so an open one resolves through the
+    usual loop. `end` is the effective end: the approval's end, or its withdrawal if earlier
+    (a withdrawal does not reach back: what was excused stays excused)."""
+
+    agent_id: str
+    start: datetime
+    end: datetime
+    by: str
+    reason: str = ""
+
+    @property
+    def resolution(self) -> str:
+        return f"approved by {self.by}: {self.reason}" if self.reason else f"approved by {self.by}"
+
+
+@dataclass(frozen=True, slots=True)
 class AccruedPiece:
     """A stretch of time in one state under one segment: what an accrual is made of, so that a
     history can file it by day and interval exactly (every second of a piece counts alike)."""

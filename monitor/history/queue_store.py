@@ -4,6 +4,11 @@ Each snapshot updates the tenant's `QueueIntervals`; the state, the intervals it
 per local day) and their stream entries are written in one MULTI/EXEC transaction, so a
 restart resumes the open interval from exactly the counters on file and no closed interval is
 written or streamed twice.
+
+Retention: the per-day hashes expire `retention` after their day; the stream is trimmed at
+every append to the entries of the last `stream_retention` (`XADD ... MINID`, exact: a few
+appends an hour per queue make it cheap; measured by the snapshots' time against the entry ids,
+which are Redis's clock).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class QueueIntervalRecorder:
         width_minutes: int = 15,
         key_prefix: str = "pzm",
         retention: timedelta = timedelta(days=90),
+        stream_retention: timedelta = timedelta(days=90),
     ) -> None:
         self._redis = redis
         self.tenant = tenant
@@ -38,6 +44,7 @@ class QueueIntervalRecorder:
         self._keys = RedisKeys(key_prefix)
         self._width = width_minutes
         self._retention = retention
+        self._stream_retention = stream_retention
         self._state: QueueIntervals | None = None
 
     async def _load(self) -> QueueIntervals:
@@ -55,6 +62,7 @@ class QueueIntervalRecorder:
         closed = state.observe(snapshot.taken_at, snapshot.queues)
         k, t = self._keys, self.tenant
         pipe = self._redis.pipeline(transaction=True)
+        min_id = max(0, int((snapshot.taken_at - self._stream_retention).timestamp() * 1000))
         for interval in closed:
             start = datetime.fromisoformat(interval["start"])
             day = start.astimezone(self.tz).date()
@@ -63,7 +71,9 @@ class QueueIntervalRecorder:
                 k.queue_intervals(t, day), f"{interval['queue']}{SEP}{interval['start']}", doc
             )
             pipe.expire(k.queue_intervals(t, day), int(self._retention.total_seconds()) + 86400)
-            pipe.xadd(k.queue_interval_stream(t), {"interval": doc})
+            pipe.xadd(
+                k.queue_interval_stream(t), {"interval": doc}, minid=min_id, approximate=False
+            )
         pipe.set(k.queue_interval_state(t), json.dumps(state.to_dict()))
         await pipe.execute()
 

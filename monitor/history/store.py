@@ -38,6 +38,8 @@ class HistoryStore:
         clock: Clock,
         key_prefix: str = "pzm",
         retention: timedelta = DEFAULT_RETENTION,
+        approvals_retention: timedelta = DEFAULT_RETENTION,
+        stream_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self.redis = redis
         self.tenants = tenants
@@ -45,6 +47,10 @@ class HistoryStore:
         self.key_prefix = key_prefix
         self.keys = RedisKeys(key_prefix)
         self.retention = retention
+        # approvals and their audit trail: after an approval's end, after an entry's writing
+        self.approvals_retention = approvals_retention
+        # the queue-interval stream's entries (the per-day interval hashes follow `retention`)
+        self.stream_retention = stream_retention
 
     def recorder(self, tenant: str) -> HistoryRecorder:
         return HistoryRecorder(self, tenant, self.tenants[tenant])

@@ -580,6 +580,9 @@ class Exporter:
         self.renders = 0  # bodies rendered (not served from the render cache)
         # more reasons not to be ready (name -> reason), e.g. Redis down or schedules lost
         self.readiness_checks: list[Callable[[], Mapping[str, str]]] = []
+        # replicas sharing tenants: which this one works (added to every /readyz answer); a
+        # replica that works none is ready (a standby), the others are judged by their tenants
+        self.ownership: Callable[[], Mapping[str, Any]] | None = None
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The body of `/metrics` for this Accept header, and its Content-Type."""
@@ -680,9 +683,11 @@ def build_http_app(
         states = ready_of()
         waiting = sorted(t for t, ok in states.items() if not ok)
         problems = exporter.problems()
-        if problems and states and not waiting:
-            return web.json_response({"ready": False, "problems": problems}, status=503)
-        if waiting or not states:
+        owned = dict(exporter.ownership()) if exporter.ownership is not None else {}
+        if problems and (states or owned) and not waiting:
+            body = {"ready": False, "problems": problems, **owned}
+            return web.json_response(body, status=503)
+        if waiting or not (states or owned):
             return web.json_response(
                 {
                     "ready": False,
@@ -690,10 +695,11 @@ def build_http_app(
                     "reason": "no successful agent-state poll yet"
                     if states
                     else "no tenants are being polled",
+                    **owned,
                 },
                 status=503,
             )
-        return web.json_response({"ready": True, "tenants": sorted(states)})
+        return web.json_response({"ready": True, "tenants": sorted(states), **owned})
 
     app.router.add_get("/", landing)
     reference = make_aiohttp_handler(exporter.registry)

@@ -130,6 +130,11 @@ class Scheduler:
         self._wake.set()
         return job
 
+    def remove(self, name: str) -> asyncio.Task[None] | None:
+        """Take a job off the schedule; returns its run in flight (if any), left to finish."""
+        job = self._jobs.pop(name, None)
+        return job.running if job is not None else None
+
     @property
     def jobs(self) -> dict[str, Job]:
         return dict(self._jobs)

@@ -201,6 +201,12 @@ class LatestSnapshots:
         for team in [t for t in current if t not in teams]:
             del current[team]
 
+    def forget(self, tenant: str) -> None:
+        """Drop everything about a tenant (no longer polled here)."""
+        self.agents.pop(tenant, None)
+        self.queues.pop(tenant, None)
+        self.tickers.pop(tenant, None)
+
     def agent_snapshots(self, tenant: str) -> list[AgentSnapshot]:
         return list(self.agents.get(tenant, {}).values())
 

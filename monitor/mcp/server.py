@@ -136,6 +136,7 @@ def build_server(
     gate = server.gate = Gate(tokens, audit, token)
     _read_tools(server, tools, gate)
     _write_tools(server, tools, gate)
+    _approve_tools(server, tools, gate)
     return server
 
 
@@ -266,6 +267,51 @@ def _write_tools(server: MCPServer, tools: Tools, gate: Gate) -> None:
         return await gate.call(
             ctx, "unsnooze_alert", "ack", {"fingerprint": fingerprint},
             lambda g: tools.unsnooze_alert(g, fingerprint),
+        )  # fmt: skip
+
+
+def _approve_tools(server: MCPServer, tools: Tools, gate: Gate) -> None:
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+            open_world_hint=False,
+        ),
+        description="Approve (excuse) a time range of one agent, with a reason: e.g. the "
+        "supervisor sent them to a meeting. Approved time counts as adherent in the adherence "
+        "records, and an open exception of the agent (out_of_adherence, break_overrun, ...) "
+        "that the range covers now resolves within a cycle. To excuse an open exception, give "
+        "its agent and a range from its 'since' (open_alerts) to when it is expected to end. "
+        "Times are RFC 3339 (without an offset: the tenant's local time). Returns the "
+        "approval with its id (for withdraw_approval). Needs the 'approve' scope.",
+    )  # fmt: skip
+    async def approve_exception(
+        ctx: Context,
+        *,
+        tenant: Annotated[str, Field(description="Puzzel customer key")],
+        agent_id: Annotated[str, Field(description="Puzzel user id of the agent")],
+        start: Annotated[str, Field(description="Start of the approved range, RFC 3339")],
+        end: Annotated[str, Field(description="End of the approved range, RFC 3339")],
+        reason: Annotated[str, Field(description="Why, as the audit trail will show it")],
+    ) -> dict[str, Any]:
+        body = {"start": start, "end": end, "reason": reason}
+        return await gate.call(
+            ctx, "approve_exception", "approve", {"tenant": tenant, "agent_id": agent_id, **body},
+            lambda g: tools.approve(g, tenant, agent_id, body),
+        )  # fmt: skip
+
+    @server.tool(
+        annotations=WRITE,
+        description="Withdraw an approval (by its id): it no longer counts in the records; "
+        "what it excused in the past stays resolved. Needs the 'approve' scope.",
+    )
+    async def withdraw_approval(
+        ctx: Context,
+        tenant: Annotated[str, Field(description="Puzzel customer key")],
+        approval_id: Annotated[str, Field(description="The id approve_exception returned")],
+    ) -> dict[str, Any]:
+        return await gate.call(
+            ctx, "withdraw_approval", "approve", {"tenant": tenant, "approval_id": approval_id},
+            lambda g: tools.withdraw_approval(g, tenant, approval_id),
         )  # fmt: skip
 
 

@@ -2,7 +2,10 @@
 
 Answers carry what the dashboards already show about an agent (id, name, team, state) and
 nothing more; a token restricted to tenants or teams sees only those, and is told so.
-Acknowledging and snoozing call the same functions as the HTTP API (`monitor.alerts.api`).
+Acknowledging and snoozing call the same functions as the HTTP API (`monitor.alerts.api`);
+approving and withdrawing write the same approvals (`monitor.history.approvals`), with the
+token's name as who (`mcp:<name>`), so they are in the approvals' audit trail as well as in
+the MCP audit stream.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from monitor.alerts.api import open_alert, until_from
 from monitor.alerts.model import Alert, rfc3339
@@ -18,6 +22,8 @@ from monitor.core.snapshots import QueueObservation
 from monitor.core.states import AgentState
 from monitor.engine.engine import AgentMemory
 from monitor.engine.model import Accrual
+from monitor.history.approvals import ApprovalStore
+from monitor.history.approvals_api import request_from
 from monitor.ingest.pollers import TenantPollers
 from monitor.mcp.tokens import Grant
 from monitor.mcp.view import MonitorView
@@ -217,6 +223,44 @@ class Tools:
             "removed": await self.view.snoozes.unsnooze_alert(fingerprint),
         }
 
+    async def approve(
+        self, grant: Grant, tenant: str, agent_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Approve a time range of one agent (`start`, `end`, `reason`): an open exception it
+        covers now resolves at the monitor's next cycle."""
+        store, tz = self._approvals(grant, tenant)
+        await self._agent_in_reach(grant, tenant, agent_id)
+        doc = await store.approve(tenant, request_from(body, agent_id, _by(grant), tz))
+        return _approval(doc)
+
+    async def withdraw_approval(
+        self, grant: Grant, tenant: str, approval_id: str
+    ) -> dict[str, Any]:
+        store, _ = self._approvals(grant, tenant)
+        active = {a["id"]: a for a in await store.active(tenant)}
+        if approval_id not in active:
+            raise NotFound(f"no active approval {approval_id!r} in tenant {tenant!r}")
+        await self._agent_in_reach(grant, tenant, active[approval_id]["agent"])
+        doc = await store.withdraw(tenant, approval_id, _by(grant))
+        if doc is None:  # withdrawn by someone else in between
+            raise NotFound(f"no active approval {approval_id!r} in tenant {tenant!r}")
+        return _approval(doc)
+
+    def _approvals(self, grant: Grant, tenant: str) -> tuple[ApprovalStore, ZoneInfo]:
+        (tenant,) = self.tenants(grant, tenant)
+        history = self.view.history
+        if history is None or tenant not in history.tenants:
+            raise NotFound("approvals are not available in this MCP process")
+        return ApprovalStore(history), history.tenants[tenant]
+
+    async def _agent_in_reach(self, grant: Grant, tenant: str, agent_id: str) -> None:
+        """The agent's team decides a team-restricted token's reach: the monitor must know it."""
+        m = (await self.view.tenants[tenant].engine_state()).agents.get(agent_id)
+        if m is None:
+            raise NotFound(f"the monitor has not seen agent {agent_id!r} in tenant {tenant!r}")
+        if not grant.allows_team(m.team):
+            raise Denied(f"this token does not reach team {m.team!r}")
+
     async def _open(self, grant: Grant, fingerprint: str) -> Alert:
         record = await open_alert(self.view.alerts, fingerprint)
         if record is None:
@@ -230,6 +274,22 @@ _NO_POLLERS = "this MCP process does not poll Puzzel; ask the MCP endpoint of th
 
 def _by(grant: Grant) -> str:
     return f"mcp:{grant.name}"
+
+
+def _approval(doc: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "tenant",
+        "agent",
+        "start",
+        "end",
+        "reason",
+        "by",
+        "at",
+        "withdrawn_by",
+        "withdrawn_at",
+    )
+    return {k: doc.get(k) for k in keys}
 
 
 def _mute(m: Mute) -> dict[str, Any]:

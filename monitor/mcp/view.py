@@ -15,6 +15,7 @@ from monitor.alerts.store import AlertStore
 from monitor.core.clock import Clock
 from monitor.core.snapshots import QueueSnapshot
 from monitor.engine.engine import EngineState
+from monitor.history.store import HistoryStore
 from monitor.ingest.pollers import LatestSnapshots, TenantPollers
 from monitor.pipeline.cycle import PipelineSet
 from monitor.pipeline.state_store import EngineStateStore
@@ -43,6 +44,8 @@ class MonitorView:
     snoozes: SnoozeStore
     schedules: ScheduleStore
     clock: Clock
+    # the adherence history, for approvals (None: the approve tools say it is not available)
+    history: HistoryStore | None = None
 
 
 def live_tenants(

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from monitor.core.clock import Clock
 from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
+from monitor.engine.approvals import Approvals
 from monitor.engine.engine import (
     EngineState,
     ScheduleIndex,
@@ -29,9 +30,17 @@ from monitor.engine.engine import (
     evaluate_staleness,
     index_schedules,
 )
-from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition, RuleSet, Segment
+from monitor.engine.model import (
+    Accrual,
+    AgentEvaluation,
+    AlertTransition,
+    ApprovedRange,
+    RuleSet,
+    Segment,
+)
 from monitor.ingest.tracker import STATE_VERSION as TRACKER_STATE_VERSION
 from monitor.ingest.tracker import StateTracker
+from monitor.pipeline.leases import FencedOut
 from monitor.pipeline.state_store import EngineStateStore
 
 log = structlog.get_logger(__name__)
@@ -50,6 +59,15 @@ class ScheduleSource(Protocol):
     async def segments_between(
         self, tenant: str, start: datetime, end: datetime
     ) -> dict[str, list[Segment]]: ...
+
+    async def version(self, tenant: str) -> int: ...
+
+
+class ApprovalSource(Protocol):
+    """The approved ranges (the adherence history's approvals), read again when their
+    version counter moves: an approval made by another process takes effect next cycle."""
+
+    async def ranges(self, tenant: str, since: datetime) -> dict[str, list[ApprovedRange]]: ...
 
     async def version(self, tenant: str) -> int: ...
 
@@ -102,6 +120,7 @@ class TenantPipeline:
         accrual_observers: Sequence[AccrualObserver] = (),
         before_persist: Sequence[PersistHook] = (),
         queue_observers: Sequence[QueueObserver] = (),
+        approvals: ApprovalSource | None = None,
         schedule_window: timedelta = timedelta(hours=24),
         schedule_check_interval: timedelta = timedelta(seconds=30),
         persist_interval: timedelta = timedelta(seconds=30),
@@ -116,6 +135,8 @@ class TenantPipeline:
         self._accrual_observers = list(accrual_observers)
         self._before_persist = list(before_persist)
         self._queue_observers = list(queue_observers)
+        self._approvals = approvals
+        self._approved: tuple[int, Approvals] | None = None  # (version, ranges)
         self._window = schedule_window
         self._cache: _ScheduleCache | None = None
         # A schedule edit takes effect within this long; the version is not read every cycle.
@@ -156,6 +177,17 @@ class TenantPipeline:
         cache.checked_at = now
         return cache.segments
 
+    async def approvals_at(self, now: datetime) -> Approvals:
+        """The approved ranges that may matter at `now` (one GET a cycle; reloaded when an
+        approval or withdrawal moved the version)."""
+        if self._approvals is None:
+            return {}
+        version = await self._approvals.version(self.tenant)
+        if self._approved is None or self._approved[0] != version:
+            ranges = await self._approvals.ranges(self.tenant, now - self._window)
+            self._approved = (version, ranges)
+        return self._approved[1]
+
     # --- SnapshotSink -------------------------------------------------------------------------
 
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
@@ -171,6 +203,7 @@ class TenantPipeline:
             agents=agents,
             schedules=schedules,
             ruleset=self.ruleset,
+            approvals=await self.approvals_at(now),
         )
         self.evaluations = list(result.evaluations)
         await self._tell_accruals(result.accruals)
@@ -305,9 +338,16 @@ class PipelineSet:
         pipelines: Sequence[TenantPipeline] = (),
         *,
         on_redis_error: Callable[[RedisError], None] | None = None,
+        on_fenced: Callable[[str, FencedOut], None] | None = None,
+        works: Callable[[str], bool] | None = None,
     ) -> None:
         self.by_tenant = {p.tenant: p for p in pipelines}
+        # replicas: whether this one may still evaluate the tenant (its lease was renewed within
+        # its TTL); after a pause longer than that it may not, until the lease is renewed
+        self.works = works
         self.on_redis_error = on_redis_error
+        # a write refused by the tenant's fencing token: another replica works it now
+        self.on_fenced = on_fenced
 
     def _redis_failed(self, error: RedisError) -> None:
         if self.on_redis_error is None:
@@ -317,6 +357,14 @@ class PipelineSet:
     def add(self, pipeline: TenantPipeline) -> None:
         self.by_tenant[pipeline.tenant] = pipeline
 
+    def remove(self, tenant: str) -> TenantPipeline | None:
+        return self.by_tenant.pop(tenant, None)
+
+    def _fenced(self, tenant: str, error: FencedOut) -> None:
+        if self.on_fenced is None:
+            raise error
+        self.on_fenced(tenant, error)
+
     async def start(self) -> None:
         for p in self.by_tenant.values():
             await p.start()
@@ -325,20 +373,36 @@ class PipelineSet:
         for p in self.by_tenant.values():
             await p.persist(whole=whole)
 
+    def _pipeline(self, tenant: str) -> TenantPipeline | None:
+        """None: the tenant was handed over meanwhile, or its lease may have run out."""
+        if self.works is not None and not self.works(tenant):
+            return None
+        return self.by_tenant.get(tenant)
+
     async def on_agent_cycle(self, tenant: str, snapshots: Sequence[AgentSnapshot]) -> None:
+        p = self._pipeline(tenant)
         try:
-            await self.by_tenant[tenant].on_agent_cycle(tenant, snapshots)
+            if p is not None:
+                await p.on_agent_cycle(tenant, snapshots)
         except RedisError as e:
             self._redis_failed(e)
+        except FencedOut as e:
+            self._fenced(tenant, e)
 
     async def on_queues(self, tenant: str, snapshot: QueueSnapshot) -> None:
+        p = self._pipeline(tenant)
         try:
-            await self.by_tenant[tenant].on_queues(tenant, snapshot)
+            if p is not None:
+                await p.on_queues(tenant, snapshot)
         except RedisError as e:
             self._redis_failed(e)
+        except FencedOut as e:
+            self._fenced(tenant, e)
 
     async def on_ticker(self, tenant: str, snapshot: TickerSnapshot) -> None:
-        await self.by_tenant[tenant].on_ticker(tenant, snapshot)
+        p = self.by_tenant.get(tenant)
+        if p is not None:
+            await p.on_ticker(tenant, snapshot)
 
     def agent_evaluations(self, tenant: str) -> Sequence[AgentEvaluation]:
         p = self.by_tenant.get(tenant)

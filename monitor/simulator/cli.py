@@ -12,6 +12,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from monitor.app.config import RedisConfig
+from monitor.app.redis_client import redis_client
 from monitor.core.clock import SystemClock
 from monitor.core.exits import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME
 from monitor.simulator.app import base_urls, create_app
@@ -150,7 +152,7 @@ def _scenario_options_problem(args: argparse.Namespace) -> str | None:
 
 async def _load_schedules(sim: Simulator, url: str) -> int:
     assert isinstance(sim.centre, ScriptedCentre)
-    client = aioredis.Redis.from_url(url)
+    client = redis_client(RedisConfig(), url=url, retry=False)
     try:
         result = await load_scenario_schedules(sim.centre.scenario, client)
     except (aioredis.RedisError, OSError) as exc:

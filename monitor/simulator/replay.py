@@ -33,9 +33,10 @@ import structlog
 from aiohttp import web
 
 from monitor.alerts.outbox import Outbox
-from monitor.app.config import CadencesConfig, RateLimitConfig, TenantConfig
+from monitor.app.config import CadencesConfig, RateLimitConfig, RedisConfig, TenantConfig
 from monitor.app.gc_tuning import tune_gc
 from monitor.app.logging import configure_logging
+from monitor.app.redis_client import redis_client
 from monitor.app.service import tenant_pollers
 from monitor.app.wiring import tenant_pipeline
 from monitor.core.clock import VirtualClock
@@ -292,7 +293,13 @@ async def _drive(
             await pollers.run_poll("queues", pollers.poll_queues)
             polls += 1
         schedules_now = await pipeline.schedules_at(now)
-        wake = next_due(pipeline.state, now=now, schedules=schedules_now, ruleset=ruleset)
+        wake = next_due(
+            pipeline.state,
+            now=now,
+            schedules=schedules_now,
+            ruleset=ruleset,
+            approvals=await pipeline.approvals_at(now),
+        )
         # a poll that did not run keeps its date unless something new brings it closer
         next_agents = _sooner(
             None if now == next_agents else next_agents,
@@ -523,7 +530,7 @@ def _check_adherence(result: ReplayResult) -> list[str]:
 async def _replay_cli(scenario: Scenario, redis_url: str | None) -> ReplayResult:
     if redis_url is None:
         return await run_replay(scenario)
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = redis_client(RedisConfig(), url=redis_url, retry=False)
     try:
         # a fresh replay: nothing left from an earlier one may be resumed
         keys = [k async for k in redis.scan_iter(match="pzm-replay:*", count=1000)]

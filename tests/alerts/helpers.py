@@ -65,10 +65,13 @@ class Receiver:
     requests: list[tuple[float, bytes, dict[str, str]]] = field(default_factory=list)
     accepted: list[Any] = field(default_factory=list)
     check: Callable[[bytes, dict[str, str]], bool] | None = None
+    ok_body: str = "ok"  # what a success says (Slack's Web API: a JSON object with ok: true)
+    paths: list[str] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests.append((time.monotonic(), body, dict(request.headers)))
+        self.paths.append(request.path)
         if self.mode == "500":
             return web.Response(status=500, text="rollup_error")
         if self.mode == "429":
@@ -78,7 +81,7 @@ class Receiver:
         if self.check is not None and not self.check(body, dict(request.headers)):
             return web.Response(status=401, text="bad signature")
         self.accepted.append(orjson.loads(body))
-        return web.Response(text="ok")
+        return web.Response(text=self.ok_body)
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -6,17 +6,17 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
 
 from monitor.alerts.metrics import AlertMetrics
 from monitor.alerts.outbox import Dispatcher, Outbox, SinkBacklog
 from monitor.alerts.sinks.console import ConsoleSink
-from monitor.alerts.sinks.webhook import WebhookSink, verify_signature
 from monitor.core.clock import SystemClock
 from tests.alerts.helpers import T0, Receiver, alert
+from tests.alerts.sink_kinds import SINK_KINDS, SinkKind
 from tests.redis_server import RedisServer, free_port
 
 FAST = {
@@ -26,7 +26,6 @@ FAST = {
     "retry_cap": 0.2,
     "claim_idle": timedelta(0),
 }
-KEY = "k3y-for-tests"
 
 
 async def wait_for(cond: object, limit: float = 10.0) -> None:
@@ -38,82 +37,57 @@ async def wait_for(cond: object, limit: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def webhook(port: int, clock: SystemClock) -> WebhookSink:
-    return WebhookSink(
-        SecretStr(f"http://127.0.0.1:{port}/hook"),
-        clock=clock,
-        receiver="ops",
-        hmac_key=SecretStr(KEY),
-        timeout=2.0,
-    )
-
-
-def signed(clock: SystemClock):  # type: ignore[no-untyped-def]
-    def check(body: bytes, headers: dict[str, str]) -> bool:
-        return verify_signature(
-            body,
-            headers["X-Puzzel-Monitor-Timestamp"],
-            headers["X-Puzzel-Monitor-Signature"],
-            KEY,
-            now=clock.now(),
-        )
-
-    return check
-
-
-def delivered(receiver: Receiver) -> list[tuple[str, str, str]]:
-    return [
-        (a["fingerprint"], a["status"], a["startsAt"])
-        for payload in receiver.accepted
-        for a in payload["alerts"]
-    ]
-
-
 async def _deliver_the_rest(
     redis_server: RedisServer,
     receiver: Receiver,
-    sink: WebhookSink,
+    kind: SinkKind,
+    port: int,
+    *,
     clock: SystemClock,
     resolve_later: list[str],
 ) -> dict[str, SinkBacklog]:
     """A fresh client and dispatcher deliver what the stream kept, through another Redis
     restart, then the resolves of `resolve_later`. Returns the outbox backlog at the end."""
     client = aioredis.Redis.from_url(redis_server.url)
+    sink = kind.make(port, clock, client)
     try:
         outbox = Outbox(client, sinks=["ops"], clock=clock)
         dispatcher = Dispatcher(outbox, {"ops": sink}, clock=clock, **FAST)
         receiver.mode = "ok"
         await dispatcher.start()
-        await wait_for(lambda: len(delivered(receiver)) >= 9)
+        await wait_for(lambda: len(kind.delivered(receiver)) >= 9)
         # a Redis restart while delivering the rest
         await asyncio.to_thread(redis_server.restart)
         await outbox.publish([alert(a, since=T0, status="resolved") for a in resolve_later])
-        await wait_for(lambda: len(delivered(receiver)) >= 12)
+        await wait_for(lambda: len(kind.delivered(receiver)) >= 12)
         await asyncio.sleep(0.3)  # room for any duplicate to show up
         await dispatcher.stop()
         return await outbox.backlog()
     finally:
-        await sink.close()
+        await sink.close()  # type: ignore[attr-defined]  # every HTTP sink has one
         await client.aclose()
 
 
+@pytest.mark.parametrize("kind", SINK_KINDS, ids=lambda k: k.name)
 async def test_outage_crash_and_redis_restart_lose_nothing_and_double_nothing(
-    redis_client: aioredis.Redis, redis_server: RedisServer
+    redis_client: aioredis.Redis, redis_server: RedisServer, kind: SinkKind
 ) -> None:
     """Through refused connections, 500s, 429s, a dispatcher kill and a Redis restart, every
-    notification arrives exactly once, and each alert's firing before its resolve."""
+    notification arrives exactly once, and each alert's firing before its resolve: for every
+    HTTP sink (webhook, Slack, Slack DMs, Teams)."""
     clock = SystemClock()
     port = free_port()
-    receiver = Receiver(check=signed(clock))
+    receiver = kind.receiver(clock)
     registry = CollectorRegistry()
     metrics = AlertMetrics(registry)
 
+    agents = [str(1000 + i) for i in range(6)]
+    await kind.prepare(redis_client, agents)
     outbox = Outbox(redis_client, sinks=["ops"], clock=clock)
-    sink1, sink2 = webhook(port, clock), webhook(port, clock)
+    sink1 = kind.make(port, clock, redis_client)
     dispatcher = Dispatcher(outbox, {"ops": sink1}, clock=clock, metrics=metrics, **FAST)
     await dispatcher.start()
 
-    agents = [str(1000 + i) for i in range(6)]
     await outbox.publish([alert(a, since=T0) for a in agents])  # nothing listens: refused
     await asyncio.sleep(0.3)
     assert receiver.requests == []
@@ -134,24 +108,27 @@ async def test_outage_crash_and_redis_restart_lose_nothing_and_double_nothing(
 
     # kill the dispatcher while the sink is down and drop the client
     await dispatcher.stop(grace=0)
-    await sink1.close()
+    await sink1.close()  # type: ignore[attr-defined]
     await redis_client.aclose()
-    assert delivered(receiver) == []
+    assert kind.delivered(receiver) == []
 
     # Redis restarts (append-only, fsync always): the stream and pending lists survive
     await asyncio.to_thread(redis_server.restart)
     try:
-        backlog = await _deliver_the_rest(redis_server, receiver, sink2, clock, agents[3:])
+        backlog = await _deliver_the_rest(
+            redis_server, receiver, kind, port, clock=clock, resolve_later=agents[3:]
+        )
     finally:
         await runner.cleanup()
 
-    got = delivered(receiver)
+    got = kind.delivered(receiver)
     assert len(got) == 12
     assert Counter(got).most_common(1)[0][1] == 1  # nothing twice
-    by_fp: dict[str, list[str]] = {}
-    for fp, status, _ in got:
-        by_fp.setdefault(fp, []).append(status)
-    assert sorted(by_fp.values()) == [["firing", "resolved"]] * 6
+    by_agent: dict[str, list[str]] = {}
+    for agent, status in got:
+        by_agent.setdefault(agent, []).append(status)
+    assert sorted(by_agent) == agents
+    assert sorted(by_agent.values()) == [["firing", "resolved"]] * 6
     assert backlog["ops"].pending == 0
 
 
@@ -224,7 +201,10 @@ async def test_group_wait_gathers_one_team_into_one_message(redis_client: aiored
     assert teams == [("Sales", 1), ("Support", 3)]
 
 
-async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) -> None:
+@pytest.mark.parametrize("kind", SINK_KINDS, ids=lambda k: k.name)
+async def test_permanent_error_drops_and_counts(
+    redis_client: aioredis.Redis, kind: SinkKind
+) -> None:
     """A 4xx answer is not retried: the notification is dropped and counted as a failure."""
     clock = SystemClock()
     receiver = Receiver(mode="400")
@@ -233,8 +213,9 @@ async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) ->
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     registry = CollectorRegistry()
+    await kind.prepare(redis_client, ["1"])
     outbox = Outbox(redis_client, sinks=["ops"], clock=clock)
-    sink = webhook(port, clock)
+    sink = kind.make(port, clock, redis_client)
     try:
         async with Dispatcher(
             outbox, {"ops": sink}, clock=clock, metrics=AlertMetrics(registry), **FAST
@@ -244,7 +225,7 @@ async def test_permanent_error_drops_and_counts(redis_client: aioredis.Redis) ->
             await asyncio.sleep(0.3)
             backlog = await outbox.backlog()
     finally:
-        await sink.close()
+        await sink.close()  # type: ignore[attr-defined]
         await runner.cleanup()
     assert len(receiver.requests) == 1
     assert backlog["ops"].pending == 0

@@ -177,3 +177,50 @@ async def test_snooze_in_the_past_is_refused(redis_client: aioredis.Redis) -> No
     snoozes = SnoozeStore(redis_client, clock=VirtualClock(T0))
     with pytest.raises(ValueError, match="future"):
         await snoozes.snooze_alert("abc", T0 - timedelta(minutes=1))
+
+
+async def test_a_dm_sink_gets_only_its_agent_rules_first_repeat_and_escalation(
+    redis_client: aioredis.Redis,
+) -> None:
+    """Routes name the DM sink for everything; it still gets only break overruns about an
+    agent: first notification, repeats, escalations and resolves alike."""
+    cfg = AlertingConfig.model_validate(
+        {
+            "sinks": {
+                "console": {"type": "console"},
+                "dm": {"type": "slack_dm", "bot_token": "xoxb-1", "rules": ["break_overrun"]},
+            },
+            "routes": [{"name": "all", "sinks": ["console", "dm"]}],
+            "escalations": [{"name": "late", "after": "30m", "sinks": ["dm"]}],
+            "repeat_interval": "10m",
+        }
+    )
+    clock = VirtualClock(T0 + timedelta(minutes=17))
+    outbox = Outbox(
+        redis_client, sinks=list(cfg.sinks), clock=clock, router=Router.from_config(cfg)
+    )
+    adherence = alert("2", rule=RuleName.OUT_OF_ADHERENCE)
+    await outbox.publish([alert("1"), adherence])
+    clock.advance(15 * 60)  # both repeat, both escalate
+    await outbox.tick()
+    await outbox.publish(
+        [
+            alert("1", status="resolved"),
+            alert("2", rule=RuleName.OUT_OF_ADHERENCE, status="resolved"),
+        ]
+    )
+    sent = [
+        (n.alert.labels["alertname"], n.tag, sorted(n.targets))
+        for n in await entries(redis_client, outbox)
+    ]
+    first, ticked, resolved = sent[:2], sorted(sent[2:5]), sent[5:]
+    assert first == [
+        ("break_overrun", "first", ["console", "dm"]),
+        ("out_of_adherence", "first", ["console"]),
+    ]
+    assert ticked == [  # out_of_adherence's escalation reaches no sink: nothing written
+        ("break_overrun", "escalation:late", ["dm"]),
+        ("break_overrun", "repeat:1", ["console", "dm"]),
+        ("out_of_adherence", "repeat:1", ["console"]),
+    ]
+    assert resolved == first

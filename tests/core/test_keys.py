@@ -50,4 +50,8 @@ def test_key_names() -> None:
     assert keys.outbox() == "pzm:outbox"
     assert keys.alerts() == "pzm:alerts"
     assert keys.heartbeat() == "pzm:heartbeat"
+    assert keys.lease("12345") == "pzm:12345:lease"
+    assert keys.fencing_token("12345") == "pzm:12345:lease:token"
+    assert keys.delivery_lease() == "pzm:outbox:lease"
+    assert keys.replicas() == "pzm:replicas"
     assert RedisKeys("pzm-replay").outbox() == "pzm-replay:outbox"

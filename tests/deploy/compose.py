@@ -46,3 +46,12 @@ def mount_layout(service: dict[str, Any], root: Path) -> None:
             shutil.copytree(source, dest)
         else:
             shutil.copy(source, dest)
+
+
+def scrape_targets(job: dict[str, Any]) -> list[str]:
+    """`host:port` of a Prometheus job's static targets and DNS-discovered (A record) names."""
+    targets = [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+    for sd in job.get("dns_sd_configs", []):
+        assert sd.get("type", "SRV") == "A", "SRV records carry their own ports"
+        targets += [f"{name}:{sd['port']}" for name in sd["names"]]
+    return targets

@@ -12,7 +12,13 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.deploy.compose import bind_mounts, compose, compose_services, volumes
+from tests.deploy.compose import (
+    bind_mounts,
+    compose,
+    compose_services,
+    scrape_targets,
+    volumes,
+)
 from tests.deploy.dashboards import DATASOURCE_FILE, PROVIDER_FILE, dashboard_files
 from tests.deploy.promql import ROOT
 
@@ -185,7 +191,7 @@ def test_monitor_config_points_at_the_compose_services() -> None:
     assert port in _published(SERVICES[host])
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     job = next(j for j in prom["scrape_configs"] if j["job_name"] == "puzzel-monitor")
-    assert job["static_configs"][0]["targets"] == [f"monitor:{conf['exporter']['port']}"]
+    assert scrape_targets(job) == [f"monitor:{conf['exporter']['port']}"]
 
 
 def test_monitor_config_loads_with_the_real_loader() -> None:
@@ -268,9 +274,7 @@ def test_prometheus_and_alertmanager_targets_are_compose_services() -> None:
     """Every static target in deploy/prometheus.yml is a compose service on a port it publishes
     (or Prometheus itself)."""
     prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    targets = [
-        t for j in prom["scrape_configs"] for sc in j["static_configs"] for t in sc["targets"]
-    ]
+    targets = [t for j in prom["scrape_configs"] for t in scrape_targets(j)]
     targets += [
         t
         for a in prom["alerting"]["alertmanagers"]

@@ -13,7 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
-from tests.deploy.compose import compose_services, mount_layout
+from tests.deploy.compose import compose_services, mount_layout, scrape_targets
 from tests.deploy.promql import (
     PROMETHEUS_RULES_DIR,
     ROOT,
@@ -143,11 +143,12 @@ def test_promtool_unit_tests_catch_a_broken_for_duration(tmp_path: Path) -> None
 
 
 def test_prometheus_scrapes_the_monitor_and_sends_to_alertmanager() -> None:
-    """prometheus.yml scrapes job puzzel-monitor at monitor:8912, alerts alertmanager:9093."""
+    """prometheus.yml scrapes job puzzel-monitor at monitor:8912 (each replica), alerts
+    alertmanager:9093."""
     conf = yaml.safe_load(PROMETHEUS_YML.read_text(encoding="utf-8"))
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    targets = [t for sc in jobs["puzzel-monitor"]["static_configs"] for t in sc["targets"]]
-    assert targets == ["monitor:8912"]
+    # every replica, found through Docker's DNS (see test_compose_scale)
+    assert scrape_targets(jobs["puzzel-monitor"]) == ["monitor:8912"]
     am = [
         t
         for a in conf["alerting"]["alertmanagers"]

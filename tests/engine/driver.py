@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.core.snapshots import AgentObservation
 from monitor.core.states import AgentState, StateKind
+from monitor.engine.approvals import Approvals
 from monitor.engine.engine import EngineState, account_until, evaluate_agents
 from monitor.engine.model import AlertTransition, RuleSet, Segment
 
@@ -74,9 +75,11 @@ def drive(
     team: str = "Support",
     state: EngineState | None = None,
     hook: Callable[[datetime, EngineState], EngineState] | None = None,
+    approvals: Callable[[datetime], Approvals] | None = None,
 ) -> Run:
     """Poll every `cadence` from `start` to `end` inclusive; before its first entry an agent is
-    logged_off. `hook(now, state)` may replace the state between polls (restarts)."""
+    logged_off. `hook(now, state)` may replace the state between polls (restarts);
+    `approvals(now)` are the approved ranges known at `now`."""
     run = Run(state=state or EngineState())
     seen: dict[str, tuple[AgentState, datetime]] = {}
     t = start
@@ -92,7 +95,13 @@ def drive(
                 seen[agent] = (current, t)
             obs.append(AgentObservation(agent, f"Agent {agent}", team, current, seen[agent][1]))
         result = evaluate_agents(
-            run.state, tenant=TENANT, now=t, agents=obs, schedules=schedules, ruleset=ruleset
+            run.state,
+            tenant=TENANT,
+            now=t,
+            agents=obs,
+            schedules=schedules,
+            ruleset=ruleset,
+            approvals=approvals(t) if approvals is not None else None,
         )
         run.transitions.extend(result.transitions)
         run.state = result.state

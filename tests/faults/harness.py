@@ -134,8 +134,13 @@ class Rig:
 
 
 def config(
-    sim: Simulator, root: str, hook: str, redis_url: str, group_wait: timedelta = timedelta(0)
+    sim: Simulator,
+    root: str,
+    hook: str,
+    redis: str | dict[str, Any],
+    group_wait: timedelta = timedelta(0),
 ) -> Config:
+    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel)."""
     creds = sim.credentials
     urls = base_urls(root)
     off = "off"
@@ -167,7 +172,7 @@ def config(
                     },
                 }
             ],
-            "redis": {"url": redis_url},
+            "redis": redis if isinstance(redis, dict) else {"url": redis},
             "exporter": {"host": "127.0.0.1", "port": 0},
             "alerting": {
                 "sinks": {"ops": {"type": "webhook", "url": hook, "timeout": "3s"}},
@@ -179,7 +184,7 @@ def config(
 
 async def start_rig(
     breaks: list[Break],
-    redis_url: str,
+    redis_url: str | dict[str, Any],
     *,
     receiver: Receiver | None = None,
     group_wait: timedelta = timedelta(0),

@@ -4,8 +4,10 @@ approved seconds, and the audit trail lists it; withdrawing it restores the figu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,8 +15,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from monitor.core.clock import SystemClock
+from monitor.core.clock import SystemClock, VirtualClock
+from monitor.core.keys import RedisKeys
 from monitor.history.api import history_routes
+from monitor.history.approvals import ApprovalRequest, ApprovalStore
 from monitor.history.approvals_api import approval_routes
 from monitor.history.store import HistoryStore
 from monitor.http.auth import bearer_middleware
@@ -93,3 +97,47 @@ async def test_approvals_need_who_and_a_valid_range(client: TestClient[Any, Any]
     assert "end='2026-03-02T10:00:00'" in (await bad.json())["error"]
     assert (await client.post(url, json=body, headers={"X-Puzzel-Monitor-User": "x"})).status == 401
     assert (await client.delete(f"{APPROVALS}/nope", headers=ANA)).status == 404
+
+
+async def test_approvals_and_their_audit_trail_have_a_retention(
+    redis_client: aioredis.Redis,
+) -> None:
+    """An approval is dropped `approvals_retention` after its range ended (or it was made or
+    withdrawn), an audit entry that long after it was written; the keys expire after that."""
+    clock = VirtualClock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    store = ApprovalStore(
+        HistoryStore(
+            redis_client,
+            tenants={"12345": ZoneInfo("Europe/Oslo")},
+            clock=clock,
+            approvals_retention=timedelta(days=10),
+        )
+    )
+    day = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    first = await store.approve(
+        "12345", ApprovalRequest("1001", day, day + timedelta(hours=1), "meeting", "ana")
+    )
+    clock.set(datetime(2026, 3, 5, 12, 0, tzinfo=UTC))
+    later = day + timedelta(days=3)
+    second = await store.approve(
+        "12345", ApprovalRequest("1002", later, later + timedelta(hours=1), "course", "ana")
+    )
+    assert [a["id"] for a in await store.active("12345")] == [first["id"], second["id"]]
+    assert len(await store.audit("12345")) == 2
+    ttl = await redis_client.ttl(RedisKeys("pzm").approvals("12345"))
+    assert 9 * 86400 < ttl <= 10 * 86400  # until the newer one's retention is over
+    # eleven days after the first: it and its audit entry go at the next write
+    clock.set(datetime(2026, 3, 13, 12, 0, tzinfo=UTC))
+    await store.withdraw("12345", second["id"], "bo")
+    assert [a["id"] for a in await store.active("12345")] == []
+    assert set(await redis_client.hgetall(RedisKeys("pzm").approvals("12345"))) == {
+        second["id"].encode()
+    }
+    assert [(e["action"], e["id"]) for e in await store.audit("12345")] == [
+        ("approve", second["id"]),
+        ("withdraw", second["id"]),
+    ]
+    assert await store.prune("12345") == 0
+    clock.set(datetime(2026, 3, 24, 12, 0, tzinfo=UTC))
+    assert await store.prune("12345") == 3  # the second approval and both its entries
+    assert await store.audit("12345") == []

@@ -97,6 +97,26 @@ async def test_each_closed_interval_is_streamed_once(redis_client: aioredis.Redi
     assert len(rows) == 3
 
 
+async def test_the_stream_keeps_only_its_retention(redis_client: aioredis.Redis) -> None:
+    """Entries older than `stream_retention` (by the snapshots' time) are trimmed at the next
+    append; the per-day hashes expire `retention` (plus a day) after they were written."""
+    stream = RedisKeys().queue_interval_stream("t1")
+    old = int((T - timedelta(days=8)).timestamp() * 1000)
+    recent = int((T - timedelta(days=6)).timestamp() * 1000)
+    await redis_client.xadd(stream, {"interval": "{}"}, id=f"{old}-0")
+    await redis_client.xadd(stream, {"interval": "{}"}, id=f"{recent}-0")
+    rec = QueueIntervalRecorder(
+        redis_client, tenant="t1", tz=OSLO,
+        retention=timedelta(days=30), stream_retention=timedelta(days=7),
+    )  # fmt: skip
+    await _feed(rec, POLLS)
+    ids = [i.decode() for i, _ in await redis_client.xrange(stream)]
+    assert len(ids) == 1 + 3
+    assert ids[0] == f"{recent}-0"
+    ttl = await redis_client.ttl(RedisKeys().queue_intervals("t1", date(2026, 3, 2)))
+    assert 30 * 86400 < ttl <= 31 * 86400
+
+
 async def test_intervals_report_over_http_and_the_command_line(
     aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
     redis_client: aioredis.Redis,

@@ -331,7 +331,15 @@ def test_metric_names_match_the_reference() -> None:
             labels = set(sample.labels) - {"le"}
             seen.setdefault(name, set()).update(labels)
     # alert delivery and the Redis guard register their own metrics, not the exporter
-    others = ("puzzelmon_notification", "puzzelmon_outbox", "puzzelmon_sink", "puzzelmon_redis")
+    # ...and so do the leases of replicas sharing tenants (monitor.app.replicas)
+    others = (
+        "puzzelmon_notification",
+        "puzzelmon_outbox",
+        "puzzelmon_sink",
+        "puzzelmon_redis",
+        "puzzelmon_tenant_owned",
+        "puzzelmon_fenced_writes",
+    )
     ours = {n for n in documented if not n.startswith(others)}
     assert set(seen) == ours
     for name, labels in seen.items():
@@ -428,3 +436,22 @@ def test_each_exporter_has_its_own_registry() -> None:
     key = {"tenant": TENANT, "team": "Support", "state": "pause"}
     assert a.registry.get_sample_value("puzzelmon_agents", key) is None
     assert b.registry.get_sample_value("puzzelmon_agents", key) == 2
+
+
+async def test_readyz_of_a_replica_names_what_it_owns_and_a_standby_is_ready() -> None:
+    """With replicas, /readyz adds the ownership to every answer; one that owns no tenant (no
+    pollers) is ready, unlike a single process with nothing to poll."""
+    exporter = Exporter(LatestSnapshots())
+    owned: dict[str, object] = {"replica": "r2", "owned_tenants": [], "delivers_outbox": False}
+    app = build_http_app(exporter)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/readyz")
+        assert resp.status == 503  # no ownership reported: nothing polled is not ready
+        exporter.ownership = lambda: owned
+        resp = await client.get("/readyz")
+        assert resp.status == 200
+        assert await resp.json() == {"ready": True, "tenants": [], **owned}
+        exporter.readiness_checks.append(lambda: {"redis": "down"})
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+        assert (await resp.json())["problems"] == {"redis": "down"}

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,10 +15,12 @@ import redis.asyncio as aioredis
 from monitor.alerts.snooze import SnoozeStore
 from monitor.alerts.store import AlertStore
 from monitor.core.clock import VirtualClock
+from monitor.history.store import HistoryStore
 from monitor.mcp.audit import AuditLog
 from monitor.mcp.tokens import TokenStore
 from monitor.mcp.tools import Tools
 from monitor.mcp.view import MonitorView, TenantView
+from monitor.pipeline.cycle import TenantPipeline
 from monitor.schedules.store import ScheduleStore
 from monitor.simulator.replay import run_replay
 from monitor.simulator.scenario import load_scenario
@@ -35,6 +38,7 @@ class Monitored:
     tokens: TokenStore
     audit: AuditLog
     clock: VirtualClock
+    pipeline: TenantPipeline
 
 
 @pytest.fixture
@@ -56,6 +60,8 @@ async def monitored(redis_client: aioredis.Redis) -> AsyncIterator[Monitored]:
         snoozes=SnoozeStore(redis_client, clock=clock, key_prefix=PREFIX),
         schedules=ScheduleStore(redis_client, key_prefix=PREFIX),
         clock=clock,
+        # the replay writes its history (and reads approvals) under run_replay's history prefix
+        history=HistoryStore(redis_client, tenants={TENANT: ZoneInfo("Europe/Oslo")}, clock=clock),
     )
     return Monitored(
         view,
@@ -63,4 +69,5 @@ async def monitored(redis_client: aioredis.Redis) -> AsyncIterator[Monitored]:
         TokenStore(redis_client, clock=clock, key_prefix=PREFIX),
         AuditLog(redis_client, clock=clock, key_prefix=PREFIX),
         clock,
+        pipeline,
     )

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import SecretStr
 
-from monitor.mcp.http import McpHttpServer
+from monitor.mcp.http import McpEndpoint
 from monitor.mcp.server import build_server
 from tests.mcp.conftest import TENANT, Monitored
+from tests.redis_server import free_port
 
 READ_TOOLS = {
     "agents_out_of_adherence",
@@ -26,7 +29,13 @@ READ_TOOLS = {
     "open_alerts",
     "connection_status",
 }
-WRITE_TOOLS = {"acknowledge_alert", "snooze_alert", "unsnooze_alert"}
+WRITE_TOOLS = {
+    "acknowledge_alert",
+    "snooze_alert",
+    "unsnooze_alert",
+    "approve_exception",
+    "withdraw_approval",
+}
 
 
 @asynccontextmanager
@@ -35,14 +44,27 @@ async def in_process(m: Monitored, token: SecretStr | None) -> AsyncIterator[Cli
         yield client
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+
+
 @asynccontextmanager
-async def serving(m: Monitored) -> AsyncIterator[McpHttpServer]:
-    http = McpHttpServer(build_server(m.tools, m.tokens, m.audit), m.tokens, m.audit, port=0)
-    await http.start()
+async def serving(m: Monitored) -> AsyncIterator[Served]:
+    """The endpoint mounted on a loopback aiohttp server, as the monitor mounts it."""
+    endpoint = McpEndpoint(build_server(m.tools, m.tokens, m.audit), m.tokens, m.audit)
+    app = web.Application()
+    app.add_routes(endpoint.routes())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await endpoint.start()
     try:
-        yield http
+        yield Served(f"http://127.0.0.1:{port}/mcp")
     finally:
-        await http.stop()
+        await endpoint.stop()
+        await runner.cleanup()
 
 
 @asynccontextmanager

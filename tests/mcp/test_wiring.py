@@ -10,8 +10,9 @@ import redis.asyncio as aioredis
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from pydantic import SecretStr
 
-from monitor.app.config import McpConfig
+from monitor.app.config import ApiConfig, McpConfig
 from monitor.app.wiring import Monitor
 from monitor.mcp.tokens import TokenStore
 from monitor.rules.loader import ruleset_from_mapping
@@ -22,7 +23,9 @@ async def test_run_serves_mcp_over_the_live_state(
     make_sim_server: Callable[..., Any], redis_client: aioredis.Redis
 ) -> None:
     server: SimServer = await make_sim_server()
-    config = config_for(server).model_copy(update={"mcp": McpConfig(enabled=True, port=0)})
+    config = config_for(server).model_copy(
+        update={"mcp": McpConfig(enabled=True), "api": ApiConfig(token=SecretStr("api-t0ken"))}
+    )
     monitor = Monitor(
         config,
         clock=server.clock,
@@ -36,15 +39,29 @@ async def test_run_serves_mcp_over_the_live_state(
     try:
         assert monitor.mcp is not None
         await monitor.service.scheduler.run_until(T0 + timedelta(minutes=1))
+        # on the monitor's own port, next to /metrics and the API
+        url = f"http://127.0.0.1:{monitor.service.bound_port}/mcp"
         headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
         async with (
             create_mcp_http_client(headers=headers) as http,
-            Client(streamable_http_client(monitor.mcp.url, http_client=http)) as client,
+            Client(streamable_http_client(url, http_client=http)) as client,
         ):
             conn = (await client.call_tool("connection_status", {})).structured_content
             queues = (await client.call_tool("queue_status", {})).structured_content
+        # one port, two doors: the API's token does not open /mcp, nor an MCP token the API
+        async with create_mcp_http_client() as raw:
+            api_on_mcp = await raw.post(url, json={}, headers={"Authorization": "Bearer api-t0ken"})
+            mcp_on_api = await raw.get(url.replace("/mcp", "/api/v1/alerts"), headers=headers)
+            api_on_api = await raw.get(
+                url.replace("/mcp", "/api/v1/alerts"), headers={"Authorization": "Bearer api-t0ken"}
+            )
     finally:
         await monitor.stop(grace=0)
+    assert (api_on_mcp.status_code, mcp_on_api.status_code, api_on_api.status_code) == (
+        401,
+        401,
+        200,
+    )
     (tenant,) = conn["tenants"]
     assert tenant["available"] is True
     assert tenant["polls"]["user_states"]["polls"] >= 1
