@@ -75,11 +75,20 @@ class Family:
 
 
 class _One:
-    def __init__(self, family: Metric) -> None:
-        self.family = family
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
 
     def collect(self) -> Iterator[Metric]:
-        yield self.family
+        yield from self.families
+
+
+def render_families(families: Sequence[Metric], *, openmetrics: bool) -> bytes:
+    """`families` as client_python renders them (OpenMetrics without its `# EOF`)."""
+    one = _One(*families)
+    if openmetrics:
+        body: bytes = om_generate_latest(one)  # type: ignore[no-untyped-call]  # untyped upstream
+        return body.removesuffix(b"# EOF\n")
+    return text_generate_latest(one)  # any object with .collect() will do
 
 
 class AgentLines:

@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.utils import floatToGoString
 
-from monitor.core.snapshots import AgentObservation, AgentSnapshot
+from monitor.core.snapshots import AgentObservation, AgentSnapshot, QueueObservation, QueueSnapshot
 from monitor.core.states import AgentState, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation
 from monitor.http.agent_exposition import fmt
@@ -182,3 +182,19 @@ async def test_the_http_endpoint_serves_the_render() -> None:
 )  # fmt: skip
 def test_numbers_are_formatted_as_client_python_formats_them(value: float) -> None:
     assert fmt(value) == floatToGoString(value)
+
+
+def test_queue_families_are_rendered_again_after_a_queue_poll() -> None:
+    """The queue families are kept per queue snapshot: a new snapshot shows at the next
+    render, equal to the reference."""
+    store = filled_store()
+    exporter, _ = make_exporter(store, engine=engine_view())
+    assert_same(exporter)
+    store.put_queues(
+        TENANT, QueueSnapshot(TENANT, T0, (QueueObservation("4101", "Support NO", queue_size=7),))
+    )
+    assert_same(exporter)
+    body, _ = exporter.render()
+    line = b'puzzelmon_queue_requests_waiting{queue="4101",queue_name="Support NO",tenant="12345"}'
+    assert line + b" 7.0\n" in body
+    assert b'queue="4102"' not in body
