@@ -180,28 +180,34 @@ class AgentLines:
         return activity, adherent
 
     def accrued(self, tenant: str, accruals: Sequence[Accrual], out: Out) -> None:
-        """The four adherence counters of one tenant, per agent (summed like the collector)."""
-        sums: dict[tuple[str, str, str], list[float]] = {}
+        """The four adherence counters of one tenant, per agent (summed like the collector:
+        from 0.0, in float)."""
+        sums: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
         for acc in accruals:
             key = (tenant, acc.team, acc.agent_id)
-            s = sums.get(key)
-            if s is None:
-                s = sums[key] = [0.0, 0.0, 0.0, 0.0]
-            s[0] += float(acc.adherent_seconds)
-            s[1] += float(acc.scheduled_seconds)
-            s[2] += float(acc.productive_seconds)
-            s[3] += float(acc.productive_scheduled_seconds)
-        seen = out.accrued_keys
-        for key, values in sorted(sums.items()):
-            inputs = tuple(values)
-            cached = self._accrued.get(key)
-            if cached is None or cached[0] != inputs:
+            v = sums.get(key, (0.0, 0.0, 0.0, 0.0))
+            sums[key] = (
+                v[0] + float(acc.adherent_seconds),
+                v[1] + float(acc.scheduled_seconds),
+                v[2] + float(acc.productive_seconds),
+                v[3] + float(acc.productive_scheduled_seconds),
+            )
+        seen, old = out.accrued_keys, self._accrued
+        adherent, scheduled, productive, productive_scheduled = out.counters
+        for key, v in sorted(sums.items()):
+            cached = old.get(key)
+            if cached is None or cached[0] != v:
                 aid, tt = self.labels(*key)
-                prefix = f"{{{aid},{tt} "
-                cached = (inputs, tuple(f"{prefix}{fmt(v)}\n" for v in inputs))
+                p = f"{{{aid},{tt} "
+                lines = (f"{p}{fmt(v[0])}\n", f"{p}{fmt(v[1])}\n", f"{p}{fmt(v[2])}\n",
+                         f"{p}{fmt(v[3])}\n")  # fmt: skip
+                cached = (v, lines)
             seen[key] = cached
-            for lines, line in zip(out.counters, cached[1], strict=True):
-                lines.append(line)
+            row = cached[1]
+            adherent.append(row[0])
+            scheduled.append(row[1])
+            productive.append(row[2])
+            productive_scheduled.append(row[3])
 
     def keep_only(self, out: Out) -> None:
         """Forget the lines of agents this render did not show (they left or changed)."""
