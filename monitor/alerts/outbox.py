@@ -166,6 +166,13 @@ def plan_publish(
     return record, Notification(alert, FIRST, targets, now)
 
 
+# KEYS: stream. ARGV: group, consumer. Deletes the consumer only if it holds no entry.
+_DELETE_IDLE_CONSUMER = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
 class Outbox:
     def __init__(
         self,
@@ -191,6 +198,7 @@ class Outbox:
         self.dashboard_url = dashboard_url
         self.resolved_retention = resolved_retention
         self._groups_ready = False
+        self.delete_idle_consumer = redis.register_script(_DELETE_IDLE_CONSUMER)
         # in-process sink workers are woken the moment something is written, instead of at
         # their next poll of the stream (the poll remains, for entries from other processes)
         self._nudges: list[asyncio.Event] = []
@@ -834,7 +842,19 @@ class SinkWorker:
         entries.sort(key=lambda e: _parse_id(_text(e.id)))
         self._loaded_once = True
         self._loaded_at = self.clock.monotonic()
+        if self.gate is not None:
+            await self._forget_idle_consumers()
         return entries
+
+    async def _forget_idle_consumers(self) -> None:
+        """Replicas come and go under new names: drop the group's other consumers once they hold
+        nothing (everything was just claimed), so the group does not grow with every restart."""
+        stream, group = self.outbox.stream, self.name
+        for c in await self._redis.xinfo_consumers(stream, group):
+            name = _text(c["name"])
+            if name != self.consumer and not int(c["pending"]):
+                # checked again atomically: deleting a consumer orphans what it holds
+                await self.outbox.delete_idle_consumer(keys=[stream], args=[group, name])
 
     async def _read_new(self) -> list[_Entry]:
         resp = await self._redis.xreadgroup(

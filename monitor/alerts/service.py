@@ -190,6 +190,10 @@ class AlertingService:
             self.metrics.dropped.labels(sink=sink, reason=reason).inc()
 
     def _backing_off(self, sink: str) -> bool:
+        """Skip a round of re-sends: the sink is backing off, or another replica delivers."""
+        gate = self.dispatcher.gate
+        if gate is not None and gate.fence is None:
+            return True
         worker = self.dispatcher.workers.get(sink)
         return worker is not None and worker.breaker.wait_time() > 0
 

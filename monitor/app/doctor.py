@@ -1,9 +1,11 @@
 """`puzzel-monitor doctor -c config.yaml [--tenant KEY] [--record DIR]`: what a tenant supports.
 
-For each configured tenant: authenticate with its credentials, then call every configurable
-endpoint of `monitor.puzzel.endpoints` once, with this tenant's paths, including the endpoints the
-tenant has turned off (their verdict says `(off)`, so the operator learns what to turn on). Each
-answer is checked against the endpoint's model without the monitor's tolerance hiding anything:
+First one line on the configured Redis (`redis (url|sentinel) TARGET: ok[, primary HOST:PORT]` or
+`NOT reachable: ...`; not part of the exit code). Then for each configured tenant: authenticate
+with its credentials, then call every configurable endpoint of `monitor.puzzel.endpoints` once,
+with this tenant's paths, including the endpoints the tenant has turned off (their verdict says
+`(off)`, so the operator learns what to turn on). Each answer is checked against the endpoint's
+model without the monitor's tolerance hiding anything:
 
 - rows: how many rows (or 1 for a single object) came back;
 - missing: required fields a row lacks (or that fail validation): those rows would be dropped;

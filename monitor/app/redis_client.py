@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialBackoff
 
 from monitor.app.config import RedisConfig
@@ -119,10 +119,22 @@ async def check_reach(config: RedisConfig) -> RedisReach:
             primary = f"{host}:{port}"
         await client.ping()
     except (aioredis.RedisError, OSError) as e:
-        return RedisReach(form, target, ok=False, error=f"{type(e).__name__}: {e}")
+        return RedisReach(form, target, ok=False, error=explain(e))
     finally:
         await client.aclose()
     return RedisReach(form, target, ok=True, primary=primary)
+
+
+def explain(error: BaseException) -> str:
+    """A Redis error for a person: its type and message, without the client's repr that redis-py
+    appends to `MasterNotFoundError` (a screenful per Sentinel)."""
+    if isinstance(error, MasterNotFoundError):
+        found = str(error).split(" : ", 1)[0]
+        return (
+            f"MasterNotFoundError: {found} (no Sentinel answered, or none monitors that "
+            "service_name)"
+        )
+    return f"{type(error).__name__}: {error}"
 
 
 def redact_url(url: str) -> str:

@@ -13,6 +13,7 @@ replica cannot reach either, and the replica's writes are fenced once Redis answ
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -64,6 +65,7 @@ class Replicas:
         self.confirmed: dict[str, float] = {}
         self._logged: set[tuple[str, int]] = set()
         self._redis_failing = False
+        self._one_round = asyncio.Lock()  # the scheduled round and a recovery's never overlap
 
     # --- DeliveryGate -------------------------------------------------------------------------
 
@@ -105,6 +107,10 @@ class Replicas:
     # --- the round ----------------------------------------------------------------------------
 
     async def round(self) -> None:
+        async with self._one_round:
+            await self._round()
+
+    async def _round(self) -> None:
         try:
             self.live = await self.leases.heartbeat()
             await self._renew()
@@ -149,6 +155,8 @@ class Replicas:
         log.info("lease.released", tenant=tenant, replica=self.replica)
 
     async def _acquire(self, tenant: str) -> None:
+        if tenant in self.held:
+            return
         sent = self.leases.clock.monotonic()
         lease = await self.leases.acquire(tenant)
         if lease is None:

@@ -107,7 +107,7 @@ async def _report(
         filters = {"team": getattr(args, "team", None), "agent": getattr(args, "agent", None)}
         query = parse_query(store.tenants, params | filters)
         if kind == "adherence":
-            report = await adherence_report(store, query)
+            report = await adherence_report(store, query, agent_days_only=args.format == "csv")
         else:
             report = await intervals_report(store, query)
     except ReportError as e:

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from monitor.alerts.service import AlertingService
 from monitor.alerts.slack_users_api import slack_user_routes
 from monitor.app.config import Config
-from monitor.app.redis_client import redis_client
+from monitor.app.redis_client import describe_target, explain, redis_client
 from monitor.app.redis_guard import RedisGuard
 from monitor.app.replicas import Replicas, default_replica_id
 from monitor.app.service import Service, ServiceError
@@ -329,7 +329,8 @@ class Monitor:
         try:
             await self.redis.ping()
         except (aioredis.ConnectionError, OSError) as e:
-            raise ServiceError(f"cannot reach Redis: {e}") from None
+            where = describe_target(self.config.redis)[1]
+            raise ServiceError(f"cannot reach Redis at {where}: {explain(e)}") from None
         await self.redis_guard.start()
         await self.pipelines.start()
         for tenant, pipeline in self.pipelines.by_tenant.items():

@@ -5,7 +5,9 @@ and agents from its gauges, sampled at each poll.
 A today counter that goes down was reset (local midnight): its new value is the delta. The
 state (the last counters and the open interval's sums) is plain data, saved with every
 closed interval, so a restart mid-interval carries on from it instead of losing or doubling
-the deltas. Service level is answered within target ÷ (answered + abandoned) (variant (a) of
+the deltas. A snapshot no newer than the last one seen of its queue (a restarted replay going
+over polls already counted, a late answer) is dropped and counted in `dropped`, never taken for
+a reset. Service level is answered within target ÷ (answered + abandoned) (variant (a) of
 ../shared/wfm-domain.md: Puzzel's counters do not tell abandons before the target apart).
 """
 
@@ -69,6 +71,8 @@ class QueueIntervals:
     width_minutes: int = 15
     last: dict[str, dict[str, int]] = field(default_factory=dict)
     open: dict[str, OpenInterval] = field(default_factory=dict)
+    seen_at: dict[str, float] = field(default_factory=dict)  # queue -> its last poll (epoch s)
+    dropped: int = 0  # observations no newer than their queue's last one, ignored
 
     def observe(self, at: datetime, queues: Iterable[QueueObservation]) -> list[dict[str, Any]]:
         width = self.width_minutes * 60
@@ -77,6 +81,10 @@ class QueueIntervals:
         start = at.timestamp() // width * width
         closed: list[dict[str, Any]] = []
         for q in queues:
+            if at.timestamp() <= self.seen_at.get(q.queue_id, float("-inf")):
+                self.dropped += 1
+                continue
+            self.seen_at[q.queue_id] = at.timestamp()
             current = self.open.get(q.queue_id)
             if current is not None and current.start < start:
                 closed.append(current.closed(q.queue_id, width))
@@ -98,6 +106,8 @@ class QueueIntervals:
             "width_minutes": self.width_minutes,
             "last": self.last,
             "open": {k: asdict(v) for k, v in self.open.items()},
+            "seen_at": self.seen_at,
+            "dropped": self.dropped,
         }
 
     @classmethod
@@ -106,4 +116,7 @@ class QueueIntervals:
             width_minutes=int(d["width_minutes"]),
             last={k: dict(v) for k, v in d["last"].items()},
             open={k: OpenInterval(**v) for k, v in d["open"].items()},
+            # a state saved before these were kept: nothing seen, nothing dropped
+            seen_at={k: float(v) for k, v in d.get("seen_at", {}).items()},
+            dropped=int(d.get("dropped", 0)),
         )

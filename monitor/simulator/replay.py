@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 import aiohttp
@@ -56,6 +56,7 @@ from monitor.simulator.simulator import Simulator
 log = structlog.get_logger(__name__)
 
 TOLERANCE_RATIO = 0.005
+QUARTER_HOUR = 900  # seconds; queue polls at these bounds close the interval statistics
 
 
 @dataclass
@@ -125,6 +126,14 @@ def _change_times(scenario: Scenario, ruleset: RuleSet) -> tuple[list[datetime],
         for seg in agent.segments:
             agent_times.update((seg.start, seg.end))
     queue_times = {t for q in scenario.queues for t, _ in q.states}
+    if scenario.queues:
+        # a poll at every interval bound closes the queues' interval statistics as the running
+        # monitor's 15-second polls would (the history's widths all divide an hour)
+        first = scenario.start.timestamp() // QUARTER_HOUR * QUARTER_HOUR + QUARTER_HOUR
+        bound = datetime.fromtimestamp(first, UTC)
+        while bound <= scenario.end:
+            queue_times.add(bound)
+            bound += timedelta(seconds=QUARTER_HOUR)
     return sorted(agent_times), sorted(queue_times)
 
 

@@ -13,7 +13,9 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import SecretStr
 
+from monitor.alerts.config import AlertingConfig
 from monitor.alerts.outbox import Dispatcher, Outbox
+from monitor.alerts.service import AlertingService
 from monitor.alerts.sinks.webhook import WebhookSink
 from monitor.core.clock import SystemClock
 from monitor.pipeline.leases import OUTBOX, Fence, FencedOut, LeaseStore
@@ -95,6 +97,8 @@ async def test_only_the_lease_holder_delivers_and_the_next_one_continues(
         await a.stop()
         await b.stop()
     assert set(keys(receiver).values()) == {1}
+    consumers = await redis_client.xinfo_consumers("pzm:outbox", "ops")
+    assert [c["name"] for c in consumers] == [b"b"]  # a's went with its last entries
     statuses = Counter(x["status"] for p in receiver.accepted for x in p["alerts"])
     assert statuses == {"firing": 3, "resolved": 3}
 
@@ -121,3 +125,37 @@ async def test_an_ex_holder_whose_token_moved_sends_nothing(
     assert gate.refused[0].current == lease.fence.token + 1
     # the entry stays in the stream for the holder to deliver
     assert (await a.outbox.backlog())["ops"].pending == 1
+
+
+async def test_alertmanager_resends_come_only_from_the_deliverer(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The Alertmanager re-sender (which repeats open alerts every minute) skips its rounds on a
+    replica that does not deliver, so Alertmanager is not told everything once per replica."""
+    config = AlertingConfig.model_validate(
+        {"sinks": {"am": {"type": "alertmanager", "url": "http://127.0.0.1:9/"}}}
+    )
+    gate = Gate()
+    service = AlertingService(config, redis_client, clock=SystemClock(), gate=gate, consumer="a")
+    store = LeaseStore(redis_client, replica="a", ttl=timedelta(seconds=30), clock=SystemClock())
+    lease = await store.acquire(OUTBOX)
+    assert lease is not None
+    try:
+        assert service.dispatcher.gate is gate
+        assert service._backing_off("am")
+        gate.fence = lease.fence
+        assert not service._backing_off("am")
+    finally:
+        await service.stop(grace=0)
+
+
+async def test_a_consumer_that_holds_entries_is_not_deleted(redis_client: aioredis.Redis) -> None:
+    """Deleting a consumer orphans its pending entries: the clean-up checks, atomically."""
+    outbox = Outbox(redis_client, sinks=["ops"], clock=SystemClock())
+    await outbox.publish([alert("1", since=T0)])
+    await redis_client.xreadgroup("ops", "x", {outbox.stream: ">"}, count=10)
+    await redis_client.xreadgroup("ops", "y", {outbox.stream: ">"}, count=10)  # gets nothing
+    for name in ("x", "y"):
+        await outbox.delete_idle_consumer(keys=[outbox.stream], args=["ops", name])
+    consumers = await redis_client.xinfo_consumers(outbox.stream, "ops")
+    assert [(c["name"], c["pending"]) for c in consumers] == [(b"x", 1)]

@@ -53,10 +53,13 @@ def test_sentinels_from_one_environment_variable(tmp_path: Path) -> None:
     env = {
         "PUZZEL_MONITOR_REDIS__SENTINELS": "s1:26379,s2:26379",
         "PUZZEL_MONITOR_REDIS__SERVICE_NAME": "mymaster",
+        "PUZZEL_MONITOR_REDIS__SENTINEL_PASSWORD": "0123",  # a secret is not read as YAML
     }
     config = load_config(write(tmp_path, MINIMAL), environ=env)
     assert config.redis.sentinels == [("s1", 26379), ("s2", 26379)]
     assert config.redis.service_name == "mymaster"
+    assert config.redis.sentinel_password is not None
+    assert config.redis.sentinel_password.get_secret_value() == "0123"
 
 
 def test_url_and_sentinels_together_are_refused_with_the_line(tmp_path: Path) -> None:
@@ -184,3 +187,24 @@ async def test_reach_of_a_url(redis_client: aioredis.Redis, redis_server: RedisS
     good = await check_reach(RedisConfig(url=redis_server.url))
     assert good.ok
     assert good.describe() == f"redis (url) {redis_server.url}: ok"
+
+
+def test_run_exits_3_naming_the_sentinels_when_none_answers(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    body = MINIMAL + f"redis:\n  sentinels: ['127.0.0.1:{port}']\n  service_name: pzm\n"
+    body += "exporter: {host: 127.0.0.1, port: 0}\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "-c", str(write(tmp_path, body))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert (
+        f"cannot reach Redis at pzm via 127.0.0.1:{port}: MasterNotFoundError: No master found "
+        "for 'pzm' (no Sentinel answered, or none monitors that service_name)"
+    ) in proc.stdout + proc.stderr
+    assert "ConnectionPool" not in proc.stdout + proc.stderr  # not redis-py's repr

@@ -115,18 +115,21 @@ class RedisMonitor:
         self._thread.join(5)
 
     def addresses_of(self, name: str) -> set[str]:
-        return {
-            c["addr"].rsplit(":", 1)[0] + ":" + c["addr"].rsplit(":", 1)[1]
-            for c in self.client.client_list()
-            if c.get("name") == f"puzzelmon-{name}"
-        }
+        clients = self.client.client_list()
+        return {c["addr"] for c in clients if c.get("name") == f"puzzelmon-{name}"}
+
+    def of(self, addresses: set[str]) -> list[dict[str, Any]]:
+        return [c for c in self.commands if _address(c) in addresses]
 
     def writes(self, addresses: set[str], mention: str) -> Iterator[dict[str, Any]]:
-        for c in self.commands:
-            addr = f"{c['client_address']}:{c['client_port']}"
+        for c in self.of(addresses):
             verb = c["command"].split(" ", 1)[0].upper()
-            if addr in addresses and verb in WRITES and mention in c["command"]:
+            if verb in WRITES and mention in c["command"]:
                 yield c
+
+
+def _address(command: dict[str, Any]) -> str:
+    return f"{command['client_address']}:{command['client_port']}"
 
 
 def acquired_at(log: Path, tenant: str, after: float) -> float:
@@ -153,6 +156,7 @@ async def kill_the_owner_during_an_incident(cluster: Cluster, t0: datetime) -> N
     sim = cluster.tenants[KILLED]
     polled = await wait_for("KILLED polled again", lambda: sim.polled_after(killed + 0.2), 20)
     assert polled - killed <= 3 * CADENCE, f"polled again {polled - killed:.1f} s after the kill"
+    print(f"KILLED ({victim.name}) polled again {polled - killed:.2f} s after SIGKILL")
     await wait_for("the resolve of KILLED", lambda: fired(cluster, KILLED, "resolved"), 40)
 
 
@@ -173,8 +177,16 @@ async def stop_an_owner_past_its_lease(cluster: Cluster) -> None:
         await asyncio.sleep(4.0)
         addresses = mon.addresses_of(paused.name)
     assert addresses, "the resumed replica has no named connection"
+    seen = mon.of(addresses)
+    assert seen, "nothing seen from the resumed replica: the capture proves nothing"
     again = acquired_at(paused.log, STOPPED, stopped_at)
     stale = [c for c in mon.writes(addresses, STOPPED) if c["time"] < again]
+    print(
+        f"STOPPED ({paused.name}): {len(mon.commands)} commands seen, {len(seen)} from it: "
+        f"{sorted({c['command'].split(' ', 1)[0] for c in seen})}, "
+        f"{len(list(mon.writes(addresses, STOPPED)))} writes of it from the resumed replica, "
+        f"the first {again - resumed:.2f} s after SIGCONT (its new lease)"
+    )
     assert stale == [], f"the resumed ex-owner wrote (it re-acquired at {again}, resumed {resumed})"
     await wait_for("the resolve of STOPPED", lambda: fired(cluster, STOPPED, "resolved"), 40)
 

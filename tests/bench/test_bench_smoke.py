@@ -132,3 +132,17 @@ def test_replay_checks_the_day_and_generates_larger_ones(tmp_path: Path) -> None
     assert len(scenario.agents) == 60
     assert scenario.expect is not None
     assert len(scenario.expect.adherence) > 50
+
+
+async def test_history_report_reads_back_every_seeded_agent_day(redis_server: RedisServer) -> None:
+    """The report benchmark seeds through the recorder and every path reads all of it back."""
+    from bench import history
+
+    url = redis_server.url.rsplit("/", 1)[0] + "/5"
+    result = await history.run(redis_url=url, agents=40, days=3, repeats=1)
+    assert result.data["rows"] == 40 * 3
+    assert result.data["cli_bytes"] > 0
+    assert set(result.data["http"]) == {"json", "csv"}
+    names = [f.name for f in result.figures]
+    assert any("CLI" in n for n in names)
+    assert all(f.value is not None and f.value > 0 for f in result.figures)

@@ -73,3 +73,15 @@ def test_prometheus_scrapes_every_replica_by_dns() -> None:
         environ={"PUZZEL_MONITOR_API__TOKEN_FILE": str(ROOT / "deploy" / "secrets" / "api_token")},
     )
     assert scrape_targets(job) == [f"monitor:{config.exporter.port}"]
+
+
+def test_the_replicas_share_the_tenants() -> None:
+    """Scaled replicas split the tenants through leases (each id defaults to the container's host
+    name and pid), rather than each polling every tenant."""
+    config = load_config(
+        ROOT / "deploy" / "monitor.compose.yaml",
+        environ={"PUZZEL_MONITOR_API__TOKEN_FILE": str(ROOT / "deploy" / "secrets" / "api_token")},
+    )
+    assert config.replicas.enabled
+    assert config.replicas.id is None
+    assert "PUZZEL_MONITOR_REPLICAS__ID" not in str(MONITOR.get("environment", ""))

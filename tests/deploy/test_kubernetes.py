@@ -125,6 +125,13 @@ def test_the_kustomization_lists_exactly_the_manifests() -> None:
     assert kinds == {"ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget"}
 
 
+def test_the_replicas_share_the_tenants(tmp_path: Path) -> None:
+    """Two pods with `replicas.enabled` off would each poll and evaluate every tenant."""
+    config = loaded_config(tmp_path)
+    assert config.replicas.enabled
+    assert config.replicas.id is None  # the default: the pod's host name and the process id
+
+
 def test_two_replicas_and_a_disruption_budget_of_one() -> None:
     deployment = one("Deployment")
     assert deployment["spec"]["replicas"] == 2
@@ -186,6 +193,8 @@ def test_the_configuration_loads_and_reads_its_secrets_from_the_secret(tmp_path:
     assert config.api.token is not None
     assert config.api.token.get_secret_value() == values["api_token"]
     assert config.redis.uses_sentinel  # the Kubernetes example is the Redis that survives a node
+    assert config.replicas.enabled  # the two pods share the tenants instead of doubling them
+    assert config.replicas.id is None  # each pod names itself (host name and process id)
     assert config.redis.password is not None
     assert config.redis.password.get_secret_value() == values["redis_password"]
 

@@ -138,9 +138,13 @@ def config(
     root: str,
     hook: str,
     redis: str | dict[str, Any],
+    *,
     group_wait: timedelta = timedelta(0),
+    extra: dict[str, Any] | None = None,
+    replicas: bool = False,
 ) -> Config:
-    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel)."""
+    """`redis` is a URL or a whole `redis:` section (e.g. Sentinel); `replicas`: leases on (one
+    replica of possibly several); `extra` adds or replaces top-level sections."""
     creds = sim.credentials
     urls = base_urls(root)
     off = "off"
@@ -173,12 +177,14 @@ def config(
                 }
             ],
             "redis": redis if isinstance(redis, dict) else {"url": redis},
+            "replicas": {"enabled": replicas},
             "exporter": {"host": "127.0.0.1", "port": 0},
             "alerting": {
                 "sinks": {"ops": {"type": "webhook", "url": hook, "timeout": "3s"}},
                 "group_wait": group_wait,
             },
         }
+        | (extra or {})
     )
 
 
@@ -189,6 +195,8 @@ async def start_rig(
     receiver: Receiver | None = None,
     group_wait: timedelta = timedelta(0),
     start: bool = True,
+    extra: dict[str, Any] | None = None,
+    replicas: bool = False,
 ) -> Rig:
     """Simulator, receiver and monitor (schedules imported, redis checked every second); the
     monitor is started unless `start` is false."""
@@ -204,7 +212,8 @@ async def start_rig(
     await hook_runner.setup()
     hook_port = free_port()
     await web.TCPSite(hook_runner, "127.0.0.1", hook_port).start()
-    cfg = config(sim, root, f"http://127.0.0.1:{hook_port}/hook", redis_url, group_wait)
+    hook = f"http://127.0.0.1:{hook_port}/hook"
+    cfg = config(sim, root, hook, redis_url, group_wait=group_wait, extra=extra, replicas=replicas)
     monitor = make_monitor(cfg, sc)
     await import_schedules(monitor, sc)
     if start:
@@ -213,7 +222,7 @@ async def start_rig(
 
 
 def make_monitor(cfg: Config, sc: Scenario) -> Monitor:
-    return Monitor(
+    monitor = Monitor(
         cfg,
         clock=SystemClock(),
         ruleset=ruleset_from_mapping(sc.rules, sc.activities, only_listed=True),
@@ -221,6 +230,10 @@ def make_monitor(cfg: Config, sc: Scenario) -> Monitor:
         port=0,
         redis_check_interval=1.0,
     )
+    # these tests read a counter right after the event that moves it: no render cache (which
+    # would serve a body up to a second old)
+    monitor.service.exporter.render_cache_seconds = 0.0
+    return monitor
 
 
 async def import_schedules(monitor: Monitor, sc: Scenario) -> None:

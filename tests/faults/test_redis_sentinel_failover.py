@@ -1,6 +1,7 @@
 """Redis that survives a machine: the monitor's Redis is the primary that three real Redis
-Sentinels watch (one replica). In the middle of an incident the primary is SIGKILLed; the
-Sentinels promote the replica; the monitor finds the new primary through them and carries on.
+Sentinels watch (one replica). In the middle of an incident the primary is SIGKILLed (or demoted
+by a failover while it runs on); the Sentinels promote the replica; the monitor finds the new
+primary through them and carries on.
 Every alert fires and resolves exactly once at the receiver, including the one that resolves while
 there is no primary and the ones that fire after the failover, and no data loss is reported (the
 replica had everything)."""
@@ -36,14 +37,21 @@ BREAKS = [
 ]
 
 
-@pytest.mark.parametrize("how", ["sigkill", "demote"])
-async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing(how: str) -> None:
+@pytest.mark.parametrize(
+    ("how", "leases"), [("sigkill", False), ("demote", False), ("sigkill", True)]
+)
+async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing(
+    how: str, leases: bool
+) -> None:
     """`sigkill`: the primary's machine is gone. `demote`: a failover while it runs on (it becomes
-    a replica and answers the monitor's writes with READONLY until the client moves on)."""
+    a replica and answers the monitor's writes with READONLY until the client moves on). With
+    `leases`, the monitor is a replica (`replicas.enabled`) whose tenant and outbox leases live
+    in the Redis that fails over."""
     cluster = SentinelCluster(down_after_ms=1000, failover_timeout_ms=3000)
     await asyncio.to_thread(cluster.start)
     redis = {"sentinels": cluster.sentinels, "service_name": SERVICE}
-    rig = await start_rig(BREAKS, redis)
+    extra = {"replicas": {"enabled": True, "id": "replica-a"}} if leases else None
+    rig = await start_rig(BREAKS, redis, extra=extra)
     try:
         client = rig.monitor.redis
         assert isinstance(client, SentinelRedis)
@@ -75,8 +83,8 @@ async def test_sentinel_failover_during_an_incident_loses_and_doubles_nothing(ho
     delivered = rig.delivered()
     total = sum(delivered.values())
     print(
-        f"failover ({how}): replica promoted {promoted:.1f} s after; notifications "
-        f"delivered before the failover: {before}, after: {total - before}; "
+        f"failover ({how}, leases {leases}): replica promoted {promoted:.1f} s after; "
+        f"notifications delivered before the failover: {before}, after: {total - before}; "
         f"{sorted(delivered.items())}"
     )
     for b in BREAKS:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from monitor.app.config import ApiConfig
 from monitor.core.clock import SystemClock
-from tests.faults.harness import Break, Rig, start_rig, wait_for
+from tests.faults.harness import TZ, Break, Rig, start_rig, wait_for
 from tests.redis_server import RedisServer
 
 AGENT = "1001"
@@ -64,6 +64,15 @@ async def test_an_approval_resolves_the_open_alert_once(
         # resolved while the agent is still on pause: the approval, not the agent, ended it
         assert SystemClock().now() < back
 
+        # the day's record of the exception says how it ended
+        today = SystemClock().now().astimezone(TZ).date()  # (and yesterday: near midnight)
+        days = f"from={today - timedelta(days=1)}&to={today}"
+        report = f"/api/v1/reports/adherence?tenant=12345&{days}"
+        status, body = await _call(rig, "GET", report)
+        assert status == 200
+        assert [(e["rule"], e["resolution"]) for e in body["exceptions"]] == [
+            ("break_overrun", "approved by ana.supervisor: sent to a team meeting")
+        ]
         status, listing = await _call(rig, "GET", "/api/v1/tenants/12345/approvals")
         assert status == 200
         assert [(e["action"], e["by"], e["id"]) for e in listing["audit"]] == [
