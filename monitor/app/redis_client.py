@@ -14,7 +14,7 @@ round.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -22,7 +22,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.backoff import ExponentialBackoff
 
-from monitor.app.config import RedisConfig
+if TYPE_CHECKING:  # only named: `report --redis-url` builds a client without importing it
+    from monitor.app.config import RedisConfig
 
 # Sentinel answers in microseconds; a Sentinel that takes longer than this is skipped for the next
 SENTINEL_TIMEOUT = 2.0
@@ -48,11 +49,23 @@ def redis_client(
     apart): after a Redis restart or a failover the pooled connections are dead, and the retry
     reaches the server that answers now instead of reporting an outage that is already over."""
     password = config.password.get_secret_value() if config.password else None
-    if retry:
-        options["retry"] = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
     if url is not None or not config.uses_sentinel:
-        return aioredis.Redis.from_url(url or str(config.url), password=password, **options)
+        return url_client(url or str(config.url), password=password, retry=retry, **options)
+    if retry:
+        options["retry"] = _retry()
     return _sentinel_client(config, password, options)
+
+
+def url_client(url: str, *, retry: bool = True, **options: Any) -> aioredis.Redis:
+    """A client for one URL, as `redis_client` builds it (a command given `--redis-url` and no
+    configuration needs no more, and spares the configuration's import)."""
+    if retry:
+        options["retry"] = _retry()
+    return aioredis.Redis.from_url(url, **options)
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
 
 
 def _sentinel_client(

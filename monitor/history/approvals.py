@@ -8,10 +8,9 @@ the present resolves the agent's open exceptions (`monitor.engine.approvals`).
 
 Retention (`HistoryStore.approvals_retention`, default 90 days): an approval is dropped that
 long after its range ended (or after it was made or withdrawn, if later: an old range approved
-today is kept as long as one of today), an audit entry that long after it was written; each
-write prunes,
-and the keys expire that long after the last write, so a tenant nobody approves for leaves
-nothing behind."""
+today is kept as long as one of today), an audit entry that long after it was written. Each
+write prunes, and the keys expire that long after the last write, so a tenant nobody approves
+for leaves nothing behind."""
 
 from __future__ import annotations
 

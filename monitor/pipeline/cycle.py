@@ -196,6 +196,10 @@ class TenantPipeline:
         now = max(s.taken_at for s in snapshots)
         agents = [a for s in snapshots for a in s.agents]
         schedules = await self.schedules_at(now)
+        approvals = await self.approvals_at(now)
+        # every read awaited before `self.state` is taken: the staleness check and the queue
+        # poll commit states of their own while this cycle waits on Redis, and an engine state
+        # taken before such a wait would drop what they committed (an alert would fire twice)
         result = evaluate_agents(
             self.state,
             tenant=self.tenant,
@@ -203,7 +207,7 @@ class TenantPipeline:
             agents=agents,
             schedules=schedules,
             ruleset=self.ruleset,
-            approvals=await self.approvals_at(now),
+            approvals=approvals,
         )
         self.evaluations = list(result.evaluations)
         await self._tell_accruals(result.accruals)
