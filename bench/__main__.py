@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cycle, economy, history, latency, scale, scrape
+from bench import cycle, economy, history, latency, replay, scale, scrape
 from bench.common import BenchResult, RedisProcess, machine
 from bench.report import table
 from monitor.app.logging import configure_logging
 from monitor.app.testing import RedisServer
 
-NAMES = ("cycle", "economy", "scale", "latency", "scrape", "history")
+NAMES = ("cycle", "economy", "scale", "latency", "scrape", "history", "replay")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Plan:
     memory_cycles: int
     scale_cycles: int
     scale_steps: int
+    replay_sizes: list[int]
     history_agents: int
 
     @classmethod
@@ -55,6 +56,7 @@ class Plan:
             memory_cycles=720,
             scale_cycles=3,
             scale_steps=3,
+            replay_sizes=[50, 500],
             history_agents=1000,
         )
 
@@ -73,6 +75,7 @@ class Plan:
             memory_cycles=60,
             scale_cycles=2,
             scale_steps=1,
+            replay_sizes=[50],
             history_agents=1000,
         )
 
@@ -141,6 +144,9 @@ async def run_all(names: list[str], plan: Plan, redis: RedisServer) -> list[Benc
                 memory_job=memory_job,
             ),
         )
+    if "replay" in names:
+        out_dir = Path(".bench-out")
+        await one("replay", asyncio.to_thread(replay.run, sizes=plan.replay_sizes, out_dir=out_dir))
     if "history" in names:
         await one("history", history.run(redis_url=f"{db}/4", agents=plan.history_agents))
     order = {n: i for i, n in enumerate(NAMES)}

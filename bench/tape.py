@@ -278,8 +278,18 @@ class ReplayTenant:
             finally:
                 stages.cpu["client_parse"] += time.process_time() - t0
 
+        real_rows = self.client._parse_rows
+
+        def parse_rows(ep: Any, model: Any, result: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return real_rows(ep, model, result)
+            finally:
+                stages.cpu["client_parse"] += time.process_time() - t0
+
         self.client._unwrap = unwrap  # type: ignore[method-assign]  # bench instrumentation
         self.client._parse = parse  # type: ignore[method-assign]  # bench instrumentation
+        self.client._parse_rows = parse_rows  # type: ignore[method-assign]  # bench instrumentation
 
     async def load_schedules(self, sim: Simulator) -> int:
         segments = sim.schedules()

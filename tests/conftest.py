@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -58,3 +59,13 @@ def _restore_logging() -> Iterator[None]:
             root.removeHandler(handler)
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(access)
+
+
+@pytest.fixture(autouse=True)
+def _restore_gc() -> Iterator[None]:
+    """`run` and `replay` run in-process tune the collector for the process (`tune_gc`): undo
+    it, so no test runs under another's settings."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)

@@ -8,6 +8,7 @@ import asyncio
 import sys
 
 from monitor.app.config import ConfigError, iter_secrets, load_config
+from monitor.app.gc_tuning import tune_gc
 from monitor.app.logging import configure_logging
 from monitor.app.service import serve
 from monitor.app.wiring import Monitor
@@ -32,6 +33,7 @@ def run_command(args: argparse.Namespace) -> int:
     except RulesError as e:
         print(f"puzzel-monitor: rules error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    tune_gc()  # after the configuration, rules and wiring exist: they are never garbage
     try:
         return asyncio.run(serve(monitor))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping

@@ -361,7 +361,7 @@ def _evaluate_quiet_agent(
     end = now
     if (
         end <= p0
-        or obs.state != mem.state
+        or (obs.state is not mem.state and obs.state != mem.state)
         or _utc(obs.since) > p0  # left and re-entered in between
         or (obs.name and obs.name != mem.name)
         or (obs.team and obs.team != mem.team)
@@ -374,7 +374,7 @@ def _evaluate_quiet_agent(
         if over is not None and p0 <= over <= end:
             return None
     seg = sched.at(end)
-    if seg != mem.segment:
+    if seg is not mem.segment and seg != mem.segment:  # (the identity test is the cheap one)
         return None
     for rule, cond in mem.open.items():
         cfg = cfgs.get(rule)

@@ -32,6 +32,17 @@ from monitor.engine.model import Accrual, AgentEvaluation
 # client_python's number format (Go's), so that lines equal its own
 go_float: Callable[[float], str] = floatToGoString
 
+
+def fmt(value: float) -> str:
+    """`floatToGoString(value)`, without its call for the common case: its result is `repr`
+    unless the value is infinite or NaN (`inf`, `nan`) or positive with more than six digits
+    before the point (Go's exponent form)."""
+    r = repr(value)
+    if "n" in r or (value > 0 and r.find(".") > 6):
+        return go_float(value)
+    return r
+
+
 COUNTER_FIELDS = (
     "adherent_seconds",
     "scheduled_seconds",
@@ -64,11 +75,20 @@ class Family:
 
 
 class _One:
-    def __init__(self, family: Metric) -> None:
-        self.family = family
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
 
     def collect(self) -> Iterator[Metric]:
-        yield self.family
+        yield from self.families
+
+
+def render_families(families: Sequence[Metric], *, openmetrics: bool) -> bytes:
+    """`families` as client_python renders them (OpenMetrics without its `# EOF`)."""
+    one = _One(*families)
+    if openmetrics:
+        body: bytes = om_generate_latest(one)  # type: ignore[no-untyped-call]  # untyped upstream
+        return body.removesuffix(b"# EOF\n")
+    return text_generate_latest(one)  # any object with .collect() will do
 
 
 class AgentLines:
@@ -160,28 +180,34 @@ class AgentLines:
         return activity, adherent
 
     def accrued(self, tenant: str, accruals: Sequence[Accrual], out: Out) -> None:
-        """The four adherence counters of one tenant, per agent (summed like the collector)."""
-        sums: dict[tuple[str, str, str], list[float]] = {}
+        """The four adherence counters of one tenant, per agent (summed like the collector:
+        from 0.0, in float)."""
+        sums: dict[tuple[str, str, str], tuple[float, float, float, float]] = {}
         for acc in accruals:
             key = (tenant, acc.team, acc.agent_id)
-            s = sums.get(key)
-            if s is None:
-                s = sums[key] = [0.0, 0.0, 0.0, 0.0]
-            s[0] += float(acc.adherent_seconds)
-            s[1] += float(acc.scheduled_seconds)
-            s[2] += float(acc.productive_seconds)
-            s[3] += float(acc.productive_scheduled_seconds)
-        seen = out.accrued_keys
-        for key, values in sorted(sums.items()):
-            inputs = tuple(values)
-            cached = self._accrued.get(key)
-            if cached is None or cached[0] != inputs:
+            v = sums.get(key, (0.0, 0.0, 0.0, 0.0))
+            sums[key] = (
+                v[0] + float(acc.adherent_seconds),
+                v[1] + float(acc.scheduled_seconds),
+                v[2] + float(acc.productive_seconds),
+                v[3] + float(acc.productive_scheduled_seconds),
+            )
+        seen, old = out.accrued_keys, self._accrued
+        adherent, scheduled, productive, productive_scheduled = out.counters
+        for key, v in sorted(sums.items()):
+            cached = old.get(key)
+            if cached is None or cached[0] != v:
                 aid, tt = self.labels(*key)
-                prefix = f"{{{aid},{tt} "
-                cached = (inputs, tuple(f"{prefix}{go_float(v)}\n" for v in inputs))
+                p = f"{{{aid},{tt} "
+                lines = (f"{p}{fmt(v[0])}\n", f"{p}{fmt(v[1])}\n", f"{p}{fmt(v[2])}\n",
+                         f"{p}{fmt(v[3])}\n")  # fmt: skip
+                cached = (v, lines)
             seen[key] = cached
-            for lines, line in zip(out.counters, cached[1], strict=True):
-                lines.append(line)
+            row = cached[1]
+            adherent.append(row[0])
+            scheduled.append(row[1])
+            productive.append(row[2])
+            productive_scheduled.append(row[3])
 
     def keep_only(self, out: Out) -> None:
         """Forget the lines of agents this render did not show (they left or changed)."""

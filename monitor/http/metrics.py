@@ -36,7 +36,14 @@ from prometheus_client.exposition import choose_encoder
 from monitor import __version__
 from monitor.core.states import STATE_CODES, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation, AlertTransition
-from monitor.http.agent_exposition import COUNTER_FIELDS, AgentLines, Family, Out, join
+from monitor.http.agent_exposition import (
+    COUNTER_FIELDS,
+    AgentLines,
+    Family,
+    Out,
+    join,
+    render_families,
+)
 from monitor.ingest.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
 from monitor.puzzel.stats import ClientStats
 
@@ -106,8 +113,10 @@ class SnapshotCollector:
         self.engine = engine
         self.per_agent = per_agent_series
         self.version = version
-        # set while `Exporter.render` writes the per-agent families itself (`AgentLines`)
+        # set while `Exporter.render` writes the per-agent families itself (`AgentLines`) and
+        # the queue families from its cache
         self.skip_agent_families = False
+        self.skip_queue_families = False
 
     def describe(self) -> list[Metric]:
         # no up-front description: registering must not run a collection
@@ -122,7 +131,8 @@ class SnapshotCollector:
         yield from self._agents()
         if self.engine is not None:
             yield from self._engine(self.engine)
-        yield from self._queues()
+        if not self.skip_queue_families:
+            yield from self._queues()
         yield from self._tickers()
 
     # --- poll health and client counters ----------------------------------------------------
@@ -339,6 +349,10 @@ class SnapshotCollector:
             exceptions.add_metric([tenant, team, rule], float(n))
 
     # --- queues and tickers -----------------------------------------------------------------
+
+    def queue_families(self) -> list[Metric]:
+        """The queue families alone (`Exporter.render` caches them per queue snapshot)."""
+        return list(self._queues())
 
     def _queues(self) -> Iterator[Metric]:
         labels = ["tenant", "queue", "queue_name"]
@@ -575,6 +589,9 @@ class Exporter:
         self._lines = AgentLines() if per_agent_series else None
         self._families = _fast_families(with_engine=engine is not None)
         self._cache: dict[str, tuple[float, bytes]] = {}
+        # the queue families, rendered once per queue snapshot (a queue poll every 15 s): the
+        # snapshots they were rendered from, and the text per format
+        self._queue_cache: tuple[list[tuple[str, object]], dict[bool, bytes]] = ([], {})
         self.render_cache_seconds = render_cache_seconds
         self._monotonic = monotonic
         self.renders = 0  # bodies rendered (not served from the render cache)
@@ -599,15 +616,35 @@ class Exporter:
     def _render(self, encoder: Callable[[CollectorRegistry], bytes], *, openmetrics: bool) -> bytes:
         if self._lines is None:
             return encoder(self.registry)
-        self.collector.skip_agent_families = True
+        c = self.collector
+        c.skip_agent_families = c.skip_queue_families = True
         try:
             head = encoder(self.registry)
         finally:
-            self.collector.skip_agent_families = False
-        tail = self._agent_text(self._lines, openmetrics=openmetrics).encode()
+            c.skip_agent_families = c.skip_queue_families = False
+        queues = self._queue_text(openmetrics=openmetrics)
+        tail = queues + self._agent_text(self._lines, openmetrics=openmetrics).encode()
         if openmetrics:
             return head.removesuffix(EOF) + tail + EOF
         return head + tail
+
+    def _queue_text(self, *, openmetrics: bool) -> bytes:
+        """The queue families as client_python renders them, from the cache while every
+        tenant's queue snapshot is the one they were rendered from."""
+        now = sorted(self.collector.store.queues.items())
+        then, texts = self._queue_cache
+        same = len(now) == len(then) and all(
+            a[0] == b[0] and a[1] is b[1] for a, b in zip(now, then, strict=True)
+        )
+        if not same:
+            texts = {}
+            self._queue_cache = (list(now), texts)  # holds the snapshots: `is` stays sound
+        text = texts.get(openmetrics)
+        if text is None:
+            text = texts[openmetrics] = render_families(
+                self.collector.queue_families(), openmetrics=openmetrics
+            )
+        return text
 
     def _agent_text(self, lines: AgentLines, *, openmetrics: bool) -> str:
         c = self.collector

@@ -65,6 +65,7 @@ from monitor.puzzel.models import (
     Envelope,
     PauseType,
     Rejection,
+    Rows,
     SystemQueue,
     TokenInformation,
     User,
@@ -338,14 +339,17 @@ class PuzzelClient:
     ) -> list[T]:
         ep = self.endpoints[name]
         result = await self._call(ep, self._url(ep, **path), params=query)
-        try:
-            parsed = parse_rows(model, result, endpoint=ep.name, timezone=self.timezone)
-        except PuzzelMalformedResponse:
-            self._count_malformed(ep)
-            raise
+        parsed = self._parse_rows(ep, model, result)
         if parsed.rejected or self._rejecting.get(ep.name):  # the common case: nothing to note
             self._note_rejections(ep.name, parsed.rejected)
         return parsed.rows
+
+    def _parse_rows(self, ep: Endpoint, model: type[T], result: Any) -> Rows[T]:
+        try:
+            return parse_rows(model, result, endpoint=ep.name, timezone=self.timezone)
+        except PuzzelMalformedResponse:
+            self._count_malformed(ep)
+            raise
 
     def _note_rejections(self, endpoint: str, rejected: Sequence[Rejection]) -> None:
         """Count dropped rows; log a field once when it starts failing and once when it stops."""

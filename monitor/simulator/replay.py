@@ -34,6 +34,7 @@ from aiohttp import web
 
 from monitor.alerts.outbox import Outbox
 from monitor.app.config import CadencesConfig, RateLimitConfig, RedisConfig, TenantConfig
+from monitor.app.gc_tuning import tune_gc
 from monitor.app.logging import configure_logging
 from monitor.app.redis_client import redis_client
 from monitor.app.service import tenant_pollers
@@ -563,6 +564,7 @@ def replay_command(args: argparse.Namespace, *, stdout: TextIO | None = None) ->
     except (ScenarioError, RulesError, OSError) as exc:
         print(f"puzzel-monitor replay: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    tune_gc()  # as `run` does: a day replays thousands of cycles
     try:
         result = asyncio.run(_replay_cli(scenario, getattr(args, "redis_url", None)))
     except (aioredis.ConnectionError, OSError) as exc:

@@ -4,6 +4,7 @@ No timing is asserted; only structure and sanity."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +114,24 @@ def test_prometheus_binaries_are_reported_when_missing() -> None:
     missing = latency.prometheus_missing()
     both = shutil.which("prometheus") and shutil.which("prometheus-alertmanager")
     assert (missing is None) == bool(both)
+
+
+def test_replay_checks_the_day_and_generates_larger_ones(tmp_path: Path) -> None:
+    """The replay benchmark runs the committed day with --check (exact) and can generate the
+    same day with more agents."""
+    from bench import replay
+    from monitor.simulator.scenario import load_scenario
+
+    result = replay.run(sizes=[50], out_dir=tmp_path)
+    run = result.data["50"]
+    assert run["exact"] is True, run["tail"]
+    assert run["wall"] > 0
+    assert run["cpu"] > 0
+    bigger = replay.day_file(60, tmp_path)
+    scenario = load_scenario(bigger)
+    assert len(scenario.agents) == 60
+    assert scenario.expect is not None
+    assert len(scenario.expect.adherence) > 50
 
 
 async def test_history_report_reads_back_every_seeded_agent_day(redis_server: RedisServer) -> None:

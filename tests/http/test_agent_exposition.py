@@ -13,10 +13,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.utils import floatToGoString
 
-from monitor.core.snapshots import AgentObservation, AgentSnapshot
+from monitor.core.snapshots import AgentObservation, AgentSnapshot, QueueObservation, QueueSnapshot
 from monitor.core.states import AgentState, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation
+from monitor.http.agent_exposition import fmt
 from monitor.http.metrics import Exporter, build_http_app
 from monitor.ingest.pollers import LatestSnapshots
 from tests.http.test_metrics import T0, TENANT, FakeEngine, engine_view, filled_store, make_exporter
@@ -171,3 +173,28 @@ async def test_the_http_endpoint_serves_the_render() -> None:
         resp = await client.get("/metrics", params={"name[]": "puzzelmon_agent_state_code"})
         assert resp.status == 200
         assert exporter.renders == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, 0.1 + 0.2, 1e-7, 123456.5, 1234567.5, 12345678.0, 1e22, -1234567.5,
+     float("inf"), float("-inf"), float("nan"), 1764583200.123456, 5e-324],
+)  # fmt: skip
+def test_numbers_are_formatted_as_client_python_formats_them(value: float) -> None:
+    assert fmt(value) == floatToGoString(value)
+
+
+def test_queue_families_are_rendered_again_after_a_queue_poll() -> None:
+    """The queue families are kept per queue snapshot: a new snapshot shows at the next
+    render, equal to the reference."""
+    store = filled_store()
+    exporter, _ = make_exporter(store, engine=engine_view())
+    assert_same(exporter)
+    store.put_queues(
+        TENANT, QueueSnapshot(TENANT, T0, (QueueObservation("4101", "Support NO", queue_size=7),))
+    )
+    assert_same(exporter)
+    body, _ = exporter.render()
+    line = b'puzzelmon_queue_requests_waiting{queue="4101",queue_name="Support NO",tenant="12345"}'
+    assert line + b" 7.0\n" in body
+    assert b'queue="4102"' not in body
