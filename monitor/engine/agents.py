@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from monitor.core.snapshots import AgentObservation
@@ -22,7 +22,7 @@ from monitor.engine.conditions import fmt as _fmt
 from monitor.engine.conditions import transition_order as _transition_order
 from monitor.engine.conditions import utc as _utc
 from monitor.engine.groups import _BUCKET_SECONDS, _evaluate_teams
-from monitor.engine.memory import AgentMemory, EngineState
+from monitor.engine.memory import AgentMemory, EngineState, QuietPath
 from monitor.engine.model import (
     Accrual,
     AccruedPiece,
@@ -296,7 +296,7 @@ def evaluate_agents(
             or rules_changed
             or (windows and overlapping(windows, old_mem.accounted_until, now))
             else _evaluate_quiet_agent(
-                old_mem, obs, sched=sched, now=now, ruleset=ruleset, cfgs=cfgs
+                old_mem, obs, sched=sched, now=now, ruleset=ruleset, cfgs=cfgs, rkey=key
             )
         )
         if quiet is not None:
@@ -349,13 +349,15 @@ def _evaluate_quiet_agent(
     now: datetime,
     ruleset: RuleSet,
     cfgs: Mapping[RuleName, RuleConfig],
+    rkey: str,
 ) -> tuple[AgentMemory, AgentEvaluation, Accrual | None] | None:
     """The common case in one piece, or None when `_evaluate_agent` must look closer.
 
     Quiet means: the same state as before, no segment boundary or break overrun since the last
     evaluation, the same segment in force, and no condition reaching its `after`. Then nothing
     can open, close or fire, and the elapsed time accrues as one piece. Most agents are quiet
-    in most cycles, so this is what keeps a cycle cheap at thousands of agents.
+    in most cycles, so this is what keeps a cycle cheap at thousands of agents: what a quiet
+    evaluation repeats is worked out once (`QuietPath`) and reused until its horizon.
     """
     p0 = mem.accounted_until
     end = now
@@ -365,31 +367,95 @@ def _evaluate_quiet_agent(
         or _utc(obs.since) > p0  # left and re-entered in between
         or (obs.name and obs.name != mem.name)
         or (obs.team and obs.team != mem.team)
-        or mem.adherent_since is None
-        or sched.bounds_in(p0, end)
     ):
         return None
-    if mem.state.kind is StateKind.PAUSE and mem.pause_start is not None:
-        over = sched.overrun_at(mem.pause_start, ruleset.break_activities)
-        if over is not None and p0 <= over <= end:
+    q = mem.quiet
+    if q is None or q.sched is not sched or q.rkey != rkey:
+        q = _quiet_path(mem, obs.agent_id, sched=sched, ruleset=ruleset, cfgs=cfgs, rkey=rkey)
+        if q is None:
             return None
-    seg = sched.at(end)
-    if seg is not mem.segment and seg != mem.segment:  # (the identity test is the cheap one)
+    if q.horizon is not None and end >= q.horizon:
         return None
-    for rule, cond in mem.open.items():
-        cfg = cfgs.get(rule)
-        if not cond.firing and cfg is not None and end >= cond.since + cfg.after:
-            return None
+    return _advance(mem, obs.agent_id, q, sched, end)
+
+
+def _quiet_path(
+    mem: AgentMemory,
+    agent_id: str,
+    *,
+    sched: ScheduleIndex,
+    ruleset: RuleSet,
+    cfgs: Mapping[RuleName, RuleConfig],
+    rkey: str,
+) -> QuietPath | None:
+    """What stays the same for `mem` from its `accounted_until` until the horizon, or None
+    when its memory is not settled enough for the quiet path."""
+    p0 = mem.accounted_until
+    seg = sched.at(p0)  # the segment in force until the next boundary
+    if mem.adherent_since is None or (seg is not mem.segment and seg != mem.segment):
+        return None
     st = mem.state
     act = _judged(ruleset, seg)
     adherent = None if act is None else act.allows(st)
     if adherent != mem.adherent:
         return None
-    accrued = _accrue([(p0, end, st, seg)], sched, ruleset)
-    new = mem.copy()
-    _book(new, accrued[0])
-    new.accounted_until = end
-    return _settled(obs.agent_id, new, seg, accrued)
+    # the quiet path ends at the first of: a boundary in (p0, end], a break overrun in
+    # [p0, end], a pending condition's deadline at or before end
+    due = [t for t in (sched.next_bound(p0),) if t is not None]
+    if st.kind is StateKind.PAUSE and mem.pause_start is not None:
+        over = sched.overrun_at(mem.pause_start, ruleset.break_activities)
+        if over is not None and over >= p0:
+            due.append(over)
+    for rule, cond in mem.open.items():
+        cfg = cfgs.get(rule)
+        if not cond.firing and cfg is not None:
+            due.append(cond.since + cfg.after)
+    productive = ruleset.activities.get(ruleset.productive_activity)
+    prod = productive is not None and productive.allows(st)
+    prod_sched = seg is not None and seg.activity == ruleset.productive_activity
+    # inside a shift the piece's anchor is that shift's start until the next boundary; outside
+    # one it depends on how near the next shift the piece ends (`shift_anchor`)
+    shift = sched.shift_at(p0)
+    ev = AgentEvaluation(
+        agent_id=agent_id,
+        team=mem.team,
+        state=st,
+        state_since=mem.since,
+        activity=seg.activity if seg is not None else None,
+        adherent=mem.adherent,
+        adherent_since=mem.adherent_since,
+    )
+    return QuietPath(sched, rkey, min(due) if due else None, ev, act is not None,
+                     bool(adherent), prod, prod_sched,
+                     shift[0] if shift is not None else None, shift is not None)  # fmt: skip
+
+
+def _advance(
+    mem: AgentMemory, agent_id: str, q: QuietPath, sched: ScheduleIndex, end: datetime
+) -> tuple[AgentMemory, AgentEvaluation, Accrual | None]:
+    """`mem` accounted up to `end` along its quiet path: the same seconds and piece as
+    `_accrue` of the one piece, without working out again what `q` holds."""
+    p0 = mem.accounted_until
+    dur = (end - p0).total_seconds()
+    s_s = dur if q.scheduled else 0.0
+    a_s = dur if q.adherent else 0.0
+    p_s = dur if q.productive else 0.0
+    ps_s = dur if q.productive_scheduled else 0.0
+    # open and last_closed are shared: a memory's dicts are only written after `copy()`
+    new = AgentMemory(mem.name, mem.team, mem.state, mem.since, end, mem.logged_on_until,
+                      mem.pause_start, mem.pause_type_start, mem.segment, mem.adherent,
+                      mem.adherent_since, mem.open, mem.last_closed,
+                      mem.scheduled_seconds + s_s, mem.adherent_seconds + a_s,
+                      mem.productive_seconds + p_s,
+                      mem.productive_scheduled_seconds + ps_s, q)  # fmt: skip
+    if not (q.scheduled or q.productive or q.productive_scheduled):
+        return new, q.evaluation, None
+    anchor = q.anchor if q.anchored else sched.shift_anchor(p0, end)
+    piece = AccruedPiece(
+        p0, end, anchor, q.scheduled, q.adherent, q.productive, q.productive_scheduled
+    )
+    acc = Accrual(agent_id, mem.team, s_s, a_s, p_s, ps_s, pieces=(piece,))
+    return new, q.evaluation, acc
 
 
 Seconds = tuple[float, float, float, float]
@@ -743,9 +809,9 @@ def next_due(
         for rule, cond in m.open.items():
             deadline(rule, cond)
         sched = _schedule_for(schedules.get(agent_id))
-        bounds = sched.bounds_in(now, datetime.max.replace(tzinfo=UTC))
-        if bounds:
-            due.append(bounds[0])
+        bound = sched.next_bound(now)
+        if bound is not None:
+            due.append(bound)
         if m.state.kind is StateKind.PAUSE and m.pause_start is not None:
             over = sched.overrun_at(m.pause_start, ruleset.break_activities)
             if over is not None:

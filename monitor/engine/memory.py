@@ -19,6 +19,7 @@ from monitor.engine.conditions import parse_dt_opt as _dt_opt
 from monitor.engine.conditions import transition_order as _transition_order
 from monitor.engine.model import (
     Accrual,
+    AgentEvaluation,
     AlertTransition,
     RuleName,
     Segment,
@@ -30,6 +31,25 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 # --- memory ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuietPath:
+    """What a quiet agent's evaluations repeat until `horizon` (the next segment boundary,
+    break overrun or pending condition's deadline), worked out once: valid for the schedule
+    index `sched` and the ruleset key `rkey` it was made with. Never persisted: a memory
+    loaded from Redis works it out again."""
+
+    sched: object
+    rkey: str
+    horizon: datetime | None  # None: nothing pending, ever
+    evaluation: AgentEvaluation
+    scheduled: bool
+    adherent: bool
+    productive: bool
+    productive_scheduled: bool
+    anchor: datetime | None  # the piece's shift start, when it cannot vary (`anchored`)
+    anchored: bool
 
 
 @dataclass(slots=True)
@@ -54,6 +74,8 @@ class AgentMemory:
     adherent_seconds: float = 0.0
     productive_seconds: float = 0.0
     productive_scheduled_seconds: float = 0.0
+    # not part of what is remembered (not compared, not copied, not serialised): a cache
+    quiet: QuietPath | None = field(default=None, compare=False, repr=False)
 
     def copy(self) -> AgentMemory:
         return AgentMemory(

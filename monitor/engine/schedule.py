@@ -67,6 +67,11 @@ class ScheduleIndex:
         hi = bisect.bisect_right(self._bounds, b)
         return self._bounds[lo:hi]
 
+    def next_bound(self, t: datetime) -> datetime | None:
+        """The first segment boundary after `t`, or None."""
+        i = bisect.bisect_right(self._bounds, t)
+        return self._bounds[i] if i < len(self._bounds) else None
+
     def run_start(self, t: datetime, pred: Callable[[Segment], bool]) -> datetime:
         """Start of the run of contiguous segments satisfying `pred` that contains `t`."""
         seg = self.at(t)
