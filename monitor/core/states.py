@@ -58,6 +58,9 @@ STATE_CODES: dict[StateKind, int] = {
 }
 
 
+_FROM_PUZZEL_MAX = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class AgentState:
     """One agent state: a kind and, for pauses, the pause type's name (None if unknown)."""
@@ -87,7 +90,23 @@ class AgentState:
         user_status: str | None,
         pause_type: str | None = None,
     ) -> AgentState:
-        """Fold Puzzel's two status fields into one state."""
+        """Fold Puzzel's two status fields into one state (one shared object per combination
+        seen: a few dozen in practice, asked for thousands of times a cycle)."""
+        key = (contact_centre_status, user_status, pause_type)
+        state = _FROM_PUZZEL.get(key)
+        if state is None:
+            state = cls._fold(contact_centre_status, user_status, pause_type)
+            if len(_FROM_PUZZEL) < _FROM_PUZZEL_MAX:  # odd values must not grow it forever
+                _FROM_PUZZEL[key] = state
+        return state
+
+    @classmethod
+    def _fold(
+        cls,
+        contact_centre_status: str | None,
+        user_status: str | None,
+        pause_type: str | None,
+    ) -> AgentState:
         ccs = (contact_centre_status or "").strip().lower()
         if ccs in ("loggedoff", "logged_off", ""):
             return cls(StateKind.LOGGED_OFF)
@@ -126,3 +145,6 @@ class AgentState:
 
 
 LOGGED_OFF = AgentState(StateKind.LOGGED_OFF)
+
+
+_FROM_PUZZEL: dict[tuple[str | None, str | None, str | None], AgentState] = {}

@@ -119,6 +119,13 @@ class StateTracker:
         if row.status_duration_seconds is not None and row.status_duration_seconds >= 0:
             since, exact = at - timedelta(seconds=row.status_duration_seconds), True
         elif previous is not None and previous.state == row.state:
+            if (
+                previous.name == row.name
+                and previous.team == row.team
+                and previous.calls_offered == row.calls_offered
+                and previous.calls_answered == row.calls_answered
+            ):
+                return previous  # the same observation: most agents in most cycles
             since, exact = previous.since, previous.since_exact
             first_seen = previous.first_seen
         else:

@@ -153,3 +153,24 @@ def test_import_rejects_foreign_or_bad_state() -> None:
     bad["agents"]["1"]["since"] = "not a time"
     with pytest.raises(ValueError, match="malformed"):
         StateTracker("t1").import_state(bad)
+
+
+def test_an_unchanged_row_keeps_the_observation_and_a_changed_one_replaces_it() -> None:
+    """Most agents in most cycles: the same row gives the same observation object (no copy);
+    a new call count or name gives a new one that keeps `since`."""
+    tracker = StateTracker("t1")
+    tracker.observe_cycle([poll(0, row("1", AVAILABLE))])
+    first = tracker.get("1")
+    tracker.observe_cycle([poll(5, row("1", AVAILABLE))])
+    assert tracker.get("1") is first
+    busy = AgentRow("1", "Agent 1", "Support", AVAILABLE, calls_offered=1, calls_answered=1)
+    tracker.observe_cycle([poll(10, busy)])
+    later = tracker.get("1")
+    assert later is not first
+    assert later is not None
+    assert (later.since, later.calls_offered, later.calls_answered) == (at(0), 1, 1)
+    renamed = AgentRow("1", "Agent One", "Support", AVAILABLE, calls_offered=1, calls_answered=1)
+    tracker.observe_cycle([poll(15, renamed)])
+    obs = tracker.get("1")
+    assert obs is not None
+    assert (obs.name, obs.since) == ("Agent One", at(0))
