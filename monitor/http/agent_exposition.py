@@ -16,9 +16,9 @@ values go through client_python's float formatting, as in its exposition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest as text_generate_latest
@@ -41,6 +41,25 @@ def fmt(value: float) -> str:
     if "n" in r or (value > 0 and r.find(".") > 6):
         return go_float(value)
     return r
+
+
+class Totals(Protocol):
+    """What the counters show of one agent: the engine's memory of it, or an `Accrual`."""
+
+    @property
+    def team(self) -> str: ...
+    @property
+    def adherent_seconds(self) -> float: ...
+    @property
+    def scheduled_seconds(self) -> float: ...
+    @property
+    def productive_seconds(self) -> float: ...
+    @property
+    def productive_scheduled_seconds(self) -> float: ...
+
+
+# (agent_id, team, '{agent_id="…",team="…",tenant="…"} ') per agent, in the collector's order
+Rows = list[tuple[str, str, str]]
 
 
 COUNTER_FIELDS = (
@@ -101,6 +120,7 @@ class AgentLines:
         self._observed: dict[tuple[str, str, str], tuple[tuple[Any, ...], tuple[str, ...]]] = {}
         self._evaluated: dict[tuple[str, str], tuple[tuple[Any, ...], tuple[str, str]]] = {}
         self._accrued: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[str, ...]]] = {}
+        self._rows: dict[str, Rows] = {}
 
     def labels(self, tenant: str, team: str, agent_id: str) -> tuple[str, str]:
         key = (tenant, team, agent_id)
@@ -209,11 +229,50 @@ class AgentLines:
             productive.append(row[2])
             productive_scheduled.append(row[3])
 
+    def counted(self, tenant: str, agents: Mapping[str, Totals], out: Out) -> None:
+        """The four adherence counters of one tenant straight from the engine's memory (agent
+        id -> totals; one entry per agent, so nothing to sum). Their numbers change every cycle
+        for every scheduled agent, so only the order and the label prefixes are kept (while the
+        agents and their teams stay the same); the numbers are formatted at each render."""
+        rows = self._rows.get(tenant)
+        if rows is None or not _same_agents(rows, agents):
+            rows = self._sorted_rows(tenant, agents)
+        out.rows[tenant] = rows
+        pairs = [(p, agents[aid]) for aid, _, p in rows]
+        r, g = repr, go_float
+        # `x + 0.0` is the collector's `0.0 + float(x)`; below 1e6 a non-negative float is
+        # written as `repr` writes it (see `fmt`), anything else goes to client_python
+        adherent, scheduled, productive, productive_scheduled = out.counters
+        adherent += [
+            f"{p}{r(v) if 0.0 <= (v := m.adherent_seconds + 0.0) < 1e6 else g(v)}\n"
+            for p, m in pairs
+        ]
+        scheduled += [
+            f"{p}{r(v) if 0.0 <= (v := m.scheduled_seconds + 0.0) < 1e6 else g(v)}\n"
+            for p, m in pairs
+        ]
+        productive += [
+            f"{p}{r(v) if 0.0 <= (v := m.productive_seconds + 0.0) < 1e6 else g(v)}\n"
+            for p, m in pairs
+        ]
+        productive_scheduled += [
+            f"{p}{r(v) if 0.0 <= (v := m.productive_scheduled_seconds + 0.0) < 1e6 else g(v)}\n"
+            for p, m in pairs
+        ]
+
+    def _sorted_rows(self, tenant: str, agents: Mapping[str, Totals]) -> Rows:
+        rows = []
+        for team, aid in sorted((m.team, aid) for aid, m in agents.items()):
+            a, tt = self.labels(tenant, team, aid)
+            rows.append((aid, team, f"{{{a},{tt} "))
+        return rows
+
     def keep_only(self, out: Out) -> None:
         """Forget the lines of agents this render did not show (they left or changed)."""
         self._observed = out.observed_keys
         self._evaluated = out.evaluated_keys
         self._accrued = out.accrued_keys
+        self._rows = out.rows
         if len(self._labels) > 2 * (len(self._observed) + len(self._evaluated) + 16):
             self._labels = {}
 
@@ -232,10 +291,23 @@ class Out:
     observed_keys: dict[tuple[str, str, str], Any]
     evaluated_keys: dict[tuple[str, str], Any]
     accrued_keys: dict[tuple[str, ...], Any]
+    rows: dict[str, Rows]
 
     @classmethod
     def empty(cls) -> Out:
-        return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {})
+        return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {})
+
+
+def _same_agents(rows: Rows, agents: Mapping[str, Totals]) -> bool:
+    """Whether `rows` still lists exactly `agents`, each in its team."""
+    if len(rows) != len(agents):
+        return False
+    get = agents.get
+    for aid, team, _ in rows:
+        m = get(aid)
+        if m is None or m.team != team:
+            return False
+    return True
 
 
 def join(families: Sequence[tuple[Family, list[str]]], *, openmetrics: bool) -> str:

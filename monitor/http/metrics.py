@@ -653,10 +653,16 @@ class Exporter:
             for team, snap in sorted(c.store.agents[tenant].items()):
                 lines.observed(tenant, team, snap.agents, out)
         if c.engine is not None:
+            # an engine that lends its memory of each agent (`totals_by_agent(tenant)`: agent
+            # id -> `Totals`, read, not copied) spares the counters a list of `Accrual`s
+            by_agent = getattr(c.engine, "totals_by_agent", None)
             for tenant in sorted({*c.store.agents, *(s.tenant for s in self._tenants())}):
                 index = {name: i for i, name in enumerate(c.engine.activities(tenant))}
                 lines.evaluated(tenant, c.engine.agent_evaluations(tenant), index, out)
-                lines.accrued(tenant, c.engine.accrued(tenant), out)
+                if by_agent is None:
+                    lines.accrued(tenant, c.engine.accrued(tenant), out)
+                else:
+                    lines.counted(tenant, by_agent(tenant), out)
         lines.keep_only(out)
         f = self._families
         chosen = [(f[0], out.code), (f[1], out.since), (f[2], out.entry), (f[3], out.info)]

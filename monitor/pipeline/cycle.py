@@ -31,6 +31,7 @@ from monitor.engine.engine import (
     evaluate_staleness,
     index_schedules,
 )
+from monitor.engine.memory import AgentMemory
 from monitor.engine.model import (
     Accrual,
     AgentEvaluation,
@@ -320,6 +321,11 @@ class TenantPipeline:
     def accrued(self, tenant: str) -> Sequence[Accrual]:
         return self.state.totals()
 
+    def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory]:
+        """The engine's memory of each agent, not copied: the exporter reads the totals within
+        one synchronous render, so no cycle can change them under it."""
+        return self.state.agents
+
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
         return list(self.open_transitions.values())
 
@@ -424,6 +430,10 @@ class PipelineSet:
     def accrued(self, tenant: str) -> Sequence[Accrual]:
         p = self.by_tenant.get(tenant)
         return p.accrued(tenant) if p else []
+
+    def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory]:
+        p = self.by_tenant.get(tenant)
+        return p.totals_by_agent(tenant) if p else {}
 
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
         p = self.by_tenant.get(tenant)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -125,6 +127,42 @@ def test_a_random_centre_renders_as_the_reference_through_changes() -> None:
         assert_same(exporter)
 
 
+@dataclass
+class LendingEngine(FakeEngine):
+    """An engine that lends its memory of each agent, as the pipeline does: the counters are
+    then written from it, not from the `Accrual` list (which the reference still reads)."""
+
+    def totals_by_agent(self, tenant: str) -> Mapping[str, Accrual]:
+        return {a.agent_id: a for a in self.accruals}
+
+
+# every number the counters may hold that client_python writes in a form of its own, and ints
+# (a total read back from JSON) that it writes as floats
+AWKWARD = [0, 7, -0.0, 1e-7, 5e-324, 999999.9999999999, 1e6, 1234567.5, 1e22, -1234567.5,
+           float("inf"), float("-inf"), float("nan"), 10**17]  # fmt: skip
+
+
+def test_counters_from_the_engine_memory_render_as_the_reference_through_changes() -> None:
+    rng = random.Random(161)
+    store, fake = random_centre(rng, 300)
+    engine = LendingEngine(fake.evaluations, fake.accruals)
+    exporter, _ = make_exporter(store, engine=engine)
+    assert_same(exporter)
+    for step in range(5):
+        accruals = []
+        for i, a in enumerate(engine.accruals[: len(engine.accruals) - 3]):  # some leave
+            team = rng.choice(TEAMS) if i % 5 == step else a.team  # some move to another team
+            more = a.adherent_seconds + rng.uniform(0, 5)
+            accruals.append(
+                replace(a, team=team, scheduled_seconds=rng.choice(AWKWARD), adherent_seconds=more)
+            )
+        accruals.append(Accrual(f"new {step}", rng.choice(TEAMS), scheduled_seconds=1))
+        engine.accruals = accruals
+        assert_same(exporter)
+    body, _ = exporter.render()
+    assert b"puzzelmon_scheduled_seconds_total{" in body
+
+
 def test_without_per_agent_series_the_body_is_the_reference() -> None:
     exporter, _ = make_exporter(filled_store(), engine=engine_view(), per_agent=False)
     assert exporter.render()[0] == generate_latest(exporter.registry)
@@ -178,7 +216,7 @@ async def test_the_http_endpoint_serves_the_render() -> None:
 @pytest.mark.parametrize(
     "value",
     [0.0, -0.0, 1.0, 0.1 + 0.2, 1e-7, 123456.5, 1234567.5, 12345678.0, 1e22, -1234567.5,
-     float("inf"), float("-inf"), float("nan"), 1764583200.123456, 5e-324],
+     float("inf"), float("-inf"), float("nan"), 1764583200.123456, 5e-324, 999999.9999999999, 1e6],
 )  # fmt: skip
 def test_numbers_are_formatted_as_client_python_formats_them(value: float) -> None:
     assert fmt(value) == floatToGoString(value)
