@@ -3,9 +3,11 @@
 At 10,000 agents these ten families are ~80,000 of the exporter's series, and building them as
 client_python families (a `Sample` and a label dict per series, label names checked by regex and
 values escaped per sample at every render) was most of a cycle's CPU. Here each agent's lines
-are kept and rebuilt only when what they show changed (state, entry time, team, name, activity,
-adherence; the adherence counters, which grow while an agent is scheduled, re-format only their
-numbers), and label strings are escaped once per agent.
+are kept with the observation and evaluation objects they were written from (the tracker and
+the engine's quiet path keep an unchanged agent's objects, so a kept object means kept lines);
+the adherence counters, which grow every cycle while an agent is scheduled, are read from the
+engine's memory and only their numbers formatted at each render; label strings are escaped once
+per agent.
 
 The output equals, family for family and line for line, what `SnapshotCollector` yields for
 the same families through client_python (`tests/http/test_agent_exposition.py` compares them on
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol
 
 from prometheus_client.core import Metric
@@ -117,8 +120,10 @@ class AgentLines:
     def __init__(self) -> None:
         # (tenant, team, agent_id) -> ('agent_id="…"', 'team="…",tenant="…"}')
         self._labels: dict[tuple[str, str, str], tuple[str, str]] = {}
-        self._observed: dict[tuple[str, str, str], tuple[tuple[Any, ...], tuple[str, ...]]] = {}
-        self._evaluated: dict[tuple[str, str], tuple[tuple[Any, ...], tuple[str, str]]] = {}
+        # (tenant, team) -> id(observation) -> (observation, its lines)
+        self._observed: dict[tuple[str, str], dict[int, Any]] = {}
+        # tenant -> (activity index, id(evaluation) -> (evaluation, its two lines))
+        self._evaluated: dict[str, tuple[dict[str, int], dict[int, Any]]] = {}
         self._accrued: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[str, ...]]] = {}
         self._rows: dict[str, Rows] = {}
 
@@ -135,28 +140,29 @@ class AgentLines:
     def observed(
         self, tenant: str, team: str, snapshot_agents: Iterable[AgentObservation], out: Out
     ) -> None:
-        """The state code, state since, entry and info lines of one team's snapshot."""
-        seen = out.observed_keys
+        """The state code, state since, entry and info lines of one team's snapshot, kept per
+        observation object: the tracker keeps an unchanged agent's observation (frozen), so the
+        same object has the same lines, and a new one is written afresh."""
+        old = self._observed.get((tenant, team), {})
+        seen: dict[int, tuple[AgentObservation, tuple[str, ...]]] = {}
+        out.observed_keys[(tenant, team)] = seen
+        code, since, entry, info = out.code, out.since, out.entry, out.info
         for a in snapshot_agents:
-            key = (tenant, team, a.agent_id)
-            inputs = (a.name, a.state.kind, a.since, a.entry, a.state.logged_on)
-            cached = self._observed.get(key)
-            if cached is None or cached[0] != inputs:
-                cached = (inputs, self._observed_lines(key, a, inputs[4]))
-            seen[key] = cached
+            cached = old.get(id(a))  # the object is held by the cache: its id is not reused
+            if cached is None or cached[0] is not a:
+                cached = (a, self._observed_lines((tenant, team, a.agent_id), a))
+            seen[id(a)] = cached
             lines = cached[1]
-            if inputs[4]:
-                out.code.append(lines[0])
-                out.since.append(lines[1])
-                out.entry.append(lines[2])
-            out.info.append(lines[3])
+            if lines[0]:  # logged on
+                code.append(lines[0])
+                since.append(lines[1])
+                entry.append(lines[2])
+            info.append(lines[3])
 
-    def _observed_lines(
-        self, key: tuple[str, str, str], a: AgentObservation, logged_on: bool
-    ) -> tuple[str, ...]:
+    def _observed_lines(self, key: tuple[str, str, str], a: AgentObservation) -> tuple[str, ...]:
         aid, tt = self.labels(*key)
         info = f'{{{aid},name="{esc(a.name)}",{tt} 1.0\n'
-        if not logged_on:
+        if not a.state.logged_on:
             return ("", "", "", info)
         code = go_float(float(STATE_CODES[a.state.kind]))
         since = go_float(a.since.timestamp())
@@ -174,20 +180,24 @@ class AgentLines:
         index: dict[str, int],
         out: Out,
     ) -> None:
-        """The scheduled activity and adherent lines of one tenant's evaluations."""
-        seen = out.evaluated_keys
-        for ev in sorted(evaluations, key=lambda e: e.agent_id):
-            key = (tenant, ev.agent_id)
-            inputs = (ev.team, ev.activity, ev.adherent, index.get(ev.activity or "", -1))
-            cached = self._evaluated.get(key)
-            if cached is None or cached[0] != inputs:
-                cached = (inputs, self._evaluated_lines(tenant, ev, inputs[3]))
-            seen[key] = cached
-            activity, adherent = cached[1]
-            if activity:
-                out.activity.append(activity)
-            if adherent:
-                out.adherent.append(adherent)
+        """The scheduled activity and adherent lines of one tenant's evaluations, kept per
+        evaluation object while the activities are the same (the engine's quiet path keeps an
+        unchanged agent's evaluation, frozen)."""
+        then_index, old = self._evaluated.get(tenant, (index, {}))
+        if then_index != index:
+            old = {}
+        seen: dict[int, tuple[AgentEvaluation, str, str]] = {}
+        out.evaluated_keys[tenant] = (index, seen)
+        activity, adherent = out.activity, out.adherent
+        for ev in sorted(evaluations, key=_agent_id):
+            cached = old.get(id(ev))  # the object is held by the cache: its id is not reused
+            if cached is None or cached[0] is not ev:
+                cached = (ev, *self._evaluated_lines(tenant, ev, index.get(ev.activity or "", -1)))
+            seen[id(ev)] = cached
+            if cached[1]:
+                activity.append(cached[1])
+            if cached[2]:
+                adherent.append(cached[2])
 
     def _evaluated_lines(self, tenant: str, ev: AgentEvaluation, index: int) -> tuple[str, str]:
         aid, tt = self.labels(tenant, ev.team, ev.agent_id)
@@ -273,7 +283,7 @@ class AgentLines:
         self._evaluated = out.evaluated_keys
         self._accrued = out.accrued_keys
         self._rows = out.rows
-        if len(self._labels) > 2 * (len(self._observed) + len(self._evaluated) + 16):
+        if len(self._labels) > 2 * (len(out.info) + len(out.counters[0]) + 16):
             self._labels = {}
 
 
@@ -288,14 +298,17 @@ class Out:
     activity: list[str]
     adherent: list[str]
     counters: tuple[list[str], list[str], list[str], list[str]]
-    observed_keys: dict[tuple[str, str, str], Any]
-    evaluated_keys: dict[tuple[str, str], Any]
+    observed_keys: dict[tuple[str, str], dict[int, Any]]
+    evaluated_keys: dict[str, tuple[dict[str, int], dict[int, Any]]]
     accrued_keys: dict[tuple[str, ...], Any]
     rows: dict[str, Rows]
 
     @classmethod
     def empty(cls) -> Out:
         return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {})
+
+
+_agent_id = attrgetter("agent_id")
 
 
 def _same_agents(rows: Rows, agents: Mapping[str, Totals]) -> bool:

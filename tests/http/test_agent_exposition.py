@@ -163,6 +163,30 @@ def test_counters_from_the_engine_memory_render_as_the_reference_through_changes
     assert b"puzzelmon_scheduled_seconds_total{" in body
 
 
+@dataclass
+class RenamingEngine(FakeEngine):
+    names: tuple[str, ...] = ("phone", "break", "lunch", "meeting")
+
+    def activities(self, tenant: str) -> list[str]:
+        return list(self.names)
+
+
+def test_kept_lines_follow_the_activity_codes_and_new_objects() -> None:
+    """Lines are kept per observation and evaluation object: the same objects under new
+    activity codes, and equal but new objects, still render as the reference."""
+    store, fake = random_centre(random.Random(7), 200)
+    engine = RenamingEngine(fake.evaluations, fake.accruals)
+    exporter, _ = make_exporter(store, engine=engine)
+    assert_same(exporter)
+    engine.names = ("meeting", "phone", "break")  # same evaluations, other codes
+    assert_same(exporter)
+    assert b'activity="meeting",' in exporter.render()[0]
+    engine.evaluations = [replace(e) for e in engine.evaluations]
+    for team, snap in store.agents[TENANT].items():
+        store.agents[TENANT][team] = replace(snap, agents=tuple(replace(a) for a in snap.agents))
+    assert_same(exporter)
+
+
 def test_without_per_agent_series_the_body_is_the_reference() -> None:
     exporter, _ = make_exporter(filled_store(), engine=engine_view(), per_agent=False)
     assert exporter.render()[0] == generate_latest(exporter.registry)
