@@ -280,10 +280,10 @@ class ReplayTenant:
 
         real_rows = self.client._parse_rows
 
-        def parse_rows(ep: Any, model: Any, result: Any) -> Any:
+        def parse_rows(ep: Any, model: Any, result: Any, cache: Any = None) -> Any:
             t0 = time.process_time()
             try:
-                return real_rows(ep, model, result)
+                return real_rows(ep, model, result, cache)
             finally:
                 stages.cpu["client_parse"] += time.process_time() - t0
 

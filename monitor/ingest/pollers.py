@@ -276,6 +276,10 @@ class TenantPollers:
         self._pause_checked: dict[str, float] = {}  # paused agent -> when users/{id} was asked
         # supported or not, for the endpoints called on the side (per-user calls, pause types)
         self.aux_supported: dict[str, bool] = {}
+        # the previous cycle's AgentRows by the (cached, frozen) Puzzel row they came from, and
+        # the pause-name maps they were made with: see _rows
+        self._made: dict[int, tuple[UserGroupAgentState, str, AgentRow]] = {}
+        self._made_with: tuple[object, object] = (None, None)
 
     # --- registration -----------------------------------------------------------------------
 
@@ -456,9 +460,7 @@ class TenantPollers:
             await self._ensure_pause_names(
                 [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
             )
-        polls = [
-            GroupPoll(group, at, [self._row(group, r) for r in rows]) for group, at, rows in raw
-        ]
+        polls = self._polls(raw)
         for team in list({a.team for a in self.tracker.agents()} - set(groups)):
             self.tracker.forget_team(team)
         self.store.keep_teams(self.tenant, groups)
@@ -505,6 +507,31 @@ class TenantPollers:
             return name or None
         known = self.config.pause_types.get(str(pause_type_id))
         return known or self._pause_names.get(pause_type_id) or str(pause_type_id)
+
+    def _polls(self, raw: list[tuple[str, datetime, list[UserGroupAgentState]]]) -> list[GroupPoll]:
+        """The group answers as the tracker reads them. The client hands back the very same
+        row object for a row unchanged since its previous answer, and an AgentRow depends only
+        on that row, its group and the pause-name maps (unless it is a pause without a type,
+        which reads the tracker): those are made once and kept for the next cycle."""
+        names = (self.config.pause_types, self._pause_names)
+        if names[0] is not self._made_with[0] or names[1] is not self._made_with[1]:
+            self._made, self._made_with = {}, names
+        before, made = self._made, {}
+        polls = []
+        for group, at, rows in raw:
+            out = []
+            for r in rows:
+                hit = before.get(id(r))
+                if hit is not None and hit[0] is r and hit[1] == group:
+                    row = hit[2]
+                else:
+                    row = self._row(group, r)
+                if row.state.kind is not StateKind.PAUSE or row.state.pause_type is not None:
+                    made[id(r)] = (r, group, row)
+                out.append(row)
+            polls.append(GroupPoll(group, at, out))
+        self._made = made
+        return polls
 
     def _row(self, group: str, r: UserGroupAgentState) -> AgentRow:
         agent_id = str(r.user_id)

@@ -65,6 +65,7 @@ from monitor.puzzel.models import (
     Envelope,
     PauseType,
     Rejection,
+    RowCache,
     Rows,
     SystemQueue,
     TokenInformation,
@@ -161,6 +162,8 @@ class PuzzelClient:
         # this tenant's table: unverified paths off unless turned on, paths overridable
         self.endpoints = endpoint_table(endpoints)
         self._rejecting: dict[str, frozenset[str]] = {}  # endpoint -> fields failing last call
+        # the previous answer's rows per call (endpoint, model, query, path), by raw content
+        self._row_caches: dict[tuple[Any, ...], RowCache] = {}
 
     def __repr__(self) -> str:
         return f"<PuzzelClient customer_key={self.customer_key!r}>"
@@ -339,14 +342,20 @@ class PuzzelClient:
     ) -> list[T]:
         ep = self.endpoints[name]
         result = await self._call(ep, self._url(ep, **path), params=query)
-        parsed = self._parse_rows(ep, model, result)
+        key = (name, model, tuple(sorted((query or {}).items())), tuple(sorted(path.items())))
+        cache = self._row_caches.get(key)
+        if cache is None:
+            cache = self._row_caches[key] = RowCache()
+        parsed = self._parse_rows(ep, model, result, cache=cache)
         if parsed.rejected or self._rejecting.get(ep.name):  # the common case: nothing to note
             self._note_rejections(ep.name, parsed.rejected)
         return parsed.rows
 
-    def _parse_rows(self, ep: Endpoint, model: type[T], result: Any) -> Rows[T]:
+    def _parse_rows(
+        self, ep: Endpoint, model: type[T], result: Any, cache: RowCache | None = None
+    ) -> Rows[T]:
         try:
-            return parse_rows(model, result, endpoint=ep.name, timezone=self.timezone)
+            return parse_rows(model, result, endpoint=ep.name, timezone=self.timezone, cache=cache)
         except PuzzelMalformedResponse:
             self._count_malformed(ep)
             raise

@@ -397,34 +397,116 @@ class Rows(Generic[T]):
     rejected: list[Rejection]
 
 
+class RowCache:
+    """The rows of one list call's previous answer, validated, keyed by their raw content.
+
+    Most agents' rows are the same from poll to poll; a row whose keys, value types and values
+    equal a row of the previous answer gets that row's (frozen) model back instead of being
+    validated again. The types are part of the key because `1`, `1.0` and `True` are equal
+    Python values that validate differently; floats are compared as text (`-0.0` is `0.0`).
+    Only the latest answer's rows are kept, so the cache never outgrows one answer. Not for
+    models whose validation depends on more than the row: the timezone context is fixed per
+    client, which owns the caches."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[Any, ...], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def replace(self, rows: dict[tuple[Any, ...], Any]) -> None:
+        self._rows = rows
+
+    def get(self, key: tuple[Any, ...] | None) -> Any:
+        return None if key is None else self._rows.get(key)
+
+
+def _row_key(item: dict[str, Any]) -> tuple[Any, ...] | None:
+    values = tuple(item.values())
+    types = tuple(map(type, values))
+    if float in types:  # -0.0 == 0.0 but they validate differently ("-0.0", -0.0): compare text
+        values = tuple(map(repr, values))
+    key = (tuple(item), types, values)
+    try:
+        hash(key)
+    except TypeError:  # a nested list or object: validated every time
+        return None
+    return key
+
+
 def parse_rows(
-    model: type[T], data: Any, *, endpoint: str, timezone: Any = None, prefix: str = "result"
+    model: type[T],
+    data: Any,
+    *,
+    endpoint: str,
+    timezone: Any = None,
+    prefix: str = "result",
+    cache: RowCache | None = None,
 ) -> Rows[T]:
     """Validate each element of the list `data` as `model`; a bad row is dropped and reported,
-    never taking the others down. `null` reads as an empty list (.NET writes it for one)."""
+    never taking the others down. `null` reads as an empty list (.NET writes it for one).
+    With a `cache`, rows unchanged since the previous answer are not validated again."""
     if data is None:
         return Rows([], [])
     if not isinstance(data, list):
         got = type(data).__name__
         raise PuzzelMalformedResponse(endpoint, f"expected a list of rows, got {got}", field=prefix)
-    context = {"timezone": timezone}
+    if cache is None:
+        done = _validate_rows(model, data, {"timezone": timezone})
+        return Rows(done.rows, done.rejected)
+    return _cached_rows(model, data, {"timezone": timezone}, cache)
+
+
+def _cached_rows(model: type[T], data: list[Any], context: Any, cache: RowCache) -> Rows[T]:
+    keys = [_row_key(item) if type(item) is dict else None for item in data]
+    found = [cache.get(key) for key in keys]
+    misses = [i for i, row in enumerate(found) if row is None]
+    fresh = _validate_rows(model, [data[i] for i in misses], context, keep_index=True)
+    for i, row in zip(fresh.indexes, fresh.rows, strict=True):
+        found[misses[i]] = row
+    kept: dict[tuple[Any, ...], Any] = {}
+    rows: list[T] = []
+    for key, row in zip(keys, found, strict=True):
+        if row is not None:
+            rows.append(row)
+            if key is not None:
+                kept[key] = row
+    cache.replace(kept)
+    return Rows(rows, fresh.rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class _Validated(Generic[T]):
+    rows: list[T]
+    rejected: list[Rejection]
+    indexes: list[int]  # position in the input of each row kept
+
+
+def _validate_rows(
+    model: type[T], data: list[Any], context: Any, *, keep_index: bool = False
+) -> _Validated[T]:
     try:  # the common case, all rows fine, at the speed of one list validation
-        return Rows(_adapter(list[model]).validate_python(data, context=context), [])  # type: ignore[valid-type]
+        rows = _adapter(list[model]).validate_python(data, context=context)  # type: ignore[valid-type]
+        return _Validated(rows, [], list(range(len(rows))) if keep_index else [])
     except ValidationError:
         pass
     adapter = _adapter(model)
-    rows: list[T] = []
+    rows = []
     rejected: list[Rejection] = []
-    for item in data:
+    indexes: list[int] = []
+    for i, item in enumerate(data):
         if not isinstance(item, dict):
             rejected.append(Rejection("row", f"expected an object, got {type(item).__name__}"))
             continue
         try:
             rows.append(adapter.validate_python(item, context=context))
+            indexes.append(i)
         except ValidationError as exc:
             err = exc.errors()[0]
             rejected.append(Rejection(".".join(str(p) for p in err["loc"]) or "row", err["msg"]))
-    return Rows(rows, rejected)
+    return _Validated(rows, rejected, indexes)
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
