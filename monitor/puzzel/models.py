@@ -398,42 +398,44 @@ class Rows(Generic[T]):
 
 
 class RowCache:
-    """The rows of one list call's previous answer, validated, keyed by their raw content.
+    """The rows of one list call's recent answers, validated, keyed by their raw content.
 
     Most agents' rows are the same from poll to poll; a row whose keys, value types and values
-    equal a row of the previous answer gets that row's (frozen) model back instead of being
+    equal a row of a recent answer gets that row's (frozen) model back instead of being
     validated again. The types are part of the key because `1`, `1.0` and `True` are equal
     Python values that validate differently; floats are compared as text (`-0.0` is `0.0`).
-    Only the latest answer's rows are kept, so the cache never outgrows one answer. Not for
-    models whose validation depends on more than the row: the timezone context is fixed per
-    client, which owns the caches."""
+    At most about two answers' rows are kept. Not for models whose validation depends on more
+    than the row: the timezone context is fixed per client, which owns the caches."""
 
-    __slots__ = ("_rows",)
+    __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[Any, ...], Any] = {}
+        self.rows: dict[tuple[Any, ...], Any] = {}
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self.rows)
 
-    def replace(self, rows: dict[tuple[Any, ...], Any]) -> None:
-        self._rows = rows
+    def keep(self, keys: list[tuple[Any, ...] | None], rows: list[Any], answer: int) -> None:
+        """Add an answer's newly validated rows; start afresh from this answer once the rows
+        of earlier answers outnumber it (rows change a few at a time: rarely)."""
+        known = self.rows
+        if len(known) + len(keys) > 2 * answer + 64:
+            known = self.rows = {}
+            for key, row in zip(keys, rows, strict=True):
+                if key is not None and row is not None:
+                    known[key] = row
+            return
+        for key, row in zip(keys, rows, strict=True):
+            if key is not None and row is not None and key not in known:
+                known[key] = row
 
-    def get(self, key: tuple[Any, ...] | None) -> Any:
-        return None if key is None else self._rows.get(key)
 
-
-def _row_key(item: dict[str, Any]) -> tuple[Any, ...] | None:
+def _row_key(item: dict[str, Any]) -> tuple[Any, ...]:
     values = tuple(item.values())
     types = tuple(map(type, values))
     if float in types:  # -0.0 == 0.0 but they validate differently ("-0.0", -0.0): compare text
         values = tuple(map(repr, values))
-    key = (tuple(item), types, values)
-    try:
-        hash(key)
-    except TypeError:  # a nested list or object: validated every time
-        return None
-    return key
+    return (tuple(item), types, values)
 
 
 def parse_rows(
@@ -447,7 +449,7 @@ def parse_rows(
 ) -> Rows[T]:
     """Validate each element of the list `data` as `model`; a bad row is dropped and reported,
     never taking the others down. `null` reads as an empty list (.NET writes it for one).
-    With a `cache`, rows unchanged since the previous answer are not validated again."""
+    With a `cache`, rows unchanged since a recent answer are not validated again."""
     if data is None:
         return Rows([], [])
     if not isinstance(data, list):
@@ -460,21 +462,27 @@ def parse_rows(
 
 
 def _cached_rows(model: type[T], data: list[Any], context: Any, cache: RowCache) -> Rows[T]:
-    keys = [_row_key(item) if type(item) is dict else None for item in data]
-    found = [cache.get(key) for key in keys]
-    misses = [i for i, row in enumerate(found) if row is None]
+    known = cache.rows
+    found: list[Any] = []
+    keys: list[tuple[Any, ...] | None] = []
+    misses: list[int] = []
+    for item in data:  # one pass, one hash per row: this loop is the cost of a cached answer
+        key = _row_key(item) if type(item) is dict else None
+        try:
+            row = None if key is None else known.get(key)
+        except TypeError:  # a nested list or object: validated every time
+            key = row = None
+        if row is None:
+            misses.append(len(found))
+        keys.append(key)
+        found.append(row)
+    if not misses:
+        return Rows(found, [])
     fresh = _validate_rows(model, [data[i] for i in misses], context, keep_index=True)
     for i, row in zip(fresh.indexes, fresh.rows, strict=True):
         found[misses[i]] = row
-    kept: dict[tuple[Any, ...], Any] = {}
-    rows: list[T] = []
-    for key, row in zip(keys, found, strict=True):
-        if row is not None:
-            rows.append(row)
-            if key is not None:
-                kept[key] = row
-    cache.replace(kept)
-    return Rows(rows, fresh.rejected)
+    cache.keep(keys, found, len(data))
+    return Rows([row for row in found if row is not None], fresh.rejected)
 
 
 @dataclass(frozen=True, slots=True)
