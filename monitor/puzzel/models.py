@@ -415,18 +415,16 @@ class RowCache:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def keep(self, keys: list[tuple[Any, ...] | None], rows: list[Any], answer: int) -> None:
-        """Add an answer's newly validated rows; start afresh from this answer once the rows
-        of earlier answers outnumber it (rows change a few at a time: rarely)."""
+    def keep(self, keys: list[tuple[Any, ...] | None], rows: list[Any], new: list[int]) -> None:
+        """Add the rows at `new` (validated afresh) of an answer; start afresh from this
+        answer once the rows of earlier answers outnumber it (rows change a few at a time)."""
         known = self.rows
-        if len(known) + len(keys) > 2 * answer + 64:
+        if len(known) + len(new) > 2 * len(keys) + 64:
             known = self.rows = {}
-            for key, row in zip(keys, rows, strict=True):
-                if key is not None and row is not None:
-                    known[key] = row
-            return
-        for key, row in zip(keys, rows, strict=True):
-            if key is not None and row is not None and key not in known:
+            new = list(range(len(keys)))
+        for i in new:
+            key, row = keys[i], rows[i]
+            if key is not None and row is not None:
                 known[key] = row
 
 
@@ -481,7 +479,7 @@ def _cached_rows(model: type[T], data: list[Any], context: Any, cache: RowCache)
     fresh = _validate_rows(model, [data[i] for i in misses], context, keep_index=True)
     for i, row in zip(fresh.indexes, fresh.rows, strict=True):
         found[misses[i]] = row
-    cache.keep(keys, found, len(data))
+    cache.keep(keys, found, misses)
     return Rows([row for row in found if row is not None], fresh.rejected)
 
 
