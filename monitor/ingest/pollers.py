@@ -523,21 +523,24 @@ class TenantPollers:
             for r in rows:
                 hit = before.get(id(r))
                 if hit is not None and hit[0] is r and hit[1] == group:
-                    row = hit[2]
+                    row, keep = hit[2], True
                 else:
-                    row = self._row(group, r)
-                if row.state.kind is not StateKind.PAUSE or row.state.pause_type is not None:
+                    row, keep = self._row(group, r)
+                if keep:
                     made[id(r)] = (r, group, row)
                 out.append(row)
             polls.append(GroupPoll(group, at, out))
         self._made = made
         return polls
 
-    def _row(self, group: str, r: UserGroupAgentState) -> AgentRow:
+    def _row(self, group: str, r: UserGroupAgentState) -> tuple[AgentRow, bool]:
+        """The row as the tracker reads it, and whether it depends on the row alone (a pause
+        without a type reads the tracker: not to be kept)."""
         agent_id = str(r.user_id)
         pause_name = self.pause_name(r.pause_type_id, r.pause_type_name)
         state = AgentState.from_puzzel(r.contact_centre_status, r.user_status, pause_name)
-        if state.kind is StateKind.PAUSE and state.pause_type is None:
+        untyped = state.kind is StateKind.PAUSE and state.pause_type is None
+        if untyped:
             # rows without a pause type: keep the type a per-user call found for this pause
             known = self.tracker.get(agent_id)
             if known is not None and known.state.kind is StateKind.PAUSE:
@@ -550,7 +553,7 @@ class TenantPollers:
             calls_offered=r.calls_offered or 0,
             calls_answered=r.calls_answered or 0,
             status_duration_seconds=r.status_duration_seconds,
-        )
+        ), not untyped
 
     async def _ensure_pause_names(self, rows: Sequence[UserGroupAgentState]) -> None:
         now = self.clock.monotonic()

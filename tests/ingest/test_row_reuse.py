@@ -67,3 +67,7 @@ async def test_untyped_pause_reads_the_tracker_every_cycle(
     assert pollers.tracker.name_pause("3", "Training", T0)
     (poll,) = pollers._polls([("A", T0, [untyped])])
     assert poll.rows[0].state == AgentState(StateKind.PAUSE, "Training")
+    pollers.tracker.observe_cycle([GroupPoll("A", T0, poll.rows)])
+    assert pollers.tracker.name_pause("3", "Meeting", T0)  # the same row, now another type
+    (poll,) = pollers._polls([("A", T0, [untyped])])
+    assert poll.rows[0].state == AgentState(StateKind.PAUSE, "Meeting")
