@@ -4,10 +4,11 @@ minimum interval between messages measured on the injected clock."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import aiohttp
 
-from monitor.alerts.sinks.base import SinkError, classify_http
+from monitor.alerts.sinks.base import Delivery, SinkError, classify_http, delivery_headers
 from monitor.core.clock import Clock
 
 
@@ -65,3 +66,23 @@ class HttpPoster:
     async def close(self) -> None:
         if self._own_session is not None:
             await self._own_session.close()
+
+
+async def post_paced(
+    http: HttpPoster,
+    limiter: MinInterval,
+    url: str,
+    body: bytes,
+    deliveries: Sequence[Delivery],
+) -> None:
+    """POST one JSON message no sooner than `limiter` allows; a `Retry-After` in the refusal
+    holds back the next one too. The receiver ignores the delivery headers; a proxy in front of
+    it (or a test receiver) can dedupe on them."""
+    headers = {"Content-Type": "application/json", **delivery_headers(deliveries)}
+    await limiter.wait()
+    try:
+        await http.post(url, body, headers)
+    except SinkError as exc:
+        if exc.retry_after is not None:
+            limiter.push_back(exc.retry_after)
+        raise

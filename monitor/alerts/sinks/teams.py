@@ -12,8 +12,8 @@ import orjson
 from pydantic import SecretStr
 
 from monitor.alerts.model import Alert, rule_title
-from monitor.alerts.sinks.base import Delivery, SinkError, delivery_headers
-from monitor.alerts.sinks.http import HttpPoster, MinInterval
+from monitor.alerts.sinks.base import Delivery
+from monitor.alerts.sinks.http import HttpPoster, MinInterval, post_paced
 from monitor.core.clock import Clock
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -154,15 +154,7 @@ class TeamsSink:
 
     async def send(self, batch: Sequence[Alert], deliveries: Sequence[Delivery] = ()) -> None:
         body = orjson.dumps(teams_message(batch, max_bytes=self._max_bytes))
-        # the flow ignores these headers; a proxy in front (or a test receiver) can dedupe
-        headers = {"Content-Type": "application/json", **delivery_headers(deliveries)}
-        await self._limiter.wait()
-        try:
-            await self._http.post(self._url.get_secret_value(), body, headers)
-        except SinkError as exc:
-            if exc.retry_after is not None:
-                self._limiter.push_back(exc.retry_after)
-            raise
+        await post_paced(self._http, self._limiter, self._url.get_secret_value(), body, deliveries)
 
     async def close(self) -> None:
         await self._http.close()
