@@ -23,11 +23,12 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.core.clock import SystemClock
-from monitor.simulator.app import base_urls, create_app, simulated_endpoints
+from monitor.simulator.app import create_app
 from monitor.simulator.scenario import Scenario, parse_scenario
 from monitor.simulator.simulator import Simulator
 from tests.alerts.helpers import Receiver
 from tests.redis_server import free_port
+from tests.simserver import tenant_dict
 
 TZ = ZoneInfo("Europe/Oslo")
 CADENCE = 3.0  # agent-state cadence, seconds: lease TTL 6 s, renewed every 1.5 s
@@ -78,30 +79,10 @@ class SimTenant:
         return self.scenario.customer_key
 
     def config(self) -> dict[str, Any]:
-        creds = self.sim.credentials
-        urls = base_urls(self.root)
-        return {
-            "id": self.key,
-            "timezone": TZ.key,
-            "credentials": {
-                "method": "puzzel_id",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret.get_secret_value(),
-                "user_id": creds.user_id,
-            },
-            "api_base_url": urls["api"],
-            "auth_base_url": urls["auth"],
-            "id_base_url": urls["id"],
-            "endpoints": simulated_endpoints(self.sim),
-            "cadences": {
-                "user_states": CADENCE,
-                "queues": "off",
-                "agent_stats": "off",
-                "queue_ticker": "off",
-                "access_points": "off",
-                "jitter": "off",
-            },
-        }
+        off = "off"
+        cadences = {"user_states": CADENCE, "queues": off, "agent_stats": off}
+        cadences |= {"queue_ticker": off, "access_points": off, "jitter": off}
+        return tenant_dict(self.sim, self.root, id=self.key, timezone=TZ.key, cadences=cadences)
 
     def polled_after(self, t: float) -> float | None:
         return next((p for p in self.polls if p > t), None)
