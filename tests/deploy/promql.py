@@ -4,7 +4,9 @@ an expression, and the metric names the project defines (docs/metrics.md, record
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,29 @@ def known_metric(name: str) -> bool:
         return True
     docs = documented_metrics()
     return name in docs or (base_name(name) in docs and docs[base_name(name)] == "histogram")
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool_eval(
+    tmp_path: Path, series: Iterable[tuple[str, str]], tests: list[dict[str, Any]]
+) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` of PromQL expression tests over `series` (name{labels}, values),
+    sampled every minute."""
+    doc = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": tests,
+            }
+        ],
+    }
+    path = tmp_path / "promql_test.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert PROMTOOL is not None
+    command = [PROMTOOL, "test", "rules", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)

@@ -5,18 +5,13 @@ keep the agents with the most time out of adherence."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from tests.deploy.dashboards import load_dashboards, panels
-from tests.deploy.promql import substitute
+from tests.deploy.promql import PROMTOOL, promtool_eval, substitute
 
-PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (prometheus)")
 
 ADHERENCE = next(d for d in load_dashboards().values() if d["uid"] == "pzm-adherence")
@@ -62,30 +57,6 @@ def _expr(metric: str) -> str:
     return substitute(panel["targets"][0]["expr"], VALUES)
 
 
-def _promtool_eval(tmp_path: Path, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    doc = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in SERIES],
-                "promql_expr_test": tests,
-            }
-        ],
-    }
-    path = tmp_path / "dashboard_test.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert PROMTOOL is not None
-    return subprocess.run(
-        [PROMTOOL, "test", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_current_exceptions_name_agents_and_list_queues(tmp_path: Path) -> None:
     """At 10 min: Ada Nilsen's break overrun (open 300 s), agent 1003 without a name by id
     (180 s), and the Sales NO queue (60 s), longest first."""
@@ -109,7 +80,7 @@ def test_current_exceptions_name_agents_and_list_queues(tmp_path: Path) -> None:
         ]
     }
     expr = _expr("puzzelmon_exception_started_timestamp_seconds")
-    done = _promtool_eval(tmp_path, [{"expr": expr, "eval_time": "10m", **sample}])
+    done = promtool_eval(tmp_path, SERIES, [{"expr": expr, "eval_time": "10m", **sample}])
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -121,7 +92,9 @@ def test_timelines_keep_the_agents_most_out_of_adherence_with_names(tmp_path: Pa
         {"labels": '{agent_id="1002",name="Kari Berg"}', "value": 4},
     ]
     expr = _expr("puzzelmon_agent_state_code")
-    done = _promtool_eval(tmp_path, [{"expr": expr, "eval_time": "10m", "exp_samples": expected}])
+    done = promtool_eval(
+        tmp_path, SERIES, [{"expr": expr, "eval_time": "10m", "exp_samples": expected}]
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -137,5 +110,7 @@ def test_per_agent_adherence_table_carries_names(tmp_path: Path) -> None:
             ("Sales", "1004", "Ola Dahl", 1),
         )
     ]
-    done = _promtool_eval(tmp_path, [{"expr": expr, "eval_time": "10m", "exp_samples": expected}])
+    done = promtool_eval(
+        tmp_path, SERIES, [{"expr": expr, "eval_time": "10m", "exp_samples": expected}]
+    )
     assert done.returncode == 0, done.stdout + done.stderr

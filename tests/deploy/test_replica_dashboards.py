@@ -5,18 +5,13 @@ add up."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from tests.deploy.dashboards import load_dashboards, panels
-from tests.deploy.promql import substitute
+from tests.deploy.promql import PROMTOOL, promtool_eval, substitute
 
-PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (prometheus)")
 
 DASHBOARDS = {d["uid"]: d for d in load_dashboards().values()}
@@ -42,25 +37,6 @@ SERIES = [
 def expr_of(uid: str, title: str) -> str:
     panel = next(p for p in panels(DASHBOARDS[uid]) if p.get("title") == title)
     return substitute(panel["targets"][0]["expr"], VALUES)
-
-
-def promtool_eval(tmp_path: Path, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    doc = {
-        "rule_files": [],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [{"series": s, "values": v} for s, v in SERIES],
-                "promql_expr_test": tests,
-            }
-        ],
-    }
-    path = tmp_path / "replicas_test.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert PROMTOOL is not None
-    command = [PROMTOOL, "test", "rules", str(path)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_a_tenant_exported_by_two_replicas_during_a_handover_counts_once(tmp_path: Path) -> None:
@@ -89,7 +65,7 @@ def test_a_tenant_exported_by_two_replicas_during_a_handover_counts_once(tmp_pat
             ],
         },
     ]
-    done = promtool_eval(tmp_path, tests)
+    done = promtool_eval(tmp_path, SERIES, tests)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -101,7 +77,7 @@ def test_the_shared_outbox_is_not_multiplied_by_the_replicas(tmp_path: Path) -> 
             "exp_samples": [{"labels": '{sink="slack"}', "value": 4}],
         }
     ]
-    done = promtool_eval(tmp_path, tests)
+    done = promtool_eval(tmp_path, SERIES, tests)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -114,6 +90,6 @@ def test_the_check_would_catch_a_plain_sum(tmp_path: Path) -> None:
             "exp_samples": [{"labels": "{}", "value": 5}],
         }
     ]
-    done = promtool_eval(tmp_path, tests)
+    done = promtool_eval(tmp_path, SERIES, tests)
     assert done.returncode != 0
     assert "8" in done.stdout + done.stderr
