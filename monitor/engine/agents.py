@@ -3,9 +3,10 @@ evaluations (see `monitor.engine.engine` for the timeline model)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import bisect
+from collections.abc import Iterable, KeysView, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from monitor.core.snapshots import AgentObservation
@@ -48,6 +49,9 @@ AGENT_RULES: tuple[RuleName, ...] = (
     RuleName.UNMAPPED_STATE,
     RuleName.UNKNOWN_AGENT,
 )
+
+_MIN = datetime.min.replace(tzinfo=UTC)
+_MAX = datetime.max.replace(tzinfo=UTC)
 
 # --- agent conditions ------------------------------------------------------------------------
 
@@ -266,16 +270,52 @@ def evaluate_agents(
     `state` is not modified; the returned state is a new object sharing unchanged members.
     """
     now = _utc(now)
+    state, caught = settle_lazy(state, schedules=schedules, ruleset=ruleset)
     new = state.shallow_copy()
     new.tenant = tenant
+    new.listing = None  # a lazy evaluation's cache of the evaluations: not kept here
+    ctx = _context(new, tenant, now, ruleset)
+    evaluations: list[AgentEvaluation] = []
+    accruals: list[Accrual] = []
+    for obs in _all_observations(agents, new, schedules, now):
+        sched = _schedule_for(schedules.get(obs.agent_id))
+        windows = approvals.get(obs.agent_id, ()) if approvals else ()
+        ev, acc, _ = _evaluate_one(new, obs, sched, windows, ctx)
+        evaluations.append(ev)
+        if acc is not None:
+            accruals.append(acc)
+
+    _evaluate_teams(new, now, accruals, ruleset, ctx.emit)
+    ctx.emit.out.sort(key=_transition_order)
+    evaluations.sort(key=lambda e: e.agent_id)
+    return AgentResult(new, evaluations, ctx.emit.out, caught + accruals)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every agent's evaluation in one call shares."""
+
+    now: datetime
+    ruleset: RuleSet
+    cfgs: Mapping[RuleName, RuleConfig]
+    emit: Emitter
+    key: str  # the ruleset's key
+    rules_changed: bool
+
+
+def _context(new: EngineState, tenant: str, now: datetime, ruleset: RuleSet) -> _Context:
+    """The call's context; records the ruleset's key in `new`."""
     key = _ruleset_key(ruleset)
     rules_changed = key != new.ruleset_key
     new.ruleset_key = key
     cfgs = {r: c for r in AGENT_RULES if (c := ruleset.enabled(r)) is not None}
-    emit = Emitter(tenant, now)
-    evaluations: list[AgentEvaluation] = []
-    accruals: list[Accrual] = []
+    return _Context(now, ruleset, cfgs, Emitter(tenant, now), key, rules_changed)
 
+
+def _all_observations(
+    agents: Sequence[AgentObservation], new: EngineState, schedules: Schedules, now: datetime
+) -> list[AgentObservation]:
+    """`agents`, then a logged_off observation of each scheduled agent that none lists."""
     seen: set[str] = set()
     observations = list(agents)
     for obs in observations:
@@ -285,43 +325,45 @@ def evaluate_agents(
             continue
         observations.append(_absent(agent_id, new.agents.get(agent_id), schedules, now))
         seen.add(agent_id)
+    return observations
 
-    for obs in observations:
-        sched = _schedule_for(schedules.get(obs.agent_id))
-        old_mem = new.agents.get(obs.agent_id)
-        windows = approvals.get(obs.agent_id, ()) if approvals else ()
-        quiet = (
-            None
-            if old_mem is None
-            or rules_changed
-            or (windows and overlapping(windows, old_mem.accounted_until, now))
-            else _evaluate_quiet_agent(
-                old_mem, obs, sched=sched, now=now, ruleset=ruleset, cfgs=cfgs, rkey=key
-            )
+
+def _evaluate_one(
+    new: EngineState,
+    obs: AgentObservation,
+    sched: ScheduleIndex,
+    windows: Sequence[ApprovedRange],
+    ctx: _Context,
+) -> tuple[AgentEvaluation, Accrual | None, bool]:
+    """Evaluate one agent from its memory in `new` and store the new memory there; the flag
+    says whether it took the quiet path."""
+    old_mem = new.agents.get(obs.agent_id)
+    now = ctx.now
+    quiet = (
+        None
+        if old_mem is None
+        or ctx.rules_changed
+        or (windows and overlapping(windows, old_mem.accounted_until, now))
+        else _evaluate_quiet_agent(
+            old_mem, obs, sched=sched, now=now, ruleset=ctx.ruleset, cfgs=ctx.cfgs, rkey=ctx.key
         )
-        if quiet is not None:
-            mem, ev, acc = quiet
-        else:
-            mem, ev, acc = _evaluate_agent(
-                old_mem,
-                obs,
-                sched=sched,
-                now=now,
-                ruleset=ruleset,
-                cfgs=cfgs,
-                emit=emit,
-                rules_changed=rules_changed,
-                windows=windows,
-            )
-        new.agents[obs.agent_id] = mem
-        evaluations.append(ev)
-        if acc is not None:
-            accruals.append(acc)
-
-    _evaluate_teams(new, now, accruals, ruleset, emit)
-    emit.out.sort(key=_transition_order)
-    evaluations.sort(key=lambda e: e.agent_id)
-    return AgentResult(new, evaluations, emit.out, accruals)
+    )
+    if quiet is not None:
+        mem, ev, acc = quiet
+    else:
+        mem, ev, acc = _evaluate_agent(
+            old_mem,
+            obs,
+            sched=sched,
+            now=now,
+            ruleset=ctx.ruleset,
+            cfgs=ctx.cfgs,
+            emit=ctx.emit,
+            rules_changed=ctx.rules_changed,
+            windows=windows,
+        )
+    new.agents[obs.agent_id] = mem
+    return ev, acc, quiet is not None
 
 
 def _absent(
@@ -436,25 +478,21 @@ def _advance(
     """`mem` accounted up to `end` along its quiet path: the same seconds and piece as
     `_accrue` of the one piece, without working out again what `q` holds."""
     p0 = mem.accounted_until
-    dur = (end - p0).total_seconds()
-    s_s = dur if q.scheduled else 0.0
-    a_s = dur if q.adherent else 0.0
-    p_s = dur if q.productive else 0.0
-    ps_s = dur if q.productive_scheduled else 0.0
-    # open and last_closed are shared: a memory's dicts are only written after `copy()`
-    new = AgentMemory(mem.name, mem.team, mem.state, mem.since, end, mem.logged_on_until,
-                      mem.pause_start, mem.pause_type_start, mem.segment, mem.adherent,
-                      mem.adherent_since, mem.open, mem.last_closed,
-                      mem.scheduled_seconds + s_s, mem.adherent_seconds + a_s,
-                      mem.productive_seconds + p_s,
-                      mem.productive_scheduled_seconds + ps_s, q)  # fmt: skip
+    new = mem.advanced(q, end)
     if not (q.scheduled or q.productive or q.productive_scheduled):
         return new, q.evaluation, None
     anchor = q.anchor if q.anchored else sched.shift_anchor(p0, end)
     piece = AccruedPiece(
         p0, end, anchor, q.scheduled, q.adherent, q.productive, q.productive_scheduled
     )
-    acc = Accrual(agent_id, mem.team, s_s, a_s, p_s, ps_s, pieces=(piece,))
+    dur = (end - p0).total_seconds()  # what `advanced` added
+    seconds = (
+        dur if q.scheduled else 0.0,
+        dur if q.adherent else 0.0,
+        dur if q.productive else 0.0,
+        dur if q.productive_scheduled else 0.0,
+    )
+    acc = Accrual(agent_id, mem.team, *seconds, pieces=(piece,))
     return new, q.evaluation, acc
 
 
@@ -762,23 +800,61 @@ def account_until(
     the next `evaluate_agents` call carries on from `now`.
     """
     now = _utc(now)
+    state, accruals = settle_lazy(state, schedules=schedules, ruleset=ruleset)
     new = state.shallow_copy()
-    accruals: list[Accrual] = []
     for agent_id, old in state.agents.items():
         if old.accounted_until >= now:
             continue
-        mem = old.copy()
-        sched = _schedule_for(schedules.get(agent_id))
-        ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
-        seconds, pieces = _accrue(
-            ((a, b, mem.state, sched.at(a)) for a, b in pairwise(ordered)), sched, ruleset
-        )
-        _book(mem, seconds)
-        mem.accounted_until = now
-        mem.segment = sched.at(now)
+        mem, acc = _account(agent_id, old, now, _schedule_for(schedules.get(agent_id)), ruleset)
         new.agents[agent_id] = mem
-        if any(seconds):
-            accruals.append(Accrual(agent_id, mem.team, *seconds, pieces=pieces))
+        if acc is not None:
+            accruals.append(acc)
+    return new, accruals
+
+
+def _account(
+    agent_id: str, old: AgentMemory, now: datetime, sched: ScheduleIndex, ruleset: RuleSet
+) -> tuple[AgentMemory, Accrual | None]:
+    """`old` accrued up to `now` in its last known state (see `account_until`)."""
+    mem = old.copy()
+    ordered = sorted({mem.accounted_until, now, *sched.bounds_in(mem.accounted_until, now)})
+    seconds, pieces = _accrue(
+        ((a, b, mem.state, sched.at(a)) for a, b in pairwise(ordered)), sched, ruleset
+    )
+    _book(mem, seconds)
+    mem.accounted_until = now
+    mem.segment = sched.at(now)
+    acc = Accrual(agent_id, mem.team, *seconds, pieces=pieces) if any(seconds) else None
+    return mem, acc
+
+
+def settle_lazy(
+    state: EngineState, *, schedules: Schedules, ruleset: RuleSet
+) -> tuple[EngineState, list[Accrual]]:
+    """`state` without lazy or restored agents (`EngineState.lazy`, `restored`): each accounted
+    up to `quiet_until`, as the eager engine holds it, and the accruals of the stretches that
+    brings (for the history: the team windows counted that time as it passed). `state` itself
+    when there are none."""
+    until = state.quiet_until
+    if until is None or not (state.lazy or state.restored):
+        return state, []
+    new = state.shallow_copy()
+    accruals: list[Accrual] = []
+    for agent_id, lz in state.lazy.items():
+        mem = new.agents[agent_id]
+        if until > mem.accounted_until:
+            sched = _schedule_for(schedules.get(agent_id))  # used for unanchored pieces only
+            new.agents[agent_id], _, acc = _advance(mem, agent_id, lz.quiet, sched, until)
+            if acc is not None:
+                accruals.append(acc)
+    for agent_id in sorted(state.restored - state.lazy.keys()):
+        old = new.agents.get(agent_id)
+        if old is not None and until > old.accounted_until:
+            sched = _schedule_for(schedules.get(agent_id))
+            new.agents[agent_id], acc = _account(agent_id, old, until, sched, ruleset)
+            if acc is not None:
+                accruals.append(acc)
+    new.lazy, new.rates, new.restored = {}, {}, frozenset()
     return new, accruals
 
 
@@ -805,17 +881,21 @@ def next_due(
         if cfg is not None and not cond.firing:
             due.append(cond.since + cfg.after)
 
+    # a pass over the agents reads only what is rare (open conditions, pauses); the segment
+    # boundaries of all agents come from one sorted union (`_union_bounds`)
+    pause = StateKind.PAUSE
     for agent_id, m in state.agents.items():
         for rule, cond in m.open.items():
             deadline(rule, cond)
-        sched = _schedule_for(schedules.get(agent_id))
-        bound = sched.next_bound(now)
-        if bound is not None:
-            due.append(bound)
-        if m.state.kind is StateKind.PAUSE and m.pause_start is not None:
+        if m.state.kind is pause and m.pause_start is not None:
+            sched = _schedule_for(schedules.get(agent_id))
             over = sched.overrun_at(m.pause_start, ruleset.break_activities)
             if over is not None:
                 due.append(over)
+    bounds = _union_bounds(state.agents.keys(), schedules)
+    i = bisect.bisect_right(bounds, now)
+    if i < len(bounds):
+        due.append(bounds[i])
     for windows in (approvals or {}).values():
         due += [t for w in windows for t in (w.start, w.end)]
     for q in state.queues.values():
@@ -830,3 +910,28 @@ def next_due(
             due.append(now + timedelta(seconds=_BUCKET_SECONDS))
     later = [t for t in due if t > now]
     return min(later) if later else None
+
+
+# The last union of segment boundaries `next_due` worked out: (the schedules mapping, the agents
+# it covers, their bounds sorted). A replay asks once per poll with the same schedules and the
+# same agents, so the union is made once per schedule load instead of one bisection per agent
+# per call. A memo, not state: the result is the same with or without it.
+_UNION: list[tuple[Schedules, frozenset[str], list[datetime]]] = []
+
+
+def _union_bounds(agents: KeysView[str], schedules: Schedules) -> list[datetime]:
+    """Every segment boundary of the schedules of `agents`, sorted (the mapping is taken to be
+    unchanged while it is the same object: the pipeline replaces it on a reload)."""
+    if _UNION:
+        known, ids, bounds = _UNION[0]
+        if known is schedules and agents == ids:
+            return bounds
+    ids = frozenset(agents)
+    union: set[datetime] = set()
+    for agent_id in ids:
+        sched = schedules.get(agent_id)
+        if sched is not None:
+            union.update(_schedule_for(sched).bounds_in(_MIN, _MAX))
+    bounds = sorted(union)
+    _UNION[:] = [(schedules, ids, bounds)]
+    return bounds

@@ -98,6 +98,21 @@ class AgentMemory:
             self.productive_scheduled_seconds,
         )
 
+    def advanced(self, q: QuietPath, end: datetime) -> AgentMemory:
+        """This memory accounted up to `end` along its quiet path `q` (the same floats as the
+        accrual of one piece from `accounted_until` to `end`: 0.0 + d is d)."""
+        dur = (end - self.accounted_until).total_seconds()
+        # open and last_closed are shared: a memory's dicts are only written after `copy()`
+        return AgentMemory(self.name, self.team, self.state, self.since, end,
+                           self.logged_on_until, self.pause_start, self.pause_type_start,
+                           self.segment, self.adherent, self.adherent_since, self.open,
+                           self.last_closed,
+                           self.scheduled_seconds + (dur if q.scheduled else 0.0),
+                           self.adherent_seconds + (dur if q.adherent else 0.0),
+                           self.productive_seconds + (dur if q.productive else 0.0),
+                           self.productive_scheduled_seconds
+                           + (dur if q.productive_scheduled else 0.0), q)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return self.body_to_dict() | {
             "accounted_until": _iso(self.accounted_until),
@@ -195,6 +210,19 @@ class AgentMemory:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LazyAgent:
+    """An agent on its quiet path that the engine does not re-make every cycle (`lazy`
+    evaluation): its memory in `EngineState.agents` is settled up to its own
+    `accounted_until`; from there up to the state's `quiet_until` it accrues at the flags of
+    `quiet`, and everything that needs "up to now" derives it (`EngineState.current`)."""
+
+    quiet: QuietPath
+    obs: object  # the observation last evaluated: the very same object means nothing new
+    slot_end: datetime  # the history slot bound after `accounted_until`: materialise there
+    until: datetime  # the first of `slot_end` and the quiet path's horizon
+
+
 @dataclass(slots=True)
 class QueueMemory:
     name: str = ""
@@ -242,6 +270,19 @@ class EngineState:
     teams: dict[str, TeamMemory] = field(default_factory=dict)
     stale: dict[str, OpenCondition] = field(default_factory=dict)  # endpoint -> staleness
     ruleset_key: str = ""
+    # Lazy evaluation (`evaluate_agents(lazy=True)`): the agents in `lazy` are accounted up to
+    # `quiet_until` (the latest evaluation) although their memory says less; `rates` counts
+    # them per team as (scheduled, adherent) for the team windows. `restored`: agents that were
+    # lazy when the state was saved (their saved memory is settled less far than
+    # `quiet_until`): the next evaluation brings them up to `quiet_until` first.
+    quiet_until: datetime | None = field(default=None, compare=False)
+    lazy: dict[str, LazyAgent] = field(default_factory=dict, compare=False, repr=False)
+    rates: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+    restored: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    # the last evaluations, sorted by agent, and each agent's index (a cache: not persisted)
+    listing: tuple[list[AgentEvaluation], dict[str, int]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def shallow_copy(self) -> EngineState:
         """A copy whose containers are new; members are replaced (never mutated) on write."""
@@ -252,7 +293,35 @@ class EngineState:
             teams=dict(self.teams),
             stale=dict(self.stale),
             ruleset_key=self.ruleset_key,
+            quiet_until=self.quiet_until,
+            lazy=dict(self.lazy),
+            rates=dict(self.rates),
+            restored=self.restored,
+            listing=self.listing,
         )
+
+    def current(self, agent_id: str) -> AgentMemory:
+        """The agent's memory as the eager engine holds it: a lazy agent's accounted up to
+        `quiet_until` (a new object; otherwise the memory itself)."""
+        m = self.agents[agent_id]
+        lz = self.lazy.get(agent_id)
+        if lz is None or self.quiet_until is None or self.quiet_until <= m.accounted_until:
+            return m
+        return m.advanced(lz.quiet, self.quiet_until)
+
+    def current_agents(self) -> dict[str, AgentMemory]:
+        """`current` of every agent."""
+        if not self.lazy:
+            return self.agents
+        return {aid: self.current(aid) for aid in self.agents}
+
+    def last_accounted(self) -> datetime | None:
+        """Up to when the books are settled: the latest of every agent's `accounted_until` and
+        `quiet_until` (None before the first evaluation)."""
+        times = [m.accounted_until for m in self.agents.values()]
+        if self.quiet_until is not None and (self.lazy or self.restored):
+            times.append(self.quiet_until)
+        return max(times) if times else None
 
     def to_dict(self) -> dict[str, Any]:
         return self.header_to_dict() | {
@@ -262,13 +331,20 @@ class EngineState:
         }
 
     def header_to_dict(self) -> dict[str, Any]:
-        """Everything but the agents, queues and teams (small: written whole when it changes)."""
-        return {
+        """Everything but the agents, queues and teams (small: written whole when it changes).
+        With lazy agents, also which ones and up to when they are accounted: their saved memory
+        is settled only up to their own `accounted_until` (the adherence history has their time
+        up to there), and the team windows already hold their time up to `quiet_until`."""
+        d = {
             "version": STATE_VERSION,
             "tenant": self.tenant,
             "ruleset_key": self.ruleset_key,
             "stale": {k: v.to_dict() for k, v in self.stale.items()},
         }
+        lazy = self.lazy.keys() | self.restored
+        if lazy and self.quiet_until is not None:
+            d["lazy"] = {"until": _iso(self.quiet_until), "agents": sorted(lazy)}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EngineState:
@@ -284,10 +360,13 @@ class EngineState:
         version = d.get("version", STATE_VERSION)
         if version != STATE_VERSION:
             raise ValueError(f"engine state version {version!r}; expected {STATE_VERSION}")
+        lazy = d.get("lazy") or {}
         return cls(
             tenant=str(d.get("tenant", "")),
             ruleset_key=str(d.get("ruleset_key", "")),
             stale={k: OpenCondition.from_dict(v) for k, v in d.get("stale", {}).items()},
+            quiet_until=_dt(lazy["until"]) if lazy else None,
+            restored=frozenset(str(a) for a in lazy.get("agents", ())),
         )
 
     def totals(self) -> list[Accrual]:
@@ -301,7 +380,7 @@ class EngineState:
                 productive_seconds=m.productive_seconds,
                 productive_scheduled_seconds=m.productive_scheduled_seconds,
             )
-            for agent_id, m in sorted(self.agents.items())
+            for agent_id, m in sorted(self.current_agents().items())
         ]
 
     def firing_alerts(self) -> list[AlertTransition]:
