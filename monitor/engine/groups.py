@@ -61,7 +61,12 @@ def _evaluate_teams(
     accruals: Sequence[Accrual],
     ruleset: RuleSet,
     emit: Emitter,
+    *,
+    lazy_seconds: Mapping[str, tuple[float, float]] | None = None,
 ) -> None:
+    """The team windows: each team's minute bucket gains its agents' accrued (scheduled,
+    adherent) seconds, `accruals` one by one and `lazy_seconds` per team (the lazy agents'
+    time, `monitor.engine.lazy`)."""
     cfg = ruleset.enabled(RuleName.TEAM_ADHERENCE_BELOW)
     rule = RuleName.TEAM_ADHERENCE_BELOW
     if cfg is None or cfg.threshold is None:
@@ -86,6 +91,10 @@ def _evaluate_teams(
             copies[team] = tm
         return tm
 
+    for team, (sched_s, adh_s) in (lazy_seconds or {}).items():
+        tm = team_memory(team)
+        s, a = tm.buckets.get(bucket, (0.0, 0.0))
+        tm.buckets[bucket] = (s + sched_s, a + adh_s)
     for acc in accruals:
         if acc.team and acc.scheduled_seconds:
             tm = team_memory(acc.team)

@@ -26,11 +26,11 @@ from monitor.engine.engine import (
     EngineState,
     ScheduleIndex,
     account_until,
-    evaluate_agents,
     evaluate_queues,
     evaluate_staleness,
     index_schedules,
 )
+from monitor.engine.lazy import evaluate_agents_lazily
 from monitor.engine.memory import AgentMemory
 from monitor.engine.model import (
     Accrual,
@@ -154,6 +154,8 @@ class TenantPipeline:
         # lacks the other's changes, and a condition lost that way fires again)
         self._evaluating = asyncio.Lock()
         self.evaluations: list[AgentEvaluation] = []
+        # `totals_by_agent` of the lazy state it was derived from (one derivation per state)
+        self._current: tuple[EngineState, Mapping[str, AgentMemory]] | None = None
         self.open_transitions: dict[str, AlertTransition] = {}
 
     async def start(self) -> None:
@@ -207,7 +209,9 @@ class TenantPipeline:
             # every read awaited before `self.state` is taken, and under the lock: the staleness
             # check and the queue poll commit states of their own, and an engine state taken
             # before they did would drop what they committed (an alert would fire twice)
-            result = evaluate_agents(
+            # lazily: an agent on its quiet path is not re-made every cycle (monitor.engine.lazy);
+            # what reads "up to now" derives it (`totals_by_agent`, `accrued`, `last_evaluated`)
+            result = evaluate_agents_lazily(
                 self.state,
                 tenant=self.tenant,
                 now=now,
@@ -310,8 +314,7 @@ class TenantPipeline:
 
     def last_evaluated(self) -> datetime | None:
         """Up to when the engine has settled its books (None before the first evaluation)."""
-        times = [m.accounted_until for m in self.state.agents.values()]
-        return max(times) if times else None
+        return self.state.last_accounted()
 
     # --- EngineView ---------------------------------------------------------------------------
 
@@ -323,8 +326,15 @@ class TenantPipeline:
 
     def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory]:
         """The engine's memory of each agent, not copied: the exporter reads the totals within
-        one synchronous render, so no cycle can change them under it."""
-        return self.state.agents
+        one synchronous render, so no cycle can change them under it. A lazy agent's is derived
+        up to the latest evaluation (`EngineState.current`), once per evaluated state."""
+        state = self.state
+        if not state.lazy:
+            return state.agents
+        kept = self._current
+        if kept is None or kept[0] is not state:
+            kept = self._current = (state, state.current_agents())
+        return kept[1]
 
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
         return list(self.open_transitions.values())

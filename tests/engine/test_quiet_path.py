@@ -4,16 +4,22 @@ gives exactly what the full evaluation gives: random schedules and timelines, po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from monitor.core.snapshots import AgentObservation
 from monitor.core.states import AgentState, StateKind
+from monitor.engine.agents import settle_lazy
 from monitor.engine.engine import EngineState, evaluate_agents, index_schedules
-from monitor.engine.model import Segment
+from monitor.engine.lazy import evaluate_agents_lazily
+from monitor.engine.model import Accrual, ApprovedRange, Segment
+from monitor.rules.loader import ruleset_from_mapping
 from tests.engine.driver import st
-from tests.engine.test_properties import CADENCE, WINDOW, Case, at, cases, ruleset
+from tests.engine.test_properties import CADENCE, RULES, WINDOW, Case, at, cases, ruleset
 
 AGENTS = ("1", "2")
 
@@ -94,3 +100,91 @@ def test_horizon_is_the_next_boundary() -> None:
     m = state.agents["1"]
     assert m.scheduled_seconds == 895.0  # 600 s of phone, 295 s of break
     assert m.adherent_seconds == 600.0  # available fits phone, not a break
+
+
+LAZY_RULES = {
+    **RULES,
+    "team_adherence_below": {"after": "2m", "threshold": 0.9, "window": "10m"},
+}
+SLOT = 900
+
+
+def _slots(accruals: Sequence[Accrual], into: dict[tuple[str, int, str], float]) -> None:
+    """Seconds per (agent, 15-minute slot, metric): what the adherence history files."""
+    for acc in accruals:
+        for p in acc.pieces:
+            a = p.start
+            while a < p.end:
+                b = min(p.end, at(0) + timedelta(seconds=((a - at(0)).seconds // SLOT + 1) * SLOT))
+                for metric in ("scheduled", "adherent", "productive", "productive_scheduled"):
+                    if getattr(p, metric):
+                        key = (acc.agent_id, int((a - at(0)).total_seconds()) // SLOT, metric)
+                        into[key] = into.get(key, 0.0) + (b - a).total_seconds()
+                a = b
+
+
+def _lazy_observations(
+    case: Case, t: int, seen: dict[str, tuple[AgentState, int]], kept: dict[str, AgentObservation]
+) -> list[AgentObservation]:
+    """As `_observations`, but agent 1's observation is the very same object while it says
+    nothing new (as the tracker hands it over); agent 2's is always a new, equal one."""
+    out = []
+    for fresh in _observations(case, t, seen):
+        old = kept.get(fresh.agent_id)
+        obs = old if fresh.agent_id == "1" and old == fresh and old is not None else fresh
+        kept[obs.agent_id] = obs
+        out.append(obs)
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), hs.integers(0, WINDOW // CADENCE), hs.booleans())
+def test_lazy_agents_equal_the_eager_engine(case: Case, restart_at: int, approve: bool) -> None:
+    """The lazy engine against the eager one with its quiet path off, at every poll: the same
+    transitions and evaluations, every agent's memory and totals (derived up to now) equal,
+    the team windows equal, the accrued seconds per agent and 15-minute slot equal for every
+    slot already closed; once through a save and load of both states (a restart), and with an
+    approval over part of the window or none."""
+    rs = ruleset_from_mapping(LAZY_RULES, {"admin": {"allowed": ["available"], "neutral": True}})
+    schedules = index_schedules(
+        {a: [Segment(at(s), at(e), a, act) for s, e, act in case.segments] for a in AGENTS}
+    )
+    approvals = {"2": [ApprovedRange("2", at(3000), at(4000), "sup")]} if approve else None
+    lazy, eager = EngineState(), EngineState()
+    seen: dict[str, tuple[AgentState, int]] = {}
+    kept: dict[str, AgentObservation] = {}
+    lazy_slots: dict[tuple[str, int, str], float] = {}
+    eager_slots: dict[tuple[str, int, str], float] = {}
+    were_lazy = 0
+    for i, t in enumerate(range(0, WINDOW + 1, CADENCE)):
+        if i == restart_at:
+            lazy = EngineState.from_dict(lazy.to_dict())
+            eager = EngineState.from_dict(eager.to_dict())
+        obs = _lazy_observations(case, t, seen, kept)
+        before = lazy.to_dict()
+        a = evaluate_agents_lazily(
+            lazy, tenant="t", now=at(t), agents=obs, schedules=schedules, ruleset=rs,
+            approvals=approvals,
+        )  # fmt: skip
+        assert lazy.to_dict() == before, "the previous state was modified"
+        with mock.patch("monitor.engine.agents._evaluate_quiet_agent", return_value=None):
+            b = evaluate_agents(eager, tenant="t", now=at(t), agents=obs, schedules=schedules,
+                                ruleset=rs, approvals=approvals)  # fmt: skip
+        assert a.transitions == b.transitions, t
+        assert a.evaluations == b.evaluations, t
+        assert a.state.totals() == b.state.totals(), t
+        settled, _ = settle_lazy(a.state, schedules=schedules, ruleset=rs)
+        assert settled.to_dict() == b.state.to_dict(), t
+        assert {k: a.state.current(k) for k in AGENTS} == b.state.agents, t
+        _slots(a.accruals, lazy_slots)
+        _slots(b.accruals, eager_slots)
+        closed = (t // SLOT) * 1  # slots before the one `t` is in are closed
+        assert {k: v for k, v in lazy_slots.items() if k[1] < closed} == {
+            k: v for k, v in eager_slots.items() if k[1] < closed
+        }, t
+        were_lazy += len(a.state.lazy)
+        lazy, eager = a.state, b.state
+    _, rest = settle_lazy(lazy, schedules=schedules, ruleset=rs)
+    _slots(rest, lazy_slots)
+    assert lazy_slots == eager_slots
+    assert were_lazy > 0
