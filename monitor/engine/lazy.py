@@ -89,8 +89,28 @@ def evaluate_agents_lazily(
             observations.append(_absent(agent_id, new.agents.get(agent_id), schedules, now))
             ids.add(agent_id)
     cycle = _Cycle(new, ctx, new.quiet_until, caught)
+    prev = cycle.prev
+    # the common case, inline: a lazy agent with the very same observation, before its
+    # horizon and the next slot bound, same schedule, no approval (`_still_quiet` in full)
+    fast = prev is not None and now > prev and not ctx.rules_changed
+    lazy_get, sched_get = new.lazy.get, schedules.get
+    approved = approvals or {}
+    skipped = 0
     for obs in observations:
+        aid = obs.agent_id
+        lz = lazy_get(aid)
+        if (
+            fast
+            and lz is not None
+            and obs is lz.obs
+            and now < lz.until
+            and lz.quiet.sched is sched_get(aid)
+            and aid not in approved
+        ):
+            skipped += 1
+            continue
         cycle.evaluate(obs, schedules, approvals)
+    cycle.lazy_seen += skipped
     cycle.wake_unlisted(ids)
     cycle.teams()
     new.quiet_until = now

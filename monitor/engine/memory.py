@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.core.states import AgentState, StateKind
 from monitor.engine.conditions import (
@@ -210,6 +210,16 @@ class AgentMemory:
         )
 
 
+class CurrentTotals(NamedTuple):
+    """A lazy agent's team and totals up to `EngineState.quiet_until` (for the counters)."""
+
+    team: str
+    scheduled_seconds: float
+    adherent_seconds: float
+    productive_seconds: float
+    productive_scheduled_seconds: float
+
+
 @dataclass(frozen=True, slots=True)
 class LazyAgent:
     """An agent on its quiet path that the engine does not re-make every cycle (`lazy`
@@ -315,6 +325,32 @@ class EngineState:
             return self.agents
         return {aid: self.current(aid) for aid in self.agents}
 
+    def current_totals(self) -> dict[str, AgentMemory | CurrentTotals]:
+        """Every agent's team and totals as `current` has them, cheaply: a lazy agent's as a
+        `CurrentTotals` (the same sums as `AgentMemory.advanced`), the others' memory itself."""
+        until = self.quiet_until
+        if not self.lazy or until is None:
+            return dict(self.agents)
+        out: dict[str, AgentMemory | CurrentTotals] = dict(self.agents)
+        durations: dict[datetime, float] = {}  # lazy agents share few bases: one per cycle
+        for aid, lz in self.lazy.items():
+            m = self.agents[aid]
+            base = m.accounted_until
+            if until <= base:
+                continue
+            dur = durations.get(base)
+            if dur is None:
+                dur = durations[base] = (until - base).total_seconds()
+            q = lz.quiet
+            out[aid] = CurrentTotals(
+                m.team,
+                m.scheduled_seconds + (dur if q.scheduled else 0.0),
+                m.adherent_seconds + (dur if q.adherent else 0.0),
+                m.productive_seconds + (dur if q.productive else 0.0),
+                m.productive_scheduled_seconds + (dur if q.productive_scheduled else 0.0),
+            )
+        return out
+
     def last_accounted(self) -> datetime | None:
         """Up to when the books are settled: the latest of every agent's `accounted_until` and
         `quiet_until` (None before the first evaluation)."""
@@ -380,7 +416,7 @@ class EngineState:
                 productive_seconds=m.productive_seconds,
                 productive_scheduled_seconds=m.productive_scheduled_seconds,
             )
-            for agent_id, m in sorted(self.current_agents().items())
+            for agent_id, m in sorted(self.current_totals().items())
         ]
 
     def firing_alerts(self) -> list[AlertTransition]:

@@ -31,7 +31,7 @@ from monitor.engine.engine import (
     index_schedules,
 )
 from monitor.engine.lazy import evaluate_agents_lazily
-from monitor.engine.memory import AgentMemory
+from monitor.engine.memory import AgentMemory, CurrentTotals
 from monitor.engine.model import (
     Accrual,
     AgentEvaluation,
@@ -155,7 +155,7 @@ class TenantPipeline:
         self._evaluating = asyncio.Lock()
         self.evaluations: list[AgentEvaluation] = []
         # `totals_by_agent` of the lazy state it was derived from (one derivation per state)
-        self._current: tuple[EngineState, Mapping[str, AgentMemory]] | None = None
+        self._current: tuple[EngineState, Mapping[str, AgentMemory | CurrentTotals]] | None = None
         self.open_transitions: dict[str, AlertTransition] = {}
 
     async def start(self) -> None:
@@ -324,7 +324,7 @@ class TenantPipeline:
     def accrued(self, tenant: str) -> Sequence[Accrual]:
         return self.state.totals()
 
-    def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory]:
+    def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory | CurrentTotals]:
         """The engine's memory of each agent, not copied: the exporter reads the totals within
         one synchronous render, so no cycle can change them under it. A lazy agent's is derived
         up to the latest evaluation (`EngineState.current`), once per evaluated state."""
@@ -333,7 +333,7 @@ class TenantPipeline:
             return state.agents
         kept = self._current
         if kept is None or kept[0] is not state:
-            kept = self._current = (state, state.current_agents())
+            kept = self._current = (state, state.current_totals())
         return kept[1]
 
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
@@ -441,7 +441,7 @@ class PipelineSet:
         p = self.by_tenant.get(tenant)
         return p.accrued(tenant) if p else []
 
-    def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory]:
+    def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory | CurrentTotals]:
         p = self.by_tenant.get(tenant)
         return p.totals_by_agent(tenant) if p else {}
 
