@@ -134,7 +134,7 @@ class _Cycle:
         self.team: list[Accrual] = []  # this cycle's accruals for the team windows
         self.changed: dict[str, AgentEvaluation] = {}
         self.joiners: list[AgentObservation] = []  # took the quiet path this cycle
-        self.lazy_seen = 0
+        self.lazy_seen = 0  # lazy agents listed this cycle that stay lazy
 
     def evaluate(
         self, obs: AgentObservation, schedules: Schedules, approvals: Approvals | None
@@ -144,8 +144,8 @@ class _Cycle:
         windows = approvals.get(aid, ()) if approvals else ()
         lz = self.new.lazy.get(aid)
         if lz is not None:
-            self.lazy_seen += 1
             if self._still_quiet(lz, obs, sched, windows):
+                self.lazy_seen += 1  # listed and still lazy
                 if self.ctx.now >= lz.until:  # a history slot bound (the horizon is later)
                     self._rebase(aid, lz, obs, sched)
                 elif obs is not lz.obs:
@@ -211,7 +211,8 @@ class _Cycle:
         _count(self.new, mem.team, lz.quiet, -1)
 
     def wake_unlisted(self, ids: set[str]) -> None:
-        """Lazy agents this cycle did not list stay where the eager engine leaves them."""
+        """Lazy agents this cycle did not list stay where the eager engine leaves them (the
+        lazy set holds the listed ones that stayed, counted in `lazy_seen`, and these)."""
         lazy = self.new.lazy
         if self.lazy_seen == len(lazy):
             return

@@ -127,12 +127,19 @@ def _lazy_observations(
     case: Case, t: int, seen: dict[str, tuple[AgentState, int]], kept: dict[str, AgentObservation]
 ) -> list[AgentObservation]:
     """As `_observations`, but agent 1's observation is the very same object while it says
-    nothing new (as the tracker hands it over); agent 2's is always a new, equal one."""
+    nothing new (as the tracker hands it over); agent 2's is always a new, equal one; and an
+    unscheduled agent 3 now and then."""
     out = []
     for fresh in _observations(case, t, seen):
         old = kept.get(fresh.agent_id)
         obs = old if fresh.agent_id == "1" and old == fresh and old is not None else fresh
         kept[obs.agent_id] = obs
+        out.append(obs)
+    if (t // 700) % 2 == 0:
+        # an agent without a schedule, listed only part of the time: unlisted, it stays where
+        # it was (and a lazy one must be settled there)
+        obs = kept.get("3") or AgentObservation("3", "Agent 3", "Support", st("pause:Break"), at(0))
+        kept["3"] = obs
         out.append(obs)
     return out
 
@@ -175,7 +182,7 @@ def test_lazy_agents_equal_the_eager_engine(case: Case, restart_at: int, approve
         assert a.state.totals() == b.state.totals(), t
         settled, _ = settle_lazy(a.state, schedules=schedules, ruleset=rs)
         assert settled.to_dict() == b.state.to_dict(), t
-        assert {k: a.state.current(k) for k in AGENTS} == b.state.agents, t
+        assert {k: a.state.current(k) for k in a.state.agents} == b.state.agents, t
         _slots(a.accruals, lazy_slots)
         _slots(b.accruals, eager_slots)
         closed = (t // SLOT) * 1  # slots before the one `t` is in are closed
@@ -188,3 +195,25 @@ def test_lazy_agents_equal_the_eager_engine(case: Case, restart_at: int, approve
     _slots(rest, lazy_slots)
     assert lazy_slots == eager_slots
     assert were_lazy > 0
+
+
+def test_an_unlisted_lazy_agent_stays_where_it_was() -> None:
+    """A lazy agent that a cycle does not list is settled where the eager engine leaves it,
+    also when another lazy agent wakes in the same cycle (they must not be mistaken for one
+    another when counting who stayed lazy)."""
+    rs = ruleset()
+    first = {a: AgentObservation(a, a, "", st("pause:Break"), at(0)) for a in "XYZ"}
+    lazy, eager = EngineState(), EngineState()
+    for t, listed in ((5, first), (10, first), (15, first), (20, first)):
+        changed = dict(listed)
+        if t == 20:
+            changed["X"] = AgentObservation("X", "X", "", st("wrap_up"), at(18))
+            del changed["Y"]
+        obs = list(changed.values())
+        a = evaluate_agents_lazily(lazy, tenant="t", now=at(t), agents=obs, schedules={},
+                                   ruleset=rs)  # fmt: skip
+        b = evaluate_agents(eager, tenant="t", now=at(t), agents=obs, schedules={}, ruleset=rs)
+        lazy, eager = a.state, b.state
+        assert {k: lazy.current(k) for k in lazy.agents} == eager.agents, t
+    assert lazy.agents["Y"].accounted_until == at(15)
+    assert "Y" not in lazy.lazy
