@@ -332,23 +332,28 @@ class EngineState:
         if not self.lazy or until is None:
             return dict(self.agents)
         out: dict[str, AgentMemory | CurrentTotals] = dict(self.agents)
-        durations: dict[datetime, float] = {}  # lazy agents share few bases: one per cycle
+        agents, make = self.agents, CurrentTotals._make
+        # lazy agents share few bases (the evaluation each joined or was last settled at), as
+        # the same datetime object: one duration per run of them, found by identity (hashing
+        # an aware datetime would cost more than the rest)
+        last: datetime | None = None
+        dur = 0.0
         for aid, lz in self.lazy.items():
-            m = self.agents[aid]
+            m = agents[aid]
             base = m.accounted_until
-            if until <= base:
-                continue
-            dur = durations.get(base)
-            if dur is None:
-                dur = durations[base] = (until - base).total_seconds()
-            q = lz.quiet
-            out[aid] = CurrentTotals(
-                m.team,
-                m.scheduled_seconds + (dur if q.scheduled else 0.0),
-                m.adherent_seconds + (dur if q.adherent else 0.0),
-                m.productive_seconds + (dur if q.productive else 0.0),
-                m.productive_scheduled_seconds + (dur if q.productive_scheduled else 0.0),
-            )
+            if base is not last:
+                last, dur = base, (until - base).total_seconds() if until > base else 0.0
+            if dur:
+                q = lz.quiet
+                out[aid] = make((
+                    m.team,
+                    m.scheduled_seconds + dur if q.scheduled else m.scheduled_seconds,
+                    m.adherent_seconds + dur if q.adherent else m.adherent_seconds,
+                    m.productive_seconds + dur if q.productive else m.productive_seconds,
+                    m.productive_scheduled_seconds + dur
+                    if q.productive_scheduled
+                    else m.productive_scheduled_seconds,
+                ))  # fmt: skip
         return out
 
     def last_accounted(self) -> datetime | None:
