@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from itertools import compress, count, repeat
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
@@ -549,7 +550,12 @@ def parse_raw_rows(
     which reports it as before."""
     rows = raw.rows
     found = _unchanged(rows, cache)
-    misses = [i for i, row in enumerate(found) if row is None]
+    misses = _missing(found)
+    if cache.parsed and len(misses) > len(rows) // 4:  # shifted? look the rows up by bytes
+        pairs = zip(cache.raws, cache.parsed, strict=True)
+        known = {bytes(r): p for r, p in pairs if p is not None}
+        found = [known.get(bytes(r)) for r in rows]
+        misses = _missing(found)
     if misses:
         try:
             items = [orjson.loads(memoryview(rows[i])) for i in misses]
@@ -565,15 +571,18 @@ def parse_raw_rows(
 
 
 def _unchanged(rows: list[msgspec.Raw], cache: RowCache) -> list[Any]:
-    """Per row, the model the same bytes validated to in the previous answer, or None."""
-    before, parsed = cache.raws, cache.parsed
-    same = map(operator.eq, rows, before)  # C speed: no Python frame per row
-    found = [p if s else None for s, p in zip(same, parsed, strict=False)]
+    """Per row, the model the same bytes at the same position validated to in the previous
+    answer, or None. (map, compress: no Python frame per unchanged row.)"""
+    found = cache.parsed[: len(rows)]
+    for i in compress(count(), map(operator.ne, rows, cache.raws)):
+        found[i] = None
     found.extend([None] * (len(rows) - len(found)))
-    if parsed and found.count(None) > len(rows) // 4:  # shifted: look the rows up by bytes
-        known = {bytes(r): p for r, p in zip(before, parsed, strict=True) if p is not None}
-        found = [known.get(bytes(r)) for r in rows]
     return found
+
+
+def _missing(found: list[Any]) -> list[int]:
+    """The positions of None (by identity: `==` would call the models' __eq__)."""
+    return list(compress(count(), map(operator.is_, found, repeat(None))))
 
 
 @dataclass(frozen=True, slots=True)
