@@ -464,9 +464,10 @@ class TenantPollers:
             raw, failed = await self._per_group_state_calls(groups)
             requests = len(groups)
         changes = {group: self._changes(group, rows) for group, _, rows in raw}
+        unnamed = self._unnamed_pauses(raw, changes)
         if self.client.enabled("pause_types"):
-            await self._ensure_pause_names(self._unnamed_pauses(raw, changes))
-        polls = self._polls(raw, changes)
+            await self._ensure_pause_names(unnamed)
+        polls = self._polls(raw, changes, unnamed)
         for team in list(self.tracker.teams() - set(groups)):
             self.tracker.forget_team(team)
         self.store.keep_teams(self.tenant, groups)
@@ -544,7 +545,10 @@ class TenantPollers:
         return out
 
     def _polls(
-        self, raw: _Answers, changes: Mapping[str, list[int] | None] | None = None
+        self,
+        raw: _Answers,
+        changes: Mapping[str, list[int] | None] | None = None,
+        unnamed: dict[str, dict[int, int]] | None = None,
     ) -> list[GroupPoll]:
         """The group answers as the tracker reads them. An AgentRow depends only on its
         Puzzel row, its group and the pause-name maps (unless it is a pause without a type,
@@ -552,10 +556,11 @@ class TenantPollers:
         very objects of the group's previous answer are made again, the others kept."""
         names = (self.config.pause_types, self._pause_names)
         if names[0] is not self._made_with[0] or names[1] is not self._made_with[1]:
-            self._made, self._made_with = {}, names
+            self._made, self._made_with = {}, names  # (`changes` stay right: they are rows)
         if changes is None:
             changes = {group: self._changes(group, rows) for group, _, rows in raw}
-        unnamed = self._unnamed_pauses(raw, changes)
+        if unnamed is None:
+            unnamed = self._unnamed_pauses(raw, changes)
         made = {}
         polls = []
         for group, at, rows in raw:

@@ -76,6 +76,7 @@ class StateTracker:
         # changed since is in _stale (snapshots of unchanged teams share their tuple)
         self._tuples: dict[str, tuple[AgentObservation, ...]] = {}
         self._stale: set[str] = set()
+        self._snaps: dict[str, AgentSnapshot] = {}  # each team's latest snapshot
         # The previous cycle's rows per team, in poll order, when the next cycle may look only
         # at the rows that are not the very same objects (None: it looks at every row). An
         # unchanged row (the pollers keep the AgentRow of an unchanged Puzzel row) leaves its
@@ -287,7 +288,10 @@ class StateTracker:
             agents = tuple(map(self._agents.__getitem__, self._teams.get(team, ())))
             self._tuples[team] = agents
             self._stale.discard(team)
-        return AgentSnapshot(tenant=self.tenant, team=team, taken_at=at, agents=agents)
+        snap = self._snaps.get(team)  # asked for again after the cycle's per-user calls
+        if snap is None or snap.agents is not agents or snap.taken_at != at:
+            snap = self._snaps[team] = AgentSnapshot(self.tenant, team, at, agents)
+        return snap
 
     def teams(self) -> set[str]:
         """The teams of the tracked agents."""
