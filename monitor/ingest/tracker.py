@@ -163,21 +163,25 @@ class StateTracker:
                 if rows[i].agent_id != before[i].agent_id:
                     return None
             todo.append(where)
-        if self._renamed:
-            self._add_renamed(polls, todo)
+        if self._renamed and not self._add_renamed(polls, todo):
+            return None
         return todo
 
-    def _add_renamed(self, polls: list[GroupPoll], todo: list[list[int]]) -> None:
-        """Fold the rows of agents whose pause name_pause changed, in poll order."""
+    def _add_renamed(self, polls: list[GroupPoll], todo: list[list[int]]) -> bool:
+        """Fold the rows of agents whose pause name_pause changed, in poll order. False when
+        one is not in its team's poll (not polled, or in another poll): fold every row."""
         by_team = {p.team: i for i, p in enumerate(polls)}
-        for aid in list(self._renamed):
+        for aid in self._renamed:
             obs = self._agents.get(aid)
             k = None if obs is None else by_team.get(obs.team)
             if k is None:
-                continue  # gone, or its team did not answer: it stays renamed
+                return False
             where = [i for i, row in enumerate(polls[k].rows) if row.agent_id == aid]
+            if not where:
+                return False
             todo[k] = sorted({*todo[k], *where})
-            self._renamed.discard(aid)
+        self._renamed.clear()
+        return True
 
     def _fold_changed(self, polls: list[GroupPoll], todo: list[list[int]]) -> list[str]:
         """The rows at `todo` only (same teams, same agents): the agents in a new state."""
@@ -194,7 +198,9 @@ class StateTracker:
                     changed.append(row.agent_id)
                 if obs is not previous:
                     seen[row.agent_id] = obs
-                    self._stale.add(poll.team)
+                    self._stale.add(obs.team)
+                    if obs.team != previous.team:  # (a row of another team than its poll's)
+                        self._teams = None
                 if row.status_duration_seconds is not None:
                     self._last = None  # its since moves with every cycle: fold every row
             self._snap_time[poll.team] = poll.taken_at
