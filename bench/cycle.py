@@ -371,7 +371,9 @@ async def run(
 ) -> BenchResult:
     """`sizes`: (agents, queues) pairs."""
     result = BenchResult("cycle", "Cost per agent-state cycle")
-    redis = aioredis.Redis.from_url(redis_url)
+    # no socket timeout (redis-py 8 reads with 5 s by default): on a machine shared with other
+    # work, a 10,000-agent schedule write can take longer, and the bench measures CPU, not that
+    redis = aioredis.Redis.from_url(redis_url, socket_timeout=None)
     try:
         for agents, queues in sizes:
             sim, tape = await build_tape(agents, queues, cycles)
