@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from monitor.core.clock import Clock
 from monitor.core.snapshots import AgentSnapshot, QueueSnapshot, TickerSnapshot
+from monitor.engine.agents import settle_lazy
 from monitor.engine.approvals import Approvals
 from monitor.engine.engine import (
     EngineState,
@@ -249,7 +250,7 @@ class TenantPipeline:
             )
             await self._tell_accruals(accruals)
             self.state = state
-            await self.persist()
+            await self._save()
         return list(accruals)
 
     async def _tell_accruals(self, accruals: Sequence[Accrual]) -> None:
@@ -275,11 +276,24 @@ class TenantPipeline:
             or self._persisted_at is None
             or abs(now - self._persisted_at) >= self._persist_interval
         ):
-            await self.persist()
+            await self._save()
 
     async def persist(self, *, whole: bool = False) -> None:
-        """Save the engine's memory now (also called on shutdown); `whole`: all of it, not only
-        what changed since the last save (Redis lost its data)."""
+        """Save the engine's memory now (on shutdown, a handover, after Redis lost its data);
+        `whole`: all of it, not only what changed since the last save. The lazy agents' books
+        are brought up to the latest evaluation first and their accruals told (the history then
+        holds what the counters show); the saves of every cycle leave them lazy (the state
+        says which, and the next owner brings them up to date: `settle_lazy`)."""
+        async with self._evaluating:
+            if self.state.lazy:
+                schedules = self._cache.segments if self._cache is not None else {}
+                state, accruals = settle_lazy(self.state, schedules=schedules,
+                                              ruleset=self.ruleset)  # fmt: skip
+                await self._tell_accruals(accruals)
+                self.state = state
+            await self._save(whole=whole)
+
+    async def _save(self, *, whole: bool = False) -> None:
         for hook in self._before_persist:
             await hook()
         if whole:
