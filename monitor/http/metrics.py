@@ -42,6 +42,7 @@ from monitor.http.agent_exposition import (
     Family,
     Out,
     join,
+    named,
     render_families,
 )
 from monitor.ingest.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
@@ -586,7 +587,11 @@ class Exporter:
         )
         self.registry.register(self.collector)
         self._tenants = tenants
-        self._lines = AgentLines() if per_agent_series else None
+        self._lines = (
+            AgentLines({k: agent_family(k).name for k in _AGENT_FAMILIES})
+            if per_agent_series
+            else None
+        )
         self._families = _fast_families(with_engine=engine is not None)
         self._cache: dict[str, tuple[float, bytes]] = {}
         # the queue families, rendered once per queue snapshot (a queue poll every 15 s): the
@@ -665,10 +670,11 @@ class Exporter:
                     lines.counted(tenant, by_agent(tenant), out)
         lines.keep_only(out)
         f = self._families
-        chosen = [(f[0], out.code), (f[1], out.since), (f[2], out.entry), (f[3], out.info)]
+        chosen = [(f[i], "".join(c)) for i, c in enumerate((out.code, out.since, out.entry))]
+        chosen.append((f[3], "".join(out.info)))
         if c.engine is not None:
-            chosen += [(f[4], out.activity), (f[5], out.adherent)]
-            chosen += [(f[6 + i], out.counters[i]) for i in range(len(COUNTER_FIELDS))]
+            chosen += [(f[4], "".join(out.activity)), (f[5], "".join(out.adherent))]
+            chosen += [(f[6 + i], named(f[6 + i], out.counters[i])) for i in range(4)]
         return join(chosen, openmetrics=openmetrics)
 
     def problems(self) -> dict[str, str]:

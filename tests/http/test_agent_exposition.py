@@ -127,6 +127,47 @@ def test_a_random_centre_renders_as_the_reference_through_changes() -> None:
         assert_same(exporter)
 
 
+def test_agents_changed_in_place_render_as_the_reference() -> None:
+    """Teams and evaluations are kept whole while their objects are the same, and patched
+    where a few are new objects in the same places: states, names, activities, adherence
+    and teams change in place, and agents swap places, and every render equals the
+    reference."""
+    rng = random.Random(1616)
+    store, engine = random_centre(rng, 300)
+    exporter, _ = make_exporter(store, engine=engine)
+    assert_same(exporter)
+    kinds = list(StateKind)
+    for step in range(6):
+        for team, snap in store.agents[TENANT].items():
+            agents = list(snap.agents)
+            for i in rng.sample(range(len(agents)), min(3, len(agents))):
+                kind = rng.choice(kinds)
+                agents[i] = replace(
+                    agents[i],
+                    state=AgentState(kind, "Break" if kind is StateKind.PAUSE else None),
+                    name=rng.choice(NAMES),
+                    since=agents[i].since + timedelta(seconds=step + 1),
+                )
+            if step == 3 and len(agents) > 1:  # two agents swap places
+                agents[0], agents[-1] = agents[-1], agents[0]
+            store.agents[TENANT][team] = replace(snap, agents=tuple(agents))
+        evaluations = list(engine.evaluations)
+        for i in rng.sample(range(len(evaluations)), 20):
+            ev = evaluations[i]
+            evaluations[i] = replace(
+                ev,
+                team=rng.choice(TEAMS) if i % 4 == 0 else ev.team,
+                activity=rng.choice(["phone", "break", None]),
+                adherent=rng.choice([True, False, None]),
+            )
+        for i in rng.sample(range(len(evaluations)), 5):  # only the team changes
+            evaluations[i] = replace(evaluations[i], team=f"moved {step}")
+        if step == 4:  # two agents swap places in the engine's list
+            evaluations[0], evaluations[-1] = evaluations[-1], evaluations[0]
+        engine.evaluations = evaluations
+        assert_same(exporter)
+
+
 @dataclass
 class LendingEngine(FakeEngine):
     """An engine that lends its memory of each agent, as the pipeline does: the counters are
