@@ -118,6 +118,9 @@ class SnapshotCollector:
         # the queue families from its cache
         self.skip_agent_families = False
         self.skip_queue_families = False
+        # set while `Exporter.render` (per-agent series off) puts the cached queue text where
+        # the queue families belong: the collector yields this family there instead
+        self.queue_slot: Metric | None = None
 
     def describe(self) -> list[Metric]:
         # no up-front description: registering must not run a collection
@@ -132,7 +135,9 @@ class SnapshotCollector:
         yield from self._agents()
         if self.engine is not None:
             yield from self._engine(self.engine)
-        if not self.skip_queue_families:
+        if self.queue_slot is not None:
+            yield self.queue_slot
+        elif not self.skip_queue_families:
             yield from self._queues()
         yield from self._tickers()
 
@@ -313,16 +318,24 @@ class SnapshotCollector:
     def _accrued(
         self, engine: EngineView, tenant: str, counters: dict[str, CounterMetricFamily]
     ) -> None:
-        sums: dict[tuple[str, ...], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        # each sum from 0.0, adding the agents in the engine's order, in float: one tuple of
+        # the four (in COUNTER_FIELDS order) per key instead of a dict per key and field
+        sums: dict[tuple[str, ...], tuple[float, float, float, float]] = {}
+        zero = (0.0, 0.0, 0.0, 0.0)
+        per_agent = self.per_agent
         for acc in engine.accrued(tenant):
-            key: tuple[str, ...] = (tenant, acc.team)
-            if self.per_agent:
-                key = (*key, acc.agent_id)
-            for field in counters:
-                sums[key][field] += float(getattr(acc, field))
+            key = (tenant, acc.team, acc.agent_id) if per_agent else (tenant, acc.team)
+            v = sums.get(key, zero)
+            sums[key] = (
+                v[0] + float(acc.adherent_seconds),
+                v[1] + float(acc.scheduled_seconds),
+                v[2] + float(acc.productive_seconds),
+                v[3] + float(acc.productive_scheduled_seconds),
+            )
+        families = [counters[f] for f in COUNTER_FIELDS]
         for labels, values in sorted(sums.items()):
-            for field, family in counters.items():
-                family.add_metric(list(labels), values[field])
+            for family, value in zip(families, values, strict=True):
+                family.add_metric(list(labels), value)
 
     def _open_exceptions(
         self,
@@ -620,7 +633,7 @@ class Exporter:
 
     def _render(self, encoder: Callable[[CollectorRegistry], bytes], *, openmetrics: bool) -> bytes:
         if self._lines is None:
-            return encoder(self.registry)
+            return self._render_without_agents(openmetrics=openmetrics)
         c = self.collector
         c.skip_agent_families = c.skip_queue_families = True
         try:
@@ -632,6 +645,21 @@ class Exporter:
         if openmetrics:
             return head.removesuffix(EOF) + tail + EOF
         return head + tail
+
+    def _render_without_agents(self, *, openmetrics: bool) -> bytes:
+        """The registry as client_python renders it, family for family in its order, but with
+        the queue families (most of the series here) from the queue cache in their place."""
+        c = self.collector
+        c.queue_slot = slot = GaugeMetricFamily("puzzelmon_queue_slot", "")
+        try:
+            families = list(self.registry.collect())
+        finally:
+            c.queue_slot = None
+        at = next(i for i, f in enumerate(families) if f is slot)
+        head = render_families(families[:at], openmetrics=openmetrics)
+        tail = render_families(families[at + 1 :], openmetrics=openmetrics)
+        body = head + self._queue_text(openmetrics=openmetrics) + tail
+        return body + EOF if openmetrics else body
 
     def _queue_text(self, *, openmetrics: bool) -> bytes:
         """The queue families as client_python renders them, from the cache while every

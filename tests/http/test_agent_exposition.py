@@ -20,7 +20,7 @@ from prometheus_client.utils import floatToGoString
 from monitor.core.snapshots import AgentObservation, AgentSnapshot, QueueObservation, QueueSnapshot
 from monitor.core.states import AgentState, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation
-from monitor.http.agent_exposition import fmt
+from monitor.http.agent_exposition import esc, fmt
 from monitor.http.metrics import Exporter, build_http_app
 from monitor.ingest.pollers import LatestSnapshots
 from tests.http.test_metrics import T0, TENANT, FakeEngine, engine_view, filled_store, make_exporter
@@ -301,3 +301,39 @@ def test_queue_families_are_rendered_again_after_a_queue_poll() -> None:
     line = b'puzzelmon_queue_requests_waiting{queue="4101",queue_name="Support NO",tenant="12345"}'
     assert line + b" 7.0\n" in body
     assert b'queue="4102"' not in body
+
+
+def test_without_per_agent_series_queues_and_team_sums_follow_changes() -> None:
+    """Per-agent series off: the queue families come from the queue cache in their place (a
+    new queue snapshot shows), and each team's counters are the sums of its agents from 0.0
+    in the engine's order, as a dict per team and field summed them."""
+    rng = random.Random(44)
+    store, engine = random_centre(rng, 300)
+    store.put_queues(TENANT, QueueSnapshot(TENANT, T0, (QueueObservation("4101", "NO", 3),)))
+    exporter, _ = make_exporter(store, engine=engine, per_agent=False)
+    for step in range(3):
+        engine.accruals = [
+            replace(
+                a,
+                adherent_seconds=rng.choice(AWKWARD),
+                productive_seconds=a.productive_seconds + step,
+            )
+            for a in engine.accruals
+        ]
+        queue = QueueObservation("4101", "NO", queue_size=step)
+        store.put_queues(TENANT, QueueSnapshot(TENANT, T0, (queue,)))
+        for accept, reference in (("", generate_latest), (OPENMETRICS, generate_openmetrics)):
+            exporter._cache.clear()
+            body = exporter.render(accept)[0]
+            assert body == reference(exporter.registry), accept
+            assert f'queue_name="NO",tenant="{TENANT}"}} {float(step)}'.encode() in body
+        sums: dict[str, dict[str, float]] = {}
+        for a in engine.accruals:
+            team = sums.setdefault(a.team, {})
+            for field in ("adherent_seconds", "productive_seconds"):
+                team[field] = team.get(field, 0.0) + float(getattr(a, field))
+        for team, fields in sums.items():
+            for field, value in fields.items():
+                labels = f'{{team="{esc(team)}",tenant="{TENANT}"}}'
+                line = f"puzzelmon_{field}_total{labels} {floatToGoString(value)}\n"
+                assert line.encode() in body
