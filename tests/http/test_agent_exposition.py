@@ -307,8 +307,21 @@ def test_without_per_agent_series_queues_and_team_sums_follow_changes() -> None:
     """Per-agent series off: the queue families come from the queue cache in their place (a
     new queue snapshot shows), and each team's counters are the sums of its agents from 0.0
     in the engine's order, as a dict per team and field summed them."""
-    rng = random.Random(44)
-    store, engine = random_centre(rng, 300)
+    for lends in (False, True):
+        _queues_and_team_sums(random.Random(44), lends=lends)
+
+
+def _queues_and_team_sums(rng: random.Random, *, lends: bool) -> None:
+    store, fake = random_centre(rng, 300)
+    # sorted by agent id, as the engine lists them; a lending engine's memory is in no order
+    accruals = sorted(fake.accruals, key=lambda a: a.agent_id)
+    engine = (
+        LendingEngine(fake.evaluations, accruals)
+        if lends
+        else FakeEngine(fake.evaluations, accruals)
+    )
+    if lends:
+        rng.shuffle(engine.accruals)
     store.put_queues(TENANT, QueueSnapshot(TENANT, T0, (QueueObservation("4101", "NO", 3),)))
     exporter, _ = make_exporter(store, engine=engine, per_agent=False)
     for step in range(3):
@@ -328,7 +341,7 @@ def test_without_per_agent_series_queues_and_team_sums_follow_changes() -> None:
             assert body == reference(exporter.registry), accept
             assert f'queue_name="NO",tenant="{TENANT}"}} {float(step)}'.encode() in body
         sums: dict[str, dict[str, float]] = {}
-        for a in engine.accruals:
+        for a in sorted(engine.accruals, key=lambda a: a.agent_id):
             team = sums.setdefault(a.team, {})
             for field in ("adherent_seconds", "productive_seconds"):
                 team[field] = team.get(field, 0.0) + float(getattr(a, field))
