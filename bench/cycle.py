@@ -371,7 +371,9 @@ async def run(
 ) -> BenchResult:
     """`sizes`: (agents, queues) pairs."""
     result = BenchResult("cycle", "Cost per agent-state cycle")
-    redis = aioredis.Redis.from_url(redis_url)
+    # loading 10,000 agents' schedules WATCHes ~20,000 keys, which redis-server 7.0 takes
+    # seconds to do (quadratic): past redis-py's default 5 s reply timeout on a busy machine
+    redis = aioredis.Redis.from_url(redis_url, socket_timeout=120)
     try:
         for agents, queues in sizes:
             sim, tape = await build_tape(agents, queues, cycles)
