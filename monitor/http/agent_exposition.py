@@ -4,7 +4,9 @@ At 10,000 agents these ten families are ~80,000 of the exporter's series, and bu
 client_python families (a `Sample` and a label dict per series, label names checked by regex and
 values escaped per sample at every render) was most of a cycle's CPU. Here each agent's lines
 are kept with the observation and evaluation objects they were written from (the tracker and
-the engine's quiet path keep an unchanged agent's objects, so a kept object means kept lines);
+the engine's quiet path keep an unchanged agent's objects, so a kept object means kept lines),
+whole with their names and joined per team (per tenant for the engine's two families), so that
+a render costs an identity pass over the objects plus the lines of the few that are new;
 the adherence counters, which grow every cycle while an agent is scheduled, are read from the
 engine's memory and only their numbers formatted at each render; label strings are escaped once
 per agent.
