@@ -371,9 +371,9 @@ async def run(
 ) -> BenchResult:
     """`sizes`: (agents, queues) pairs."""
     result = BenchResult("cycle", "Cost per agent-state cycle")
-    # loading 10,000 agents' schedules WATCHes ~20,000 keys, which redis-server 7.0 takes
-    # seconds to do (quadratic): past redis-py's default 5 s reply timeout on a busy machine
-    redis = aioredis.Redis.from_url(redis_url, socket_timeout=120)
+    # no socket timeout (redis-py 8 reads with 5 s by default): on a machine shared with other
+    # work, a 10,000-agent schedule write can take longer, and the bench measures CPU, not that
+    redis = aioredis.Redis.from_url(redis_url, socket_timeout=None)
     try:
         for agents, queues in sizes:
             sim, tape = await build_tape(agents, queues, cycles)

@@ -278,6 +278,15 @@ class ReplayTenant:
             finally:
                 stages.cpu["client_parse"] += time.process_time() - t0
 
+        real_unwrap_rows = self.client._unwrap_rows
+
+        def unwrap_rows(ep: Any, status: int, body: bytes) -> Any:
+            t0 = time.process_time()
+            try:
+                return real_unwrap_rows(ep, status, body)
+            finally:
+                stages.cpu["client_parse"] += time.process_time() - t0
+
         real_rows = self.client._parse_rows
 
         def parse_rows(ep: Any, model: Any, result: Any, cache: Any = None) -> Any:
@@ -288,6 +297,7 @@ class ReplayTenant:
                 stages.cpu["client_parse"] += time.process_time() - t0
 
         self.client._unwrap = unwrap  # type: ignore[method-assign]  # bench instrumentation
+        self.client._unwrap_rows = unwrap_rows  # type: ignore[method-assign]  # bench instrumentation
         self.client._parse = parse  # type: ignore[method-assign]  # bench instrumentation
         self.client._parse_rows = parse_rows  # type: ignore[method-assign]  # bench instrumentation
 

@@ -32,6 +32,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress, count
+from operator import is_not
 from typing import Literal, Protocol, TypeVar
 
 import structlog
@@ -276,10 +278,11 @@ class TenantPollers:
         self._pause_checked: dict[str, float] = {}  # paused agent -> when users/{id} was asked
         # supported or not, for the endpoints called on the side (per-user calls, pause types)
         self.aux_supported: dict[str, bool] = {}
-        # the previous cycle's AgentRows by the (cached, frozen) Puzzel row they came from, and
-        # the pause-name maps they were made with: see _rows
-        self._made: dict[int, tuple[UserGroupAgentState, str, AgentRow]] = {}
+        # the previous cycle's rows per group (as the client handed them and as AgentRows),
+        # and the pause-name maps they were made with: see _polls
+        self._made: dict[str, _GroupRows] = {}
         self._made_with: tuple[object, object] = (None, None)
+        self._split: _Split | None = None  # the previous combined answer, split by group
 
     # --- registration -----------------------------------------------------------------------
 
@@ -442,10 +445,14 @@ class TenantPollers:
         """Every group's agents from one unfiltered call, split by their user group."""
         rows = await self.client.user_group_state_information("Today")
         now = self.clock.now()
-        by_group: dict[str, list[UserGroupAgentState]] = {g: [] for g in groups}
-        for row in rows:
-            by_group.setdefault(row.user_group_name or NO_TEAM, []).append(row)
-        return list(by_group), [(g, now, r) for g, r in by_group.items()]
+        split = self._split
+        by_group = None if split is None or split.groups != groups else split.reuse(rows)
+        if split is None or by_group is None:
+            split = _Split.of(groups, rows)
+        else:
+            split = _Split(split.groups, rows, by_group, split.where)
+        self._split = split
+        return list(split.by_group), [(g, now, r) for g, r in split.by_group.items()]
 
     async def poll_user_states(self) -> None:
         groups = await self.watched_groups()
@@ -456,12 +463,12 @@ class TenantPollers:
         else:
             raw, failed = await self._per_group_state_calls(groups)
             requests = len(groups)
+        changes = {group: self._changes(group, rows) for group, _, rows in raw}
+        unnamed = self._unnamed_pauses(raw, changes)
         if self.client.enabled("pause_types"):
-            await self._ensure_pause_names(
-                [r for _, _, rows in raw for r in rows if r.pause_type_id and not r.pause_type_name]
-            )
-        polls = self._polls(raw)
-        for team in list({a.team for a in self.tracker.agents()} - set(groups)):
+            await self._ensure_pause_names(unnamed)
+        polls = self._polls(raw, changes, unnamed)
+        for team in list(self.tracker.teams() - set(groups)):
             self.tracker.forget_team(team)
         self.store.keep_teams(self.tenant, groups)
         result = self.tracker.observe_cycle(polls)
@@ -508,30 +515,77 @@ class TenantPollers:
         known = self.config.pause_types.get(str(pause_type_id))
         return known or self._pause_names.get(pause_type_id) or str(pause_type_id)
 
-    def _polls(self, raw: list[tuple[str, datetime, list[UserGroupAgentState]]]) -> list[GroupPoll]:
-        """The group answers as the tracker reads them. The client hands back the very same
-        row object for a row unchanged since its previous answer, and an AgentRow depends only
-        on that row, its group and the pause-name maps (unless it is a pause without a type,
-        which reads the tracker): those are made once and kept for the next cycle."""
+    def _changes(self, group: str, rows: list[UserGroupAgentState]) -> list[int] | None:
+        """Positions of `rows` that are not the very object of the group's previous answer
+        there (the client hands back the same object for a row whose bytes did not change);
+        None when there is no previous answer of that length."""
+        before = self._made.get(group)
+        if before is None or len(before.raw) != len(rows):
+            return None
+        return list(compress(count(), map(is_not, rows, before.raw)))  # no Python per row
+
+    def _unnamed_pauses(
+        self, raw: _Answers, changes: Mapping[str, list[int] | None]
+    ) -> dict[str, dict[int, int]]:
+        """Per group, position -> pause type id of the rows paused with an id and no name."""
+        out = {}
+        for group, _, rows in raw:
+            where, before = changes[group], self._made.get(group)
+            if where is None or before is None:
+                ids, where = {}, list(range(len(rows)))
+            else:
+                ids = dict(before.unnamed)
+            for i in where:
+                r = rows[i]
+                if r.pause_type_id and not r.pause_type_name:
+                    ids[i] = r.pause_type_id
+                else:
+                    ids.pop(i, None)
+            out[group] = ids
+        return out
+
+    def _polls(
+        self,
+        raw: _Answers,
+        changes: Mapping[str, list[int] | None] | None = None,
+        unnamed: dict[str, dict[int, int]] | None = None,
+    ) -> list[GroupPoll]:
+        """The group answers as the tracker reads them. An AgentRow depends only on its
+        Puzzel row, its group and the pause-name maps (unless it is a pause without a type,
+        which reads the tracker: made afresh every cycle): only the rows that are not the
+        very objects of the group's previous answer are made again, the others kept."""
         names = (self.config.pause_types, self._pause_names)
         if names[0] is not self._made_with[0] or names[1] is not self._made_with[1]:
-            self._made, self._made_with = {}, names
-        before, made = self._made, {}
+            self._made, self._made_with = {}, names  # (`changes` stay right: they are rows)
+        if changes is None:
+            changes = {group: self._changes(group, rows) for group, _, rows in raw}
+        if unnamed is None:
+            unnamed = self._unnamed_pauses(raw, changes)
+        made = {}
         polls = []
         for group, at, rows in raw:
-            out = []
-            for r in rows:
-                hit = before.get(id(r))
-                if hit is not None and hit[0] is r and hit[1] == group:
-                    row, keep = hit[2], True
-                else:
-                    row, keep = self._row(group, r)
-                if keep:
-                    made[id(r)] = (r, group, row)
-                out.append(row)
+            out, again = self._group_rows(group, rows, changes[group])
+            made[group] = _GroupRows(rows, out, again, unnamed[group])
             polls.append(GroupPoll(group, at, out))
         self._made = made
         return polls
+
+    def _group_rows(
+        self, group: str, rows: list[UserGroupAgentState], where: list[int] | None
+    ) -> tuple[list[AgentRow], tuple[int, ...]]:
+        """A group's AgentRows (the previous ones where the row is the same object), and the
+        positions to make afresh next cycle."""
+        before = self._made.get(group)
+        if where is None or before is None:
+            made = [self._row(group, r) for r in rows]
+            return [row for row, _ in made], tuple(i for i, (_, k) in enumerate(made) if not k)
+        out = list(before.rows)
+        again = []
+        for i in sorted({*where, *before.untyped}) if before.untyped else where:
+            out[i], keep = self._row(group, rows[i])
+            if not keep:
+                again.append(i)
+        return out, tuple(again)
 
     def _row(self, group: str, r: UserGroupAgentState) -> tuple[AgentRow, bool]:
         """The row as the tracker reads it, and whether it depends on the row alone (a pause
@@ -555,12 +609,15 @@ class TenantPollers:
             status_duration_seconds=r.status_duration_seconds,
         ), not untyped
 
-    async def _ensure_pause_names(self, rows: Sequence[UserGroupAgentState]) -> None:
+    async def _ensure_pause_names(self, unnamed: Mapping[str, Mapping[int, int]]) -> None:
+        """Fetch the pause type names when they are old, or when a row paused with an id and
+        no name shows an id not among them (`unnamed`: per group, position -> that id)."""
         now = self.clock.monotonic()
         age = None if self._pause_fetched is None else now - self._pause_fetched
-        unknown = any(r.pause_type_id not in self._pause_names for r in rows)
+        ids = {i for by_pos in unnamed.values() for i in by_pos.values()}
+        unknown = any(i not in self._pause_names for i in ids)
         stale = age is None or age >= PAUSE_TYPES_TTL
-        if not rows or not (stale or (unknown and age is not None and age >= UNKNOWN_PAUSE_RETRY)):
+        if not ids or not (stale or (unknown and age is not None and age >= UNKNOWN_PAUSE_RETRY)):
             return
         await self.refresh_pause_types()
 
@@ -748,6 +805,56 @@ class TenantPollers:
         self.store.put_ticker(self.tenant, snapshot)
         if self.sink is not None:
             await self.sink.on_ticker(self.tenant, snapshot)
+
+
+_Answers = list[tuple[str, datetime, list[UserGroupAgentState]]]  # (group, taken at, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupRows:
+    """One group's previous answer: the client's rows, the AgentRows made of them, the
+    positions made afresh every cycle (pauses without a type) and the unnamed pauses' ids."""
+
+    raw: list[UserGroupAgentState]
+    rows: list[AgentRow]
+    untyped: tuple[int, ...]
+    unnamed: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A combined answer split by user group, and where each row went."""
+
+    groups: list[str]  # the watched groups it was split for
+    rows: list[UserGroupAgentState]
+    by_group: dict[str, list[UserGroupAgentState]]
+    where: list[tuple[str, int]]  # per row: its group and its place there
+
+    @classmethod
+    def of(cls, groups: list[str], rows: list[UserGroupAgentState]) -> _Split:
+        by_group: dict[str, list[UserGroupAgentState]] = {g: [] for g in groups}
+        where = []
+        for row in rows:
+            group = row.user_group_name or NO_TEAM
+            into = by_group.setdefault(group, [])
+            where.append((group, len(into)))
+            into.append(row)
+        return cls(list(groups), rows, by_group, where)
+
+    def reuse(self, rows: list[UserGroupAgentState]) -> dict[str, list[UserGroupAgentState]] | None:
+        """The split of the next answer when only rows at the same places changed and stay in
+        their groups (the groups' order and sizes then stay too); else None."""
+        if len(rows) != len(self.rows):
+            return None
+        changed = list(compress(count(), map(is_not, rows, self.rows)))
+        for i in changed:
+            if (rows[i].user_group_name or NO_TEAM) != self.where[i][0]:
+                return None
+        by_group = {g: list(r) for g, r in self.by_group.items()}  # the previous stay as they were
+        for i in changed:
+            group, at = self.where[i]
+            by_group[group][at] = rows[i]
+        return by_group
 
 
 AGENT_STATS_FIELDS = (

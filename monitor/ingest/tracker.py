@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import compress, count
+from operator import is_not
 from typing import Any
 
 from monitor.core.snapshots import AgentObservation, AgentSnapshot
@@ -70,6 +72,19 @@ class StateTracker:
         # every team every cycle, and filtering all agents per team is O(agents x teams)
         self._teams: dict[str, list[str]] | None = None
         self._snap_time: dict[str, datetime] = {}  # team -> taken_at of its latest poll
+        # each team's agents as its latest snapshot held them; a team whose observations
+        # changed since is in _stale (snapshots of unchanged teams share their tuple)
+        self._tuples: dict[str, tuple[AgentObservation, ...]] = {}
+        self._stale: set[str] = set()
+        self._snaps: dict[str, AgentSnapshot] = {}  # each team's latest snapshot
+        # The previous cycle's rows per team, in poll order, when the next cycle may look only
+        # at the rows that are not the very same objects (None: it looks at every row). An
+        # unchanged row (the pollers keep the AgentRow of an unchanged Puzzel row) leaves its
+        # agent's observation as it is: the observation says what the row says, and only
+        # name_pause changes what it says without a row (those agents are in _renamed).
+        # (tuples: a caller may refill the list it passed)
+        self._last: dict[str, tuple[AgentRow, ...]] | None = None
+        self._renamed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._agents)
@@ -83,13 +98,29 @@ class StateTracker:
     def observe_cycle(self, polls: Iterable[GroupPoll]) -> CycleResult:
         """Fold one cycle's group answers into the tracked states."""
         polls = list(polls)
+        todo = self._changed_rows(polls)
+        if todo is None:
+            changed, appeared, gone = self._fold_all(polls)
+        else:
+            changed, appeared, gone = self._fold_changed(polls, todo), [], []
+        return CycleResult(
+            snapshots=tuple(self.snapshot(p.team, p.taken_at) for p in polls),
+            changed=tuple(changed),
+            appeared=tuple(appeared),
+            disappeared=tuple(gone),
+        )
+
+    def _fold_all(self, polls: list[GroupPoll]) -> tuple[list[str], list[str], list[str]]:
+        """Every row of the cycle: (changed, appeared, gone) agent ids."""
         answered = {p.team for p in polls}
         seen: dict[str, AgentObservation] = {}
         changed: list[str] = []
         appeared: list[str] = []
+        duplicates = False
         for poll in polls:
             for row in poll.rows:
                 if row.agent_id in seen:
+                    duplicates = True
                     continue  # listed by two groups: the first answer wins
                 previous = self._agents.get(row.agent_id)
                 obs = self._next(previous, row, poll.taken_at)
@@ -106,12 +137,77 @@ class StateTracker:
             del self._agents[aid]
         self._agents.update(seen)
         self._teams = None
-        return CycleResult(
-            snapshots=tuple(self.snapshot(p.team, p.taken_at) for p in polls),
-            changed=tuple(changed),
-            appeared=tuple(appeared),
-            disappeared=tuple(gone),
+        self._renamed.clear()
+        # the next cycle may skip unchanged rows unless an agent was listed twice (which row
+        # wins depends on the other groups) or a row carries a duration (since moves with it)
+        quiet = not duplicates and all(
+            r.status_duration_seconds is None for p in polls for r in p.rows
         )
+        self._last = {p.team: tuple(p.rows) for p in polls} if quiet else None
+        return changed, appeared, gone
+
+    def _changed_rows(self, polls: list[GroupPoll]) -> list[list[int]] | None:
+        """Per poll, the positions of the rows to fold: those that are not the very object of
+        the previous cycle's row there, and renamed agents'. None when every row must be
+        folded: other teams, or a team's rows of another length or other agents."""
+        last = self._last
+        if last is None or len(last) != len(polls):
+            return None
+        todo = []
+        for poll in polls:
+            rows, before = poll.rows, last.get(poll.team)
+            if before is None or len(rows) != len(before):
+                return None
+            where = list(compress(count(), map(is_not, rows, before)))  # no Python per row
+            for i in where:
+                if rows[i].agent_id != before[i].agent_id:
+                    return None
+            todo.append(where)
+        if self._renamed and not self._add_renamed(polls, todo):
+            return None
+        return todo
+
+    def _add_renamed(self, polls: list[GroupPoll], todo: list[list[int]]) -> bool:
+        """Fold the rows of agents whose pause name_pause changed, in poll order. False when
+        one is not in its team's poll (not polled, or in another poll): fold every row."""
+        by_team = {p.team: i for i, p in enumerate(polls)}
+        for aid in self._renamed:
+            obs = self._agents.get(aid)
+            k = None if obs is None else by_team.get(obs.team)
+            if k is None:
+                return False
+            where = [i for i, row in enumerate(polls[k].rows) if row.agent_id == aid]
+            if not where:
+                return False
+            todo[k] = sorted({*todo[k], *where})
+        self._renamed.clear()
+        return True
+
+    def _fold_changed(self, polls: list[GroupPoll], todo: list[list[int]]) -> list[str]:
+        """The rows at `todo` only (same teams, same agents): the agents in a new state."""
+        changed: list[str] = []
+        seen: dict[str, AgentObservation] = {}
+        agents = self._agents
+        for poll, where in zip(polls, todo, strict=True):
+            rows = poll.rows
+            for i in where:
+                row = rows[i]
+                previous = agents[row.agent_id]
+                obs = self._next(previous, row, poll.taken_at)
+                if previous.state != row.state:
+                    changed.append(row.agent_id)
+                if obs is not previous:
+                    seen[row.agent_id] = obs
+                    self._stale.add(obs.team)
+                    if obs.team != previous.team:  # (a row of another team than its poll's)
+                        self._teams = None
+                if row.status_duration_seconds is not None:
+                    self._last = None  # its since moves with every cycle: fold every row
+            self._snap_time[poll.team] = poll.taken_at
+        agents.update(seen)  # known agents: the order, and so the team index, stays
+        if self._last is not None:
+            self._last = {p.team: tuple(p.rows) for p in polls}
+        return changed
 
     @staticmethod
     def _next(previous: AgentObservation | None, row: AgentRow, at: datetime) -> AgentObservation:
@@ -157,7 +253,9 @@ class StateTracker:
         if obs is None or status_duration_seconds < 0 or not _same_state(obs.state, state):
             return False
         since = fetched_at - timedelta(seconds=status_duration_seconds)
+        # the state stays: the observation still says what its row says
         self._agents[agent_id] = replace(obs, since=since, since_exact=True, first_seen=False)
+        self._stale.add(obs.team)
         return True
 
     def name_pause(self, agent_id: str, pause_type: str, at: datetime) -> bool:
@@ -170,6 +268,8 @@ class StateTracker:
         if obs.state.pause_type == pause_type:
             return False
         state = AgentState(StateKind.PAUSE, pause_type)
+        self._stale.add(obs.team)
+        self._renamed.add(agent_id)  # its row says another state now: fold it next cycle
         if obs.state.pause_type is None:
             self._agents[agent_id] = replace(obs, state=state)
         else:
@@ -188,13 +288,28 @@ class StateTracker:
             for aid, obs in self._agents.items():
                 teams.setdefault(obs.team, []).append(aid)
             self._teams = teams
-        agents = tuple(self._agents[aid] for aid in self._teams.get(team, ()))
-        return AgentSnapshot(tenant=self.tenant, team=team, taken_at=at, agents=agents)
+            self._tuples.clear()
+        agents = self._tuples.get(team)
+        if agents is None or team in self._stale:
+            agents = tuple(map(self._agents.__getitem__, self._teams.get(team, ())))
+            self._tuples[team] = agents
+            self._stale.discard(team)
+        snap = self._snaps.get(team)  # asked for again after the cycle's per-user calls
+        if snap is None or snap.agents is not agents or snap.taken_at != at:
+            snap = self._snaps[team] = AgentSnapshot(self.tenant, team, at, agents)
+        return snap
+
+    def teams(self) -> set[str]:
+        """The teams of the tracked agents."""
+        if self._teams is None:
+            return {obs.team for obs in self._agents.values()}
+        return {team for team, ids in self._teams.items() if ids}
 
     def forget_team(self, team: str) -> None:
         """Drop a team no longer watched."""
         self._agents = {k: v for k, v in self._agents.items() if v.team != team}
         self._teams = None
+        self._last = None
         self._snap_time.pop(team, None)
 
     # --- persistence ------------------------------------------------------------------------
@@ -245,6 +360,8 @@ class StateTracker:
             raise ValueError(f"tracker state is malformed: {e}") from None
         self._agents = agents
         self._teams = None
+        self._last = None
+        self._renamed.clear()
         self._snap_time = teams
 
 

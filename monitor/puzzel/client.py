@@ -64,6 +64,7 @@ from monitor.puzzel.models import (
     AgentStats,
     Envelope,
     PauseType,
+    RawRows,
     Rejection,
     RowCache,
     Rows,
@@ -78,7 +79,9 @@ from monitor.puzzel.models import (
     VisualQueueState,
     VisualQueueTicker,
     parse_as,
+    parse_raw_rows,
     parse_rows,
+    split_rows,
 )
 from monitor.puzzel.ratelimit import RateLimiter
 from monitor.puzzel.stats import ClientStats
@@ -107,6 +110,7 @@ class _Request:
     form: dict[str, str] | None
     bearer: bool
     token: str | None  # a fixed token: no re-authentication on 401
+    rows: bool = False  # a list answer: its rows may be handed back raw (`_unwrap_rows`)
 
 
 class PuzzelClient:
@@ -341,7 +345,7 @@ class PuzzelClient:
         **path: str | int,
     ) -> list[T]:
         ep = self.endpoints[name]
-        result = await self._call(ep, self._url(ep, **path), params=query)
+        result = await self._call(ep, self._url(ep, **path), params=query, rows=True)
         key = (name, model, tuple(sorted((query or {}).items())), tuple(sorted(path.items())))
         cache = self._row_caches.get(key)
         if cache is None:
@@ -355,6 +359,16 @@ class PuzzelClient:
         self, ep: Endpoint, model: type[T], result: Any, cache: RowCache | None = None
     ) -> Rows[T]:
         try:
+            if isinstance(result, RawRows):
+                done = parse_raw_rows(
+                    model,
+                    result,
+                    timezone=self.timezone,
+                    cache=cache if cache is not None else RowCache(),  # (an empty one is falsy)
+                )
+                if done is not None:
+                    return done
+                result = self._unwrap(ep, 200, result.body)  # a row orjson refuses: as before
             return parse_rows(model, result, endpoint=ep.name, timezone=self.timezone, cache=cache)
         except PuzzelMalformedResponse:
             self._count_malformed(ep)
@@ -409,8 +423,10 @@ class PuzzelClient:
         form: dict[str, str] | None = None,
         bearer: bool = True,
         token: str | None = None,
+        rows: bool = False,
     ) -> Any:
-        """One logical call: attempts until success, a final error, or the deadline."""
+        """One logical call: attempts until success, a final error, or the deadline. With
+        `rows`, the answer's rows may come back as `RawRows` (see `_unwrap_rows`)."""
         stats = self.stats.of(ep.name)
         stats.calls += 1
         deadline_at = self._clock.monotonic() + self._deadline
@@ -418,7 +434,7 @@ class PuzzelClient:
         if outer is not None:
             deadline_at = min(deadline_at, outer)
         reset = _CALL_DEADLINE.set(deadline_at)
-        request = _Request(ep, url, params, json, form, bearer, token)
+        request = _Request(ep, url, params, json, form, bearer, token, rows)
         try:
             return await self._attempts(request, deadline_at)
         except PuzzelError:
@@ -459,6 +475,8 @@ class PuzzelClient:
             log.debug("puzzel.response", endpoint=ep.name, status=status, attempt=attempt)
             if 200 <= status < 300:
                 try:
+                    if req.rows:
+                        return self._unwrap_rows(ep, status, body)
                     return self._unwrap(ep, status, body)
                 except PuzzelError:
                     stats.failures += 1
@@ -543,11 +561,27 @@ class PuzzelClient:
                 f"{req.ep.name}: {type(exc).__name__}: {exc}", endpoint=req.ep.name
             ) from None
 
-    def _unwrap(self, ep: Endpoint, status: int, body: bytes) -> Any:
+    def _unwrap_rows(self, ep: Endpoint, status: int, body: bytes) -> Any:
+        """`_unwrap` of a list answer, with its rows left raw (`RawRows`: the row cache then
+        decodes only the rows that changed) when the body is a plain envelope or a bare array.
+        The envelope's other fields go through the same checks as in `_unwrap`; any other
+        shape is `_unwrap`'s, with its errors."""
+        split = split_rows(body) if ep.host == "api" else None
+        if split is None:
+            return self._unwrapped(ep, status, _decoded(ep, body))
+        fields, rows = split
+        if not fields:
+            return rows  # a bare array, or an envelope of rows alone
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise PuzzelMalformedResponse(ep.name, f"not JSON ({exc})", field="body") from None
+            return self._unwrapped(ep, status, {**fields, "result": rows})
+        except PuzzelError:  # the error the plain parse gives: bad JSON in a row comes first
+            return self._unwrapped(ep, status, _decoded(ep, body))
+
+    def _unwrap(self, ep: Endpoint, status: int, body: bytes) -> Any:
+        return self._unwrapped(ep, status, _decoded(ep, body))
+
+    def _unwrapped(self, ep: Endpoint, status: int, data: Any) -> Any:
+        """The `result` of a decoded 2xx body (see the module docstring)."""
         if ep.host != "api" or isinstance(data, list):
             return data  # the auth services use no envelope; some tenants send bare arrays
         if not isinstance(data, dict):
@@ -593,6 +627,13 @@ class PuzzelClient:
         if when.tzinfo is None:
             return None
         return max(0.0, (when - self._clock.now()).total_seconds())
+
+
+def _decoded(ep: Endpoint, body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PuzzelMalformedResponse(ep.name, f"not JSON ({exc})", field="body") from None
 
 
 def _error_details(body: bytes) -> tuple[int | None, str]:

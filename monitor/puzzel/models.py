@@ -11,9 +11,13 @@ tenant's zone (zone-less values only; default Europe/Oslo).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+from itertools import compress, count, repeat
 from typing import Annotated, Any, Generic, TypeVar
 
+import msgspec
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -73,6 +77,51 @@ class Envelope(PuzzelModel):
     result: Any = None
     id: str | None = None
     message: str | None = None
+
+
+class _RawEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+    """An envelope whose rows are left as raw JSON (slices of the body, not decoded). Any
+    other key, a `result` that is not an array, or anything msgspec cannot read: no split."""
+
+    result: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    code: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    id: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    message: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_SPLIT = msgspec.json.Decoder(_RawEnvelope | list[msgspec.Raw])
+
+
+@dataclass(frozen=True, slots=True)
+class RawRows:
+    """A list answer's rows as raw JSON, each a zero-copy slice of `body`; `body` is kept for
+    the plain parse should a row turn out not to be JSON that orjson reads."""
+
+    rows: list[msgspec.Raw]
+    body: bytes
+
+
+def split_rows(body: bytes) -> tuple[dict[str, Any], RawRows] | None:
+    """The envelope's other fields (decoded by orjson, as the plain parse would) and its rows
+    left raw; or a bare array's rows (with `{}`). None when the body is not that simple shape:
+    the caller then parses it the plain way, which also gives the same errors as before."""
+    try:
+        split = _SPLIT.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if isinstance(split, list):
+        return {}, RawRows(split, body)
+    if split.result is msgspec.UNSET:
+        return None
+    fields: dict[str, Any] = {}
+    try:
+        for name in ("code", "id", "message"):
+            value = getattr(split, name)
+            if value is not msgspec.UNSET:
+                fields[name] = orjson.loads(memoryview(value))
+    except orjson.JSONDecodeError:
+        return None
+    return fields, RawRows(split.result, body)
 
 
 # --- 4.1 / 4.7 queues -----------------------------------------------------------------------
@@ -398,19 +447,28 @@ class Rows(Generic[T]):
 
 
 class RowCache:
-    """The rows of one list call's recent answers, validated, keyed by their raw content.
+    """The rows of one list call's recent answers, validated, for the next answer's rows that
+    did not change. Not for models whose validation depends on more than the row: the
+    timezone context is fixed per client, which owns the caches.
 
-    Most agents' rows are the same from poll to poll; a row whose keys, value types and values
-    equal a row of a recent answer gets that row's (frozen) model back instead of being
-    validated again. The types are part of the key because `1`, `1.0` and `True` are equal
-    Python values that validate differently; floats are compared as text (`-0.0` is `0.0`).
-    At most about two answers' rows are kept. Not for models whose validation depends on more
-    than the row: the timezone context is fixed per client, which owns the caches."""
+    Raw answers (`parse_raw_rows`): the previous answer's raw rows and, at the same positions,
+    what each validated to (None: rejected, validated again every time). A row whose bytes
+    equal the row at its position last time gets that row's (frozen) model back; identical
+    bytes validate identically, so this is exact by construction, and comparing two slices
+    costs far less than any key. When many positions differ (an agent came or went and the
+    rest shifted), the previous rows are looked up by their bytes instead.
 
-    __slots__ = ("rows",)
+    Decoded answers (`parse_rows`, the plain path when a body is not split): keyed by each
+    row's keys, value types and values. The types are part of the key because `1`, `1.0` and
+    `True` are equal Python values that validate differently; floats are compared as text
+    (`-0.0` is `0.0`). At most about two answers' rows are kept."""
+
+    __slots__ = ("parsed", "raws", "rows")
 
     def __init__(self) -> None:
         self.rows: dict[tuple[Any, ...], Any] = {}
+        self.raws: list[msgspec.Raw] = []
+        self.parsed: list[Any] = []
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -481,6 +539,50 @@ def _cached_rows(model: type[T], data: list[Any], context: Any, cache: RowCache)
         found[misses[i]] = row
     cache.keep(keys, found, misses)
     return Rows([row for row in found if row is not None], fresh.rejected)
+
+
+def parse_raw_rows(
+    model: type[T], raw: RawRows, *, timezone: Any = None, cache: RowCache
+) -> Rows[T] | None:
+    """`parse_rows` of a split answer: only the rows that differ from the previous answer's
+    are decoded (orjson, as the plain path does) and validated, with the same row-by-row
+    rejections. None when a row is not JSON that orjson reads: parse the body the plain way,
+    which reports it as before."""
+    rows = raw.rows
+    found = _unchanged(rows, cache)
+    misses = _missing(found)
+    if cache.parsed and len(misses) > len(rows) // 4:  # shifted? look the rows up by bytes
+        pairs = zip(cache.raws, cache.parsed, strict=True)
+        known = {bytes(r): p for r, p in pairs if p is not None}
+        found = [known.get(bytes(r)) for r in rows]
+        misses = _missing(found)
+    if misses:
+        try:
+            items = [orjson.loads(memoryview(rows[i])) for i in misses]
+        except orjson.JSONDecodeError:
+            return None
+        fresh = _validate_rows(model, items, {"timezone": timezone}, keep_index=True)
+        for i, row in zip(fresh.indexes, fresh.rows, strict=True):
+            found[misses[i]] = row
+    cache.raws, cache.parsed = rows, found
+    if not misses:
+        return Rows(list(found), [])
+    return Rows([row for row in found if row is not None], fresh.rejected)
+
+
+def _unchanged(rows: list[msgspec.Raw], cache: RowCache) -> list[Any]:
+    """Per row, the model the same bytes at the same position validated to in the previous
+    answer, or None. (map, compress: no Python frame per unchanged row.)"""
+    found = cache.parsed[: len(rows)]
+    for i in compress(count(), map(operator.ne, rows, cache.raws)):
+        found[i] = None
+    found.extend([None] * (len(rows) - len(found)))
+    return found
+
+
+def _missing(found: list[Any]) -> list[int]:
+    """The positions of None (by identity: `==` would call the models' __eq__)."""
+    return list(compress(count(), map(operator.is_, found, repeat(None))))
 
 
 @dataclass(frozen=True, slots=True)
