@@ -236,7 +236,14 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(text, str(p))
 
 
-class _FastStrictLoader(yaml.CSafeLoader):
+# PyYAML built without libyaml has no CSafeLoader: the scenarios are then read by the pure-Python
+# reader only (slower, the same result)
+_LibYamlLoader: type[yaml.CSafeLoader] | type[StrictLoader] = getattr(
+    yaml, "CSafeLoader", StrictLoader
+)
+
+
+class _FastStrictLoader(_LibYamlLoader):  # type: ignore[misc,valid-type]
     """`StrictLoader`'s implicit types and constructors on libyaml's parser and composer, for
     the nodes the scenario parser walks: a one-day 500-agent scenario reads several times
     faster (its plain-Python reading took seconds)."""

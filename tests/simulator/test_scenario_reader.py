@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,27 @@ def test_problems_read_as_the_pure_python_reader_reports_them(text: str) -> None
     with pytest.raises(ScenarioError) as slow:
         _parse_scenario(StrictLoader(text), "f.yaml")
     assert str(fast.value) == str(slow.value)
+
+
+def test_without_libyaml_the_pure_python_reader_reads_alone() -> None:
+    """PyYAML built without libyaml has no CSafeLoader: the module must still import and read
+    a scenario the same (in a child process, so no module here is reloaded)."""
+    code = (
+        "import sys, yaml\n"
+        "del yaml.CSafeLoader\n"
+        "from monitor.rules.yaml_reader import StrictLoader\n"
+        "from monitor.simulator import scenario as m\n"
+        "assert not issubclass(m._FastStrictLoader, yaml.CLoader)\n"
+        "text = open(sys.argv[1], encoding='utf-8').read()\n"
+        "got = m.parse_scenario(text, 'f')\n"
+        "assert got.agents and got == m._parse_scenario(StrictLoader(text), 'f')\n"
+        "print('same')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(SCENARIOS[0])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"
