@@ -4,7 +4,9 @@ At 10,000 agents these ten families are ~80,000 of the exporter's series, and bu
 client_python families (a `Sample` and a label dict per series, label names checked by regex and
 values escaped per sample at every render) was most of a cycle's CPU. Here each agent's lines
 are kept with the observation and evaluation objects they were written from (the tracker and
-the engine's quiet path keep an unchanged agent's objects, so a kept object means kept lines);
+the engine's quiet path keep an unchanged agent's objects, so a kept object means kept lines),
+whole with their names and joined per team (per tenant for the engine's two families), so that
+a render costs an identity pass over the objects plus the lines of the few that are new;
 the adherence counters, which grow every cycle while an agent is scheduled, are read from the
 engine's memory and only their numbers formatted at each render; label strings are escaped once
 per agent.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import is_
 from typing import Any, Protocol
 
 from prometheus_client.core import Metric
@@ -115,15 +117,19 @@ def render_families(families: Sequence[Metric], *, openmetrics: bool) -> bytes:
 
 class AgentLines:
     """The cached lines of one render of the per-agent families: `render(families)` joins the
-    families' lines, in the order `SnapshotCollector` yields them, under their headers."""
+    families' lines, in the order `SnapshotCollector` yields them, under their headers.
 
-    def __init__(self) -> None:
+    `names` are the sample names of the gauge families (`code`, `since`, `entry`, `info`,
+    `activity`, `adherent`): their lines are kept whole, name included, and joined per team
+    (per tenant for the engine's two), so that a team whose agents are the same objects as at
+    the last render costs one identity pass and no line at all."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self._names = names
         # (tenant, team, agent_id) -> ('agent_id="…"', 'team="…",tenant="…"}')
         self._labels: dict[tuple[str, str, str], tuple[str, str]] = {}
-        # (tenant, team) -> id(observation) -> (observation, its lines)
-        self._observed: dict[tuple[str, str], dict[int, Any]] = {}
-        # tenant -> (activity index, id(evaluation) -> (evaluation, its two lines))
-        self._evaluated: dict[str, tuple[dict[str, int], dict[int, Any]]] = {}
+        self._teams: dict[tuple[str, str], TeamLines] = {}
+        self._standing: dict[str, Standing] = {}
         self._accrued: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[str, ...]]] = {}
         self._rows: dict[str, Rows] = {}
 
@@ -140,36 +146,66 @@ class AgentLines:
     def observed(
         self, tenant: str, team: str, snapshot_agents: Iterable[AgentObservation], out: Out
     ) -> None:
-        """The state code, state since, entry and info lines of one team's snapshot, kept per
-        observation object: the tracker keeps an unchanged agent's observation (frozen), so the
-        same object has the same lines, and a new one is written afresh."""
-        old = self._observed.get((tenant, team), {})
-        seen: dict[int, tuple[AgentObservation, tuple[str, ...]]] = {}
-        out.observed_keys[(tenant, team)] = seen
-        code, since, entry, info = out.code, out.since, out.entry, out.info
-        for a in snapshot_agents:
-            cached = old.get(id(a))  # the object is held by the cache: its id is not reused
-            if cached is None or cached[0] is not a:
-                cached = (a, self._observed_lines((tenant, team, a.agent_id), a))
-            seen[id(a)] = cached
-            lines = cached[1]
-            if lines[0]:  # logged on
-                code.append(lines[0])
-                since.append(lines[1])
-                entry.append(lines[2])
-            info.append(lines[3])
+        """The state code, state since, entry and info lines of one team's snapshot. The tracker
+        keeps an unchanged agent's observation (frozen), so the same object has the same lines:
+        a team whose agents are all the objects of the last render keeps its joined text, and
+        one with a few new objects in the same places writes only theirs."""
+        key = (tenant, team)
+        agents = tuple(snapshot_agents)
+        old = self._teams.get(key)
+        if old is None or len(old.agents) != len(agents):
+            lines = self._team_built(key, agents, old)
+        elif all(map(is_, agents, old.agents)):
+            lines = old
+        else:
+            lines = self._team_patched(key, agents, old)
+        out.teams[key] = lines
+        out.agents += len(agents)
+        out.code.append(lines.text[0])
+        out.since.append(lines.text[1])
+        out.entry.append(lines.text[2])
+        out.info.append(lines.text[3])
 
-    def _observed_lines(self, key: tuple[str, str, str], a: AgentObservation) -> tuple[str, ...]:
-        aid, tt = self.labels(*key)
-        info = f'{{{aid},name="{esc(a.name)}",{tt} 1.0\n'
+    def _team_patched(
+        self, key: tuple[str, str], agents: tuple[AgentObservation, ...], old: TeamLines
+    ) -> TeamLines:
+        """`old` with the lines of the places that hold a new object written again (the lines
+        are in the snapshot's order, so whoever is now in a place gets that place)."""
+        changed = [i for i, same in enumerate(map(is_, agents, old.agents)) if not same]
+        columns = [list(c) for c in old.lines]
+        for i in changed:
+            for column, line in zip(columns, self._observed_lines(key, agents[i]), strict=True):
+                column[i] = line
+        return TeamLines.of(agents, columns)
+
+    def _team_built(
+        self, key: tuple[str, str], agents: tuple[AgentObservation, ...], old: TeamLines | None
+    ) -> TeamLines:
+        """The team's lines in its new order, reusing those of the objects seen last time."""
+        kept = {id(a): i for i, a in enumerate(old.agents)} if old is not None else {}
+        columns: list[list[str]] = [[], [], [], []]
+        for a in agents:
+            i = kept.get(id(a))  # the old object is held by `old`: its id is not reused
+            if i is not None and old is not None and old.agents[i] is a:
+                row: Sequence[str] = [c[i] for c in old.lines]
+            else:
+                row = self._observed_lines(key, a)
+            for column, line in zip(columns, row, strict=True):
+                column.append(line)
+        return TeamLines.of(agents, columns)
+
+    def _observed_lines(self, key: tuple[str, str], a: AgentObservation) -> tuple[str, ...]:
+        n = self._names
+        aid, tt = self.labels(key[0], key[1], a.agent_id)
+        info = f'{n["info"]}{{{aid},name="{esc(a.name)}",{tt} 1.0\n'
         if not a.state.logged_on:
             return ("", "", "", info)
         code = go_float(float(STATE_CODES[a.state.kind]))
         since = go_float(a.since.timestamp())
         return (
-            f"{{{aid},{tt} {code}\n",
-            f'{{{aid},state="{esc(a.state.kind.value)}",{tt} {since}\n',
-            f'{{{aid},entry="{esc(a.entry)}",{tt} 1.0\n',
+            f"{n['code']}{{{aid},{tt} {code}\n",
+            f'{n["since"]}{{{aid},state="{esc(a.state.kind.value)}",{tt} {since}\n',
+            f'{n["entry"]}{{{aid},entry="{esc(a.entry)}",{tt} 1.0\n',
             info,
         )
 
@@ -180,33 +216,70 @@ class AgentLines:
         index: dict[str, int],
         out: Out,
     ) -> None:
-        """The scheduled activity and adherent lines of one tenant's evaluations, kept per
-        evaluation object while the activities are the same (the engine's quiet path keeps an
-        unchanged agent's evaluation, frozen)."""
-        then_index, old = self._evaluated.get(tenant, (index, {}))
-        if then_index != index:
-            old = {}
-        seen: dict[int, tuple[AgentEvaluation, str, str]] = {}
-        out.evaluated_keys[tenant] = (index, seen)
-        activity, adherent = out.activity, out.adherent
-        for ev in sorted(evaluations, key=_agent_id):
-            cached = old.get(id(ev))  # the object is held by the cache: its id is not reused
-            if cached is None or cached[0] is not ev:
-                cached = (ev, *self._evaluated_lines(tenant, ev, index.get(ev.activity or "", -1)))
-            seen[id(ev)] = cached
-            if cached[1]:
-                activity.append(cached[1])
-            if cached[2]:
-                adherent.append(cached[2])
+        """The scheduled activity and adherent lines of one tenant's evaluations, in agent id
+        order. The engine's quiet path keeps an unchanged agent's evaluation (frozen) in the
+        same place of its list: while the activities are the same, only the places holding a
+        new object are looked at, and written again if what the lines show changed."""
+        evs = list(evaluations)  # held: the identity test needs the objects of this render
+        old = self._standing.get(tenant)
+        if old is None or old.index != index or len(old.evaluations) != len(evs):
+            standing = self._standing_built(tenant, evs, index)
+        elif all(map(is_, evs, old.evaluations)):
+            standing = old
+        else:
+            standing = self._standing_patched(tenant, evs, old) or self._standing_built(
+                tenant, evs, index
+            )
+        out.standing[tenant] = standing
+        out.activity.append(standing.text[0])
+        out.adherent.append(standing.text[1])
 
-    def _evaluated_lines(self, tenant: str, ev: AgentEvaluation, index: int) -> tuple[str, str]:
+    def _standing_built(
+        self, tenant: str, evs: list[AgentEvaluation], index: dict[str, int]
+    ) -> Standing:
+        # a stable sort of the places by agent id: the order `sorted(evs, key=agent_id)` gives
+        order = sorted(range(len(evs)), key=lambda i: evs[i].agent_id)
+        rank = [0] * len(evs)
+        activity: list[str] = []
+        adherent: list[str] = []
+        for r, i in enumerate(order):
+            rank[i] = r
+            lines = self._evaluated_lines(tenant, evs[i], index)
+            activity.append(lines[0])
+            adherent.append(lines[1])
+        return Standing.of(index, evs, rank, activity, adherent)
+
+    def _standing_patched(
+        self, tenant: str, evs: list[AgentEvaluation], old: Standing
+    ) -> Standing | None:
+        """`old` with the lines of the new objects written again; None when an agent is not
+        where it was (the order is then sorted again)."""
+        before = old.evaluations
+        changed = [i for i, same in enumerate(map(is_, evs, before)) if not same]
+        activity, adherent = list(old.lines[0]), list(old.lines[1])
+        for i in changed:
+            ev, was = evs[i], before[i]
+            if ev.agent_id != was.agent_id:
+                return None
+            if ev.team == was.team and ev.activity == was.activity and ev.adherent == was.adherent:
+                continue  # the same lines: they show nothing else
+            r = old.rank[i]
+            activity[r], adherent[r] = self._evaluated_lines(tenant, ev, old.index)
+        return Standing.of(old.index, evs, old.rank, activity, adherent)
+
+    def _evaluated_lines(
+        self, tenant: str, ev: AgentEvaluation, index: Mapping[str, int]
+    ) -> tuple[str, str]:
         aid, tt = self.labels(tenant, ev.team, ev.agent_id)
         activity = adherent = ""
         if ev.activity is not None:
-            value = go_float(float(index))
-            activity = f'{{activity="{esc(ev.activity)}",{aid},{tt} {value}\n'
+            value = go_float(float(index.get(ev.activity, -1)))
+            activity = (
+                f'{self._names["activity"]}{{activity="{esc(ev.activity)}",{aid},{tt} {value}\n'
+            )
         if ev.adherent is not None:
-            adherent = f"{{{aid},{tt} {'1.0' if ev.adherent else '0.0'}\n"
+            value = "1.0" if ev.adherent else "0.0"
+            adherent = f"{self._names['adherent']}{{{aid},{tt} {value}\n"
         return activity, adherent
 
     def accrued(self, tenant: str, accruals: Sequence[Accrual], out: Out) -> None:
@@ -279,17 +352,57 @@ class AgentLines:
 
     def keep_only(self, out: Out) -> None:
         """Forget the lines of agents this render did not show (they left or changed)."""
-        self._observed = out.observed_keys
-        self._evaluated = out.evaluated_keys
+        self._teams = out.teams
+        self._standing = out.standing
         self._accrued = out.accrued_keys
         self._rows = out.rows
-        if len(self._labels) > 2 * (len(out.info) + len(out.counters[0]) + 16):
+        if len(self._labels) > 2 * (out.agents + len(out.counters[0]) + 16):
             self._labels = {}
+
+
+@dataclass(frozen=True, slots=True)
+class TeamLines:
+    """One team's observed agents (held, so their ids stay theirs), the four lines of each
+    (code, since, entry, info; "" where an agent has none) and each family's lines joined."""
+
+    agents: tuple[AgentObservation, ...]
+    lines: tuple[list[str], ...]
+    text: tuple[str, ...]
+
+    @classmethod
+    def of(cls, agents: tuple[AgentObservation, ...], columns: list[list[str]]) -> TeamLines:
+        return cls(agents, tuple(columns), tuple("".join(c) for c in columns))
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """One tenant's evaluations (held, in the engine's order), the activity index they were
+    written with, each one's place in agent id order, and the activity and adherent lines in
+    that order ("" where an agent has none), joined."""
+
+    index: dict[str, int]
+    evaluations: list[AgentEvaluation]
+    rank: list[int]
+    lines: tuple[list[str], list[str]]
+    text: tuple[str, str]
+
+    @classmethod
+    def of(
+        cls,
+        index: dict[str, int],
+        evaluations: list[AgentEvaluation],
+        rank: list[int],
+        activity: list[str],
+        adherent: list[str],
+    ) -> Standing:
+        text = ("".join(activity), "".join(adherent))
+        return cls(index, evaluations, rank, (activity, adherent), text)
 
 
 @dataclass
 class Out:
-    """The lines of one render, per family, and the cache entries it used."""
+    """The text of one render, per family (gauges: joined lines with their names, one chunk
+    per team or tenant; counters: lines without the name), and the cache entries it used."""
 
     code: list[str]
     since: list[str]
@@ -298,17 +411,15 @@ class Out:
     activity: list[str]
     adherent: list[str]
     counters: tuple[list[str], list[str], list[str], list[str]]
-    observed_keys: dict[tuple[str, str], dict[int, Any]]
-    evaluated_keys: dict[str, tuple[dict[str, int], dict[int, Any]]]
+    teams: dict[tuple[str, str], TeamLines]
+    standing: dict[str, Standing]
     accrued_keys: dict[tuple[str, ...], Any]
     rows: dict[str, Rows]
+    agents: int = 0
 
     @classmethod
     def empty(cls) -> Out:
         return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {})
-
-
-_agent_id = attrgetter("agent_id")
 
 
 def _same_agents(rows: Rows, agents: Mapping[str, Totals]) -> bool:
@@ -323,13 +434,18 @@ def _same_agents(rows: Rows, agents: Mapping[str, Totals]) -> bool:
     return True
 
 
-def join(families: Sequence[tuple[Family, list[str]]], *, openmetrics: bool) -> str:
-    """Each family's header and its lines (every line is `{labels} value`, without the name)."""
+def join(families: Sequence[tuple[Family, str]], *, openmetrics: bool) -> str:
+    """Each family's header and its sample lines."""
     parts: list[str] = []
-    for family, lines in families:
+    for family, text in families:
         parts.append(family.om_header if openmetrics else family.text_header)
-        if lines:
-            name = family.sample_name
-            parts.append(name)
-            parts.append(name.join(lines))
+        parts.append(text)
     return "".join(parts)
+
+
+def named(family: Family, lines: list[str]) -> str:
+    """`lines` (each `{labels} value`, without the name) with the family's sample name."""
+    if not lines:
+        return ""
+    name = family.sample_name
+    return name + name.join(lines)

@@ -20,6 +20,7 @@ import html
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Protocol
 
 from aiohttp import hdrs, web
@@ -41,7 +42,9 @@ from monitor.http.agent_exposition import (
     AgentLines,
     Family,
     Out,
+    Totals,
     join,
+    named,
     render_families,
 )
 from monitor.ingest.pollers import DURATION_BUCKETS, LatestSnapshots, PollHealth
@@ -117,6 +120,9 @@ class SnapshotCollector:
         # the queue families from its cache
         self.skip_agent_families = False
         self.skip_queue_families = False
+        # set while `Exporter.render` (per-agent series off) puts the cached queue text where
+        # the queue families belong: the collector yields this family there instead
+        self.queue_slot: Metric | None = None
 
     def describe(self) -> list[Metric]:
         # no up-front description: registering must not run a collection
@@ -131,7 +137,9 @@ class SnapshotCollector:
         yield from self._agents()
         if self.engine is not None:
             yield from self._engine(self.engine)
-        if not self.skip_queue_families:
+        if self.queue_slot is not None:
+            yield self.queue_slot
+        elif not self.skip_queue_families:
             yield from self._queues()
         yield from self._tickers()
 
@@ -312,16 +320,24 @@ class SnapshotCollector:
     def _accrued(
         self, engine: EngineView, tenant: str, counters: dict[str, CounterMetricFamily]
     ) -> None:
-        sums: dict[tuple[str, ...], dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for acc in engine.accrued(tenant):
-            key: tuple[str, ...] = (tenant, acc.team)
-            if self.per_agent:
-                key = (*key, acc.agent_id)
-            for field in counters:
-                sums[key][field] += float(getattr(acc, field))
+        # each sum from 0.0, adding the agents in the engine's order, in float: one tuple of
+        # the four (in COUNTER_FIELDS order) per key instead of a dict per key and field
+        sums: dict[tuple[str, ...], tuple[float, float, float, float]] = {}
+        zero = (0.0, 0.0, 0.0, 0.0)
+        per_agent = self.per_agent
+        for agent_id, acc in _totals(engine, tenant, per_agent=per_agent):
+            key = (tenant, acc.team, agent_id) if per_agent else (tenant, acc.team)
+            v = sums.get(key, zero)
+            sums[key] = (
+                v[0] + float(acc.adherent_seconds),
+                v[1] + float(acc.scheduled_seconds),
+                v[2] + float(acc.productive_seconds),
+                v[3] + float(acc.productive_scheduled_seconds),
+            )
+        families = [counters[f] for f in COUNTER_FIELDS]
         for labels, values in sorted(sums.items()):
-            for field, family in counters.items():
-                family.add_metric(list(labels), values[field])
+            for family, value in zip(families, values, strict=True):
+                family.add_metric(list(labels), value)
 
     def _open_exceptions(
         self,
@@ -547,6 +563,18 @@ def _attr(name: str) -> Callable[[Any], float | None]:
     return get
 
 
+def _totals(engine: EngineView, tenant: str, *, per_agent: bool) -> Iterable[tuple[str, Totals]]:
+    """(agent id, totals) per agent in the order of `engine.accrued` (by agent id). For the
+    team sums, an engine that lends its memory of each agent (`totals_by_agent`, which the
+    per-agent counters' lines read too) spares building an `Accrual` per agent at every
+    render: the sums see the same numbers in the same order."""
+    by_agent = getattr(engine, "totals_by_agent", None)
+    if per_agent or by_agent is None:
+        return ((a.agent_id, a) for a in engine.accrued(tenant))
+    lent: Mapping[str, Totals] = by_agent(tenant)
+    return sorted(lent.items(), key=itemgetter(0))
+
+
 def _le(bound: float) -> str:
     return repr(float(bound))
 
@@ -586,7 +614,11 @@ class Exporter:
         )
         self.registry.register(self.collector)
         self._tenants = tenants
-        self._lines = AgentLines() if per_agent_series else None
+        self._lines = (
+            AgentLines({k: agent_family(k).name for k in _AGENT_FAMILIES})
+            if per_agent_series
+            else None
+        )
         self._families = _fast_families(with_engine=engine is not None)
         self._cache: dict[str, tuple[float, bytes]] = {}
         # the queue families, rendered once per queue snapshot (a queue poll every 15 s): the
@@ -615,7 +647,7 @@ class Exporter:
 
     def _render(self, encoder: Callable[[CollectorRegistry], bytes], *, openmetrics: bool) -> bytes:
         if self._lines is None:
-            return encoder(self.registry)
+            return self._render_without_agents(openmetrics=openmetrics)
         c = self.collector
         c.skip_agent_families = c.skip_queue_families = True
         try:
@@ -627,6 +659,21 @@ class Exporter:
         if openmetrics:
             return head.removesuffix(EOF) + tail + EOF
         return head + tail
+
+    def _render_without_agents(self, *, openmetrics: bool) -> bytes:
+        """The registry as client_python renders it, family for family in its order, but with
+        the queue families (most of the series here) from the queue cache in their place."""
+        c = self.collector
+        c.queue_slot = slot = GaugeMetricFamily("puzzelmon_queue_slot", "")
+        try:
+            families = list(self.registry.collect())
+        finally:
+            c.queue_slot = None
+        at = next(i for i, f in enumerate(families) if f is slot)
+        head = render_families(families[:at], openmetrics=openmetrics)
+        tail = render_families(families[at + 1 :], openmetrics=openmetrics)
+        body = head + self._queue_text(openmetrics=openmetrics) + tail
+        return body + EOF if openmetrics else body
 
     def _queue_text(self, *, openmetrics: bool) -> bytes:
         """The queue families as client_python renders them, from the cache while every
@@ -665,10 +712,11 @@ class Exporter:
                     lines.counted(tenant, by_agent(tenant), out)
         lines.keep_only(out)
         f = self._families
-        chosen = [(f[0], out.code), (f[1], out.since), (f[2], out.entry), (f[3], out.info)]
+        chosen = [(f[i], "".join(c)) for i, c in enumerate((out.code, out.since, out.entry))]
+        chosen.append((f[3], "".join(out.info)))
         if c.engine is not None:
-            chosen += [(f[4], out.activity), (f[5], out.adherent)]
-            chosen += [(f[6 + i], out.counters[i]) for i in range(len(COUNTER_FIELDS))]
+            chosen += [(f[4], "".join(out.activity)), (f[5], "".join(out.adherent))]
+            chosen += [(f[6 + i], named(f[6 + i], out.counters[i])) for i in range(4)]
         return join(chosen, openmetrics=openmetrics)
 
     def problems(self) -> dict[str, str]:

@@ -23,9 +23,10 @@ import orjson
 from aiohttp import web
 
 from monitor.core.clock import Clock
-from monitor.core.states import LOGGED_OFF
+from monitor.core.states import LOGGED_OFF, AgentState
 from monitor.puzzel.endpoints import ENDPOINTS, Endpoint
 from monitor.simulator import payloads, profiles
+from monitor.simulator.answers import StateRows, UserIndex
 from monitor.simulator.auth import IssuedToken
 from monitor.simulator.backend import AgentTicker, User
 from monitor.simulator.faults import FaultDecision
@@ -173,6 +174,8 @@ class _Api:
             "access_point_tickers": self.access_point_tickers,
             "pause_types": self.pause_types,
         }
+        self._users = UserIndex()
+        self._state_rows = StateRows()
         missing = set(ENDPOINTS) - set(self.handlers)
         if missing:
             raise RuntimeError(f"the simulator has no handler for endpoints {sorted(missing)}")
@@ -294,12 +297,10 @@ class _Api:
         if window.lower() not in _TICKER_WINDOWS:
             raise ApiError(400, f"unsupported tickerPeriodWindow {window!r}; expected 'Today'")
 
-    def _users_in_group(self, request: web.Request) -> list[Any]:
-        users = list(self.sim.centre.users())
+    def _users_in_group(self, request: web.Request) -> list[User]:
+        self._users.refresh(self.sim.centre.users())
         group = request.query.get("userGroupName")
-        if group is not None:
-            users = [u for u in users if u.group_name.lower() == group.strip().lower()]
-        return users
+        return self._users.all() if group is None else self._users.in_group(group)
 
     # -- auth service and Puzzel ID -----------------------------------------------------
 
@@ -437,17 +438,23 @@ class _Api:
         )
         users = self._users_in_group(call.request)
         if self.public:
-            return [profiles.agent_row(u, states[u.agent_id][0], calls[u.agent_id]) for u in users]
-        return [
-            payloads.user_group_state_row(u, states[u.agent_id][0], calls[u.agent_id], pause_types)
-            for u in users
-        ]
+            return self._state_rows.answer(
+                users, states, calls, profiles.agent_row, context=("public",)
+            )
 
-    def _user(self, raw_id: str) -> Any:
-        for u in self.sim.centre.users():
-            if u.agent_id == raw_id:
-                return u
-        raise ApiError(404, f"no user {raw_id}")
+        def row(u: User, state: AgentState, c: tuple[int, int]) -> dict[str, Any]:
+            return payloads.user_group_state_row(u, state, c, pause_types)
+
+        return self._state_rows.answer(
+            users, states, calls, row, context=("full", tuple(pause_types.items()))
+        )
+
+    def _user(self, raw_id: str) -> User:
+        self._users.refresh(self.sim.centre.users())
+        u = self._users.get(raw_id)
+        if u is None:
+            raise ApiError(404, f"no user {raw_id}")
+        return u
 
     async def user(self, call: _Call) -> Any:
         raw_id = call.params["userId"]

@@ -20,7 +20,7 @@ from prometheus_client.utils import floatToGoString
 from monitor.core.snapshots import AgentObservation, AgentSnapshot, QueueObservation, QueueSnapshot
 from monitor.core.states import AgentState, StateKind
 from monitor.engine.model import Accrual, AgentEvaluation
-from monitor.http.agent_exposition import fmt
+from monitor.http.agent_exposition import esc, fmt
 from monitor.http.metrics import Exporter, build_http_app
 from monitor.ingest.pollers import LatestSnapshots
 from tests.http.test_metrics import T0, TENANT, FakeEngine, engine_view, filled_store, make_exporter
@@ -124,6 +124,47 @@ def test_a_random_centre_renders_as_the_reference_through_changes() -> None:
             team: snap if rng.random() < 0.5 else changed_store.agents[TENANT][team]
             for team, snap in store.agents[TENANT].items()
         }
+        assert_same(exporter)
+
+
+def test_agents_changed_in_place_render_as_the_reference() -> None:
+    """Teams and evaluations are kept whole while their objects are the same, and patched
+    where a few are new objects in the same places: states, names, activities, adherence
+    and teams change in place, and agents swap places, and every render equals the
+    reference."""
+    rng = random.Random(1616)
+    store, engine = random_centre(rng, 300)
+    exporter, _ = make_exporter(store, engine=engine)
+    assert_same(exporter)
+    kinds = list(StateKind)
+    for step in range(6):
+        for team, snap in store.agents[TENANT].items():
+            agents = list(snap.agents)
+            for i in rng.sample(range(len(agents)), min(3, len(agents))):
+                kind = rng.choice(kinds)
+                agents[i] = replace(
+                    agents[i],
+                    state=AgentState(kind, "Break" if kind is StateKind.PAUSE else None),
+                    name=rng.choice(NAMES),
+                    since=agents[i].since + timedelta(seconds=step + 1),
+                )
+            if step == 3 and len(agents) > 1:  # two agents swap places
+                agents[0], agents[-1] = agents[-1], agents[0]
+            store.agents[TENANT][team] = replace(snap, agents=tuple(agents))
+        evaluations = list(engine.evaluations)
+        for i in rng.sample(range(len(evaluations)), 20):
+            ev = evaluations[i]
+            evaluations[i] = replace(
+                ev,
+                team=rng.choice(TEAMS) if i % 4 == 0 else ev.team,
+                activity=rng.choice(["phone", "break", None]),
+                adherent=rng.choice([True, False, None]),
+            )
+        for i in rng.sample(range(len(evaluations)), 5):  # only the team changes
+            evaluations[i] = replace(evaluations[i], team=f"moved {step}")
+        if step == 4:  # two agents swap places in the engine's list
+            evaluations[0], evaluations[-1] = evaluations[-1], evaluations[0]
+        engine.evaluations = evaluations
         assert_same(exporter)
 
 
@@ -260,3 +301,52 @@ def test_queue_families_are_rendered_again_after_a_queue_poll() -> None:
     line = b'puzzelmon_queue_requests_waiting{queue="4101",queue_name="Support NO",tenant="12345"}'
     assert line + b" 7.0\n" in body
     assert b'queue="4102"' not in body
+
+
+def test_without_per_agent_series_queues_and_team_sums_follow_changes() -> None:
+    """Per-agent series off: the queue families come from the queue cache in their place (a
+    new queue snapshot shows), and each team's counters are the sums of its agents from 0.0
+    in the engine's order, as a dict per team and field summed them."""
+    for lends in (False, True):
+        _queues_and_team_sums(random.Random(44), lends=lends)
+
+
+def _queues_and_team_sums(rng: random.Random, *, lends: bool) -> None:
+    store, fake = random_centre(rng, 300)
+    # sorted by agent id, as the engine lists them; a lending engine's memory is in no order
+    accruals = sorted(fake.accruals, key=lambda a: a.agent_id)
+    engine = (
+        LendingEngine(fake.evaluations, accruals)
+        if lends
+        else FakeEngine(fake.evaluations, accruals)
+    )
+    if lends:
+        rng.shuffle(engine.accruals)
+    store.put_queues(TENANT, QueueSnapshot(TENANT, T0, (QueueObservation("4101", "NO", 3),)))
+    exporter, _ = make_exporter(store, engine=engine, per_agent=False)
+    for step in range(3):
+        engine.accruals = [
+            replace(
+                a,
+                adherent_seconds=rng.choice(AWKWARD),
+                productive_seconds=a.productive_seconds + step,
+            )
+            for a in engine.accruals
+        ]
+        queue = QueueObservation("4101", "NO", queue_size=step)
+        store.put_queues(TENANT, QueueSnapshot(TENANT, T0, (queue,)))
+        for accept, reference in (("", generate_latest), (OPENMETRICS, generate_openmetrics)):
+            exporter._cache.clear()
+            body = exporter.render(accept)[0]
+            assert body == reference(exporter.registry), accept
+            assert f'queue_name="NO",tenant="{TENANT}"}} {float(step)}'.encode() in body
+        sums: dict[str, dict[str, float]] = {}
+        for a in sorted(engine.accruals, key=lambda a: a.agent_id):
+            team = sums.setdefault(a.team, {})
+            for field in ("adherent_seconds", "productive_seconds"):
+                team[field] = team.get(field, 0.0) + float(getattr(a, field))
+        for team, fields in sums.items():
+            for field, value in fields.items():
+                labels = f'{{team="{esc(team)}",tenant="{TENANT}"}}'
+                line = f"puzzelmon_{field}_total{labels} {floatToGoString(value)}\n"
+                assert line.encode() in body
