@@ -32,6 +32,7 @@ from prometheus_client.utils import floatToGoString
 
 from monitor.core.snapshots import AgentObservation
 from monitor.core.states import STATE_CODES
+from monitor.engine.memory import EngineState
 from monitor.engine.model import Accrual, AgentEvaluation
 
 # client_python's number format (Go's), so that lines equal its own
@@ -132,6 +133,7 @@ class AgentLines:
         self._standing: dict[str, Standing] = {}
         self._accrued: dict[tuple[str, ...], tuple[tuple[float, ...], tuple[str, ...]]] = {}
         self._rows: dict[str, Rows] = {}
+        self._counts: dict[str, Counts] = {}
 
     def labels(self, tenant: str, team: str, agent_id: str) -> tuple[str, str]:
         key = (tenant, team, agent_id)
@@ -343,6 +345,25 @@ class AgentLines:
             for p, m in pairs
         ]
 
+    def counted_state(self, tenant: str, state: EngineState, out: Out) -> None:
+        """The four adherence counters of one tenant from the engine's state itself, with the
+        values `EngineState.current_totals` gives but without an object per lazy agent: each
+        family's numbers as one column (memory + one duration per base, by the agent's flags),
+        and a line whose number is the one it was written with at the last render kept (an
+        unscheduled agent's, or a flag that is off: only the moving numbers are formatted)."""
+        agents = state.agents
+        kept = self._counts.get(tenant)
+        if kept is None or not _same_agents(kept.rows, agents):
+            kept = Counts.of(self._sorted_rows(tenant, agents))
+        values = _current_columns(kept, state)
+        lines = tuple(
+            _count_lines(kept.prefixes, v, kept.values[i] if kept.values else None, kept.lines[i])
+            for i, v in enumerate(values)
+        )
+        out.counts[tenant] = Counts(kept.rows, kept.pos, kept.prefixes, values, lines)
+        for column, new in zip(out.counters, lines, strict=True):
+            column.extend(new)
+
     def _sorted_rows(self, tenant: str, agents: Mapping[str, Totals]) -> Rows:
         rows = []
         for team, aid in sorted((m.team, aid) for aid, m in agents.items()):
@@ -356,6 +377,7 @@ class AgentLines:
         self._standing = out.standing
         self._accrued = out.accrued_keys
         self._rows = out.rows
+        self._counts = out.counts
         if len(self._labels) > 2 * (out.agents + len(out.counters[0]) + 16):
             self._labels = {}
 
@@ -399,6 +421,76 @@ class Standing:
         return cls(index, evaluations, rank, (activity, adherent), text)
 
 
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """One tenant's counter rows (agent id, team, label prefix) in the collector's order, each
+    agent's place in them, and the numbers (adherent, scheduled, productive, productive
+    scheduled, each a column in that order) and lines of the last render (none before one)."""
+
+    rows: Rows
+    pos: dict[str, int]
+    prefixes: list[str]
+    values: tuple[list[float], ...]
+    lines: tuple[list[str], ...]
+
+    @classmethod
+    def of(cls, rows: Rows) -> Counts:
+        pos = {aid: i for i, (aid, _, _) in enumerate(rows)}
+        return cls(rows, pos, [p for _, _, p in rows], (), ([], [], [], []))
+
+
+def _current_columns(counts: Counts, state: EngineState) -> tuple[list[float], ...]:
+    """Each agent's four totals as `current_totals` has them, plus 0.0 as the collector adds
+    them (so no -0.0 is left: equal numbers have equal lines), in the order of `counts.rows`."""
+    agents = state.agents
+    mems = [agents[aid] for aid, _, _ in counts.rows]
+    adh = [m.adherent_seconds + 0.0 for m in mems]
+    sch = [m.scheduled_seconds + 0.0 for m in mems]
+    pro = [m.productive_seconds + 0.0 for m in mems]
+    psc = [m.productive_scheduled_seconds + 0.0 for m in mems]
+    until = state.quiet_until
+    if until is None or not state.lazy:
+        return adh, sch, pro, psc
+    pos = counts.pos
+    # as in `current_totals`: lazy agents share few bases, the same datetime object
+    last: object = None
+    dur = 0.0
+    for aid, lz in state.lazy.items():
+        m = agents[aid]
+        base = m.accounted_until
+        if base is not last:
+            last, dur = base, (until - base).total_seconds() if until > base else 0.0
+        if dur:
+            q, i = lz.quiet, pos[aid]
+            if q.adherent:
+                adh[i] = m.adherent_seconds + dur + 0.0
+            if q.scheduled:
+                sch[i] = m.scheduled_seconds + dur + 0.0
+            if q.productive:
+                pro[i] = m.productive_seconds + dur + 0.0
+            if q.productive_scheduled:
+                psc[i] = m.productive_scheduled_seconds + dur + 0.0
+    return adh, sch, pro, psc
+
+
+def _count_lines(
+    prefixes: list[str], values: list[float], before: list[float] | None, lines: list[str]
+) -> list[str]:
+    """One counter family's lines (without the name); a number equal to the one of the same
+    place at the last render keeps its line (NaN never equals: it is written again). Below
+    1e6 a non-negative float is written as `repr` writes it (see `fmt`)."""
+    r, g = repr, go_float
+    if before is None:
+        return [
+            f"{p}{r(v) if 0.0 <= v < 1e6 else g(v)}\n"
+            for p, v in zip(prefixes, values, strict=True)
+        ]
+    return [
+        line if v == old else f"{p}{r(v) if 0.0 <= v < 1e6 else g(v)}\n"
+        for p, v, old, line in zip(prefixes, values, before, lines, strict=True)
+    ]
+
+
 @dataclass
 class Out:
     """The text of one render, per family (gauges: joined lines with their names, one chunk
@@ -415,11 +507,12 @@ class Out:
     standing: dict[str, Standing]
     accrued_keys: dict[tuple[str, ...], Any]
     rows: dict[str, Rows]
+    counts: dict[str, Counts]
     agents: int = 0
 
     @classmethod
     def empty(cls) -> Out:
-        return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {})
+        return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {}, {})
 
 
 def _same_agents(rows: Rows, agents: Mapping[str, Totals]) -> bool:

@@ -700,16 +700,10 @@ class Exporter:
             for team, snap in sorted(c.store.agents[tenant].items()):
                 lines.observed(tenant, team, snap.agents, out)
         if c.engine is not None:
-            # an engine that lends its memory of each agent (`totals_by_agent(tenant)`: agent
-            # id -> `Totals`, read, not copied) spares the counters a list of `Accrual`s
-            by_agent = getattr(c.engine, "totals_by_agent", None)
             for tenant in sorted({*c.store.agents, *(s.tenant for s in self._tenants())}):
                 index = {name: i for i, name in enumerate(c.engine.activities(tenant))}
                 lines.evaluated(tenant, c.engine.agent_evaluations(tenant), index, out)
-                if by_agent is None:
-                    lines.accrued(tenant, c.engine.accrued(tenant), out)
-                else:
-                    lines.counted(tenant, by_agent(tenant), out)
+                _count(lines, c.engine, tenant, out)
         lines.keep_only(out)
         f = self._families
         chosen = [(f[i], "".join(c)) for i, c in enumerate((out.code, out.since, out.entry))]
@@ -725,6 +719,21 @@ class Exporter:
     def readiness(self) -> dict[str, bool]:
         """Tenant -> whether its first agent-state poll has succeeded."""
         return {t.tenant: t.ready for t in self._tenants()}
+
+
+def _count(lines: AgentLines, engine: EngineView, tenant: str, out: Out) -> None:
+    """One tenant's adherence counters, from the cheapest source the engine offers: its state
+    (`engine_state(tenant)`, read, not copied: lazy agents' totals derived in columns), its
+    memory of each agent (`totals_by_agent(tenant)`: agent id -> `Totals`), else `Accrual`s."""
+    state_of = getattr(engine, "engine_state", None)
+    if state_of is not None:
+        lines.counted_state(tenant, state_of(tenant), out)
+        return
+    by_agent = getattr(engine, "totals_by_agent", None)
+    if by_agent is None:
+        lines.accrued(tenant, engine.accrued(tenant), out)
+    else:
+        lines.counted(tenant, by_agent(tenant), out)
 
 
 OPENMETRICS = "application/openmetrics-text"

@@ -350,6 +350,11 @@ class TenantPipeline:
             kept = self._current = (state, state.current_totals())
         return kept[1]
 
+    def engine_state(self, tenant: str) -> EngineState:
+        """The engine's state, not copied: the exporter reads the counters from it within one
+        synchronous render (lazy agents' totals derived there, see `totals_by_agent`)."""
+        return self.state
+
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
         return list(self.open_transitions.values())
 
@@ -458,6 +463,10 @@ class PipelineSet:
     def totals_by_agent(self, tenant: str) -> Mapping[str, AgentMemory | CurrentTotals]:
         p = self.by_tenant.get(tenant)
         return p.totals_by_agent(tenant) if p else {}
+
+    def engine_state(self, tenant: str) -> EngineState:
+        p = self.by_tenant.get(tenant)
+        return p.engine_state(tenant) if p else EngineState()
 
     def open_alerts(self, tenant: str) -> Sequence[AlertTransition]:
         p = self.by_tenant.get(tenant)

@@ -4,12 +4,13 @@ in both formats, through changes between renders; and it stays valid for promtoo
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,6 +20,7 @@ from prometheus_client.utils import floatToGoString
 
 from monitor.core.snapshots import AgentObservation, AgentSnapshot, QueueObservation, QueueSnapshot
 from monitor.core.states import AgentState, StateKind
+from monitor.engine.memory import AgentMemory, EngineState, LazyAgent, QuietPath
 from monitor.engine.model import Accrual, AgentEvaluation
 from monitor.http.agent_exposition import esc, fmt
 from monitor.http.metrics import Exporter, build_http_app
@@ -26,6 +28,7 @@ from monitor.ingest.pollers import LatestSnapshots
 from tests.http.test_metrics import T0, TENANT, FakeEngine, engine_view, filled_store, make_exporter
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
+DAY = timedelta(days=1)
 PER_AGENT = (
     "puzzelmon_agent_state_code",
     "puzzelmon_agent_state_since_timestamp_seconds",
@@ -350,3 +353,69 @@ def _queues_and_team_sums(rng: random.Random, *, lends: bool) -> None:
                 labels = f'{{team="{esc(team)}",tenant="{TENANT}"}}'
                 line = f"puzzelmon_{field}_total{labels} {floatToGoString(value)}\n"
                 assert line.encode() in body
+
+
+@dataclass
+class StateEngine(FakeEngine):
+    """An engine that lends its state, as the pipeline does (`engine_state`): the counters are
+    then derived from the memory and the lazy agents' flags, while the reference reads
+    `EngineState.totals()` (the `current_totals` the counters showed before)."""
+
+    state: EngineState = dataclasses.field(default_factory=EngineState)
+
+    def accrued(self, tenant: str) -> Sequence[Accrual]:
+        return self.state.totals()
+
+    def engine_state(self, tenant: str) -> EngineState:
+        return self.state
+
+
+def quiet_path(rng: random.Random) -> QuietPath:
+    ev = AgentEvaluation("x", "t", AgentState(StateKind.AVAILABLE), T0, None, None, None)
+    f = [rng.random() < 0.5 for _ in range(4)]
+    return QuietPath(None, "", None, ev, f[0], f[1], f[2], f[3], None, False)
+
+
+def lazy_state(rng: random.Random, accruals: Sequence[Accrual], until: datetime) -> EngineState:
+    """A state of `accruals` as memories settled up to one of a few shared bases (some past
+    `until`), most of them lazy with random flags."""
+    bases = [T0, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2.5), until, until + DAY]
+    state = EngineState(quiet_until=until)
+    for a in accruals:
+        state.agents[a.agent_id] = AgentMemory(
+            "n", a.team, AgentState(StateKind.AVAILABLE), T0, rng.choice(bases),
+            scheduled_seconds=a.scheduled_seconds, adherent_seconds=a.adherent_seconds,
+            productive_seconds=a.productive_seconds,
+            productive_scheduled_seconds=a.productive_scheduled_seconds,
+        )  # fmt: skip
+        if rng.random() < 0.7:
+            state.lazy[a.agent_id] = LazyAgent(quiet_path(rng), None, until, until)
+    return state
+
+
+def test_counters_from_the_lazy_engine_state_render_as_the_reference_through_changes() -> None:
+    rng = random.Random(1616)
+    store, fake = random_centre(rng, 300)
+    until = T0 + timedelta(seconds=10)
+    engine = StateEngine(fake.evaluations, state=lazy_state(rng, fake.accruals, until))
+    exporter, _ = make_exporter(store, engine=engine)
+    assert_same(exporter)
+    for step in range(6):
+        old, until = engine.state, until + timedelta(seconds=rng.choice([0, 5, 0.123456]))
+        state = replace(old, agents=dict(old.agents), lazy=dict(old.lazy), quiet_until=until)
+        for i, (aid, m) in enumerate(list(state.agents.items())):
+            if i % 7 == step:  # some change: other totals, another team at even steps
+                team = rng.choice(TEAMS) if i % 2 and step % 2 == 0 else m.team
+                state.agents[aid] = replace(m, team=team, scheduled_seconds=rng.choice(AWKWARD))
+                state.lazy.pop(aid, None)
+        if step == 3:  # some leave, one joins
+            for aid in list(state.agents)[:3]:
+                del state.agents[aid]
+                state.lazy.pop(aid, None)
+            state.agents[f"new {step}"] = replace(next(iter(state.agents.values())), team="x\\y")
+        if step == 5:  # nothing is lazy any more
+            state.lazy = {}
+        engine.state = state
+        assert_same(exporter)
+    body, _ = exporter.render()
+    assert b"puzzelmon_adherent_seconds_total{" in body
