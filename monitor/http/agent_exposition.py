@@ -356,8 +356,9 @@ class AgentLines:
         if kept is None or not _same_agents(kept.rows, agents):
             kept = Counts.of(self._sorted_rows(tenant, agents))
         values = _current_columns(kept, state)
+        before = kept.values or (None, None, None, None)
         lines = tuple(
-            _count_lines(kept.prefixes, v, kept.values[i] if kept.values else None, kept.lines[i])
+            _count_lines(kept.prefixes, v, before[i], kept.lines[i], out.texts)
             for i, v in enumerate(values)
         )
         out.counts[tenant] = Counts(kept.rows, kept.pos, kept.prefixes, values, lines)
@@ -474,21 +475,33 @@ def _current_columns(counts: Counts, state: EngineState) -> tuple[list[float], .
 
 
 def _count_lines(
-    prefixes: list[str], values: list[float], before: list[float] | None, lines: list[str]
+    prefixes: list[str],
+    values: list[float],
+    before: list[float] | None,
+    lines: list[str],
+    texts: dict[float, str],
 ) -> list[str]:
     """One counter family's lines (without the name); a number equal to the one of the same
-    place at the last render keeps its line (NaN never equals: it is written again). Below
-    1e6 a non-negative float is written as `repr` writes it (see `fmt`)."""
-    r, g = repr, go_float
+    place at the last render keeps its line (NaN never equals: it is written again). Numbers
+    are written once per render (`texts`: agents that share a shift share their totals, and
+    `repr` of a float costs more than the rest of a line), as `number` writes them."""
+    text = texts.get
     if before is None:
         return [
-            f"{p}{r(v) if 0.0 <= v < 1e6 else g(v)}\n"
-            for p, v in zip(prefixes, values, strict=True)
+            f"{p}{text(v) or number(texts, v)}\n" for p, v in zip(prefixes, values, strict=True)
         ]
     return [
-        line if v == old else f"{p}{r(v) if 0.0 <= v < 1e6 else g(v)}\n"
+        line if v == old else f"{p}{text(v) or number(texts, v)}\n"
         for p, v, old, line in zip(prefixes, values, before, lines, strict=True)
     ]
+
+
+def number(texts: dict[float, str], value: float) -> str:
+    """`value` (a float, never -0.0) as client_python writes it, kept in `texts`: equal floats
+    other than 0.0 and -0.0 have the same text. Below 1e6 a non-negative float is written as
+    `repr` writes it (see `fmt`)."""
+    text = texts[value] = repr(value) if 0.0 <= value < 1e6 else go_float(value)
+    return text
 
 
 @dataclass
@@ -508,11 +521,12 @@ class Out:
     accrued_keys: dict[tuple[str, ...], Any]
     rows: dict[str, Rows]
     counts: dict[str, Counts]
+    texts: dict[float, str]  # the counters' numbers written so far, see `number`
     agents: int = 0
 
     @classmethod
     def empty(cls) -> Out:
-        return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {}, {})
+        return cls([], [], [], [], [], [], ([], [], [], []), {}, {}, {}, {}, {}, {})
 
 
 def _same_agents(rows: Rows, agents: Mapping[str, Totals]) -> bool:
