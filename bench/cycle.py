@@ -196,9 +196,10 @@ async def measure_cycle(
                     sm.queue_polls.append(t_q.cpu)
             sm.state_bytes = int(await redis.memory_usage(rt.state_store.key(rt.tenant)) or 0)
             # the save a transition triggers (incremental: what changed since the warm-up's
-            # save), and the same state written whole (as after Redis lost its data)
+            # save, lazy agents left lazy), and the state written whole after the lazy agents
+            # are settled (as after Redis lost its data)
             with timed() as t_save:
-                await rt.pipeline.persist()
+                await rt.pipeline.checkpoint()
             with timed() as t_whole:
                 await rt.pipeline.persist(whole=True)
             sm.saves.append(t_save.cpu)

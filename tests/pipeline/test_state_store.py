@@ -3,6 +3,7 @@ single JSON value of earlier versions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,14 +12,16 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
+from monitor.core.clock import VirtualClock
 from monitor.core.keys import RedisKeys
-from monitor.core.snapshots import AgentObservation
+from monitor.core.snapshots import AgentObservation, AgentSnapshot
 from monitor.core.states import AgentState, StateKind
 from monitor.engine.conditions import OpenCondition
 from monitor.engine.engine import EngineState, index_schedules
 from monitor.engine.lazy import evaluate_agents_lazily
 from monitor.engine.memory import AgentMemory, QueueMemory, TeamMemory
-from monitor.engine.model import RuleName, Segment
+from monitor.engine.model import Accrual, RuleName, Segment
+from monitor.pipeline.cycle import StaticSchedules, TenantPipeline
 from monitor.pipeline.state_store import RedisEngineStateStore
 from monitor.rules.loader import ruleset_from_mapping
 
@@ -251,3 +254,44 @@ async def test_lazy_agents_resume_exactly_after_a_load(redis_client: aioredis.Re
     this_cycle = 4 * (later - until).total_seconds()
     assert behind > 0
     assert sum(acc.scheduled_seconds for acc in b.accruals) == behind + this_cycle
+
+
+async def test_checkpoint_leaves_lazy_agents_lazy_and_persist_settles_them(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The save a transition triggers (`checkpoint`) writes the state with its lazy agents
+    still lazy; `persist` (stop, handover) first brings them up to the latest evaluation and
+    tells the history their accruals."""
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    segs = {str(i): [Segment(start, start + timedelta(hours=2), str(i), "phone")] for i in range(3)}
+    clock = VirtualClock(start)
+    told: list[Accrual] = []
+
+    async def record(accruals: Sequence[Accrual]) -> None:
+        told.extend(accruals)
+
+    store = RedisEngineStateStore(redis_client, key_prefix="pzm-test")
+    pipeline = TenantPipeline(tenant="12345", ruleset=ruleset_from_mapping({}),
+                              schedules=StaticSchedules({"12345": segs}), state_store=store,
+                              clock=clock, accrual_observers=[record])  # fmt: skip
+    obs = tuple(
+        AgentObservation(str(i), f"A{i}", "T", AgentState(StateKind.AVAILABLE), start)
+        for i in range(3)
+    )
+    for k in range(1, 6):
+        clock.set(start + timedelta(seconds=5 * k))
+        await pipeline.on_agent_cycle("12345", [AgentSnapshot("12345", "T", clock.now(), obs)])
+    assert pipeline.state.lazy, "quiet agents should be lazy by now"
+    await pipeline.checkpoint()
+    assert pipeline.state.lazy
+    saved = await store.load("12345")
+    assert saved is not None
+    assert saved.restored == pipeline.state.lazy.keys()
+    told.clear()
+    await pipeline.persist()
+    assert not pipeline.state.lazy
+    assert told, "settling the lazy agents tells the history what they accrued"
+    assert {m.accounted_until for m in pipeline.state.agents.values()} == {clock.now()}
+    saved = await store.load("12345")
+    assert saved is not None
+    assert not saved.restored
