@@ -217,7 +217,12 @@ class ScheduleStore:
         segs, new, replaced = _buckets(segments, tz, agents, dates)
         neighbours = _neighbours(new, replaced, tz)
         seg_key = {b: self.segments_key(tenant, *b) for b in replaced | neighbours}
-        watch = [*seg_key.values(), self.maxlen_key(tenant)]
+        # Every write of a tenant's schedules goes through here and increments its version in
+        # the same MULTI, so watching the version catches any concurrent writer. Watching each
+        # agent-day key instead cost redis-server 7.0 time quadratic in their number (it
+        # searches the client's watched keys for each one): seconds at 10,000 agents, during
+        # which Redis answers nobody else (leases, the outbox).
+        watch = [self.version_key(tenant), self.maxlen_key(tenant)]
         replaced_list = sorted(replaced)
         neighbour_list = sorted(neighbours)
         async with self._redis.pipeline(transaction=True) as tx:

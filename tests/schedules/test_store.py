@@ -186,6 +186,19 @@ async def test_malformed_segments_are_refused(store: ScheduleStore) -> None:
     assert await store.version("t1") == 0
 
 
+async def test_concurrent_writers_of_different_agents_all_land(
+    store: ScheduleStore, redis_client: aioredis.Redis
+) -> None:
+    """Writers of different agents conflict on the tenant's version (the one key watched) and
+    retry: every agent's day lands, each write counted once."""
+    writers = [[seg(f"a{i}", MON, (8, 0), (9, 0), "phone")] for i in range(20)]
+    await asyncio.gather(*(store.replace("t1", OSLO, w) for w in writers))
+    for i, w in enumerate(writers):
+        assert await store.agent_day("t1", OSLO, f"a{i}", MON) == w
+    assert await redis_client.zcard(store.timeline_key("t1")) == len(writers)
+    assert await store.version("t1") == len(writers)
+
+
 async def test_concurrent_replacements_never_mix(
     store: ScheduleStore, redis_client: aioredis.Redis
 ) -> None:
