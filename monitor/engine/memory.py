@@ -3,7 +3,7 @@ with the open conditions) and its JSON form."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -325,14 +325,14 @@ class EngineState:
             return self.agents
         return {aid: self.current(aid) for aid in self.agents}
 
-    def current_totals(self) -> dict[str, AgentMemory | CurrentTotals]:
-        """Every agent's team and totals as `current` has them, cheaply: a lazy agent's as a
-        `CurrentTotals` (the same sums as `AgentMemory.advanced`), the others' memory itself."""
+    def lazy_stretches(self) -> Iterator[tuple[str, AgentMemory, QuietPath, float]]:
+        """Each lazy agent whose books lag `quiet_until`: its id, settled memory, quiet path
+        and the seconds from its `accounted_until` to `quiet_until` (what it accrued at the
+        quiet path's flags since)."""
         until = self.quiet_until
-        if not self.lazy or until is None:
-            return dict(self.agents)
-        out: dict[str, AgentMemory | CurrentTotals] = dict(self.agents)
-        agents, make = self.agents, CurrentTotals._make
+        if until is None:
+            return
+        agents = self.agents
         # lazy agents share few bases (the evaluation each joined or was last settled at), as
         # the same datetime object: one duration per run of them, found by identity (hashing
         # an aware datetime would cost more than the rest)
@@ -344,16 +344,23 @@ class EngineState:
             if base is not last:
                 last, dur = base, (until - base).total_seconds() if until > base else 0.0
             if dur:
-                q = lz.quiet
-                out[aid] = make((
-                    m.team,
-                    m.scheduled_seconds + dur if q.scheduled else m.scheduled_seconds,
-                    m.adherent_seconds + dur if q.adherent else m.adherent_seconds,
-                    m.productive_seconds + dur if q.productive else m.productive_seconds,
-                    m.productive_scheduled_seconds + dur
-                    if q.productive_scheduled
-                    else m.productive_scheduled_seconds,
-                ))  # fmt: skip
+                yield aid, m, lz.quiet, dur
+
+    def current_totals(self) -> dict[str, AgentMemory | CurrentTotals]:
+        """Every agent's team and totals as `current` has them, cheaply: a lazy agent's as a
+        `CurrentTotals` (the same sums as `AgentMemory.advanced`), the others' memory itself."""
+        out: dict[str, AgentMemory | CurrentTotals] = dict(self.agents)
+        make = CurrentTotals._make
+        for aid, m, q, dur in self.lazy_stretches():
+            out[aid] = make((
+                m.team,
+                m.scheduled_seconds + dur if q.scheduled else m.scheduled_seconds,
+                m.adherent_seconds + dur if q.adherent else m.adherent_seconds,
+                m.productive_seconds + dur if q.productive else m.productive_seconds,
+                m.productive_scheduled_seconds + dur
+                if q.productive_scheduled
+                else m.productive_scheduled_seconds,
+            ))  # fmt: skip
         return out
 
     def last_accounted(self) -> datetime | None:

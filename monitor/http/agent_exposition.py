@@ -449,28 +449,17 @@ def _current_columns(counts: Counts, state: EngineState) -> tuple[list[float], .
     sch = [m.scheduled_seconds + 0.0 for m in mems]
     pro = [m.productive_seconds + 0.0 for m in mems]
     psc = [m.productive_scheduled_seconds + 0.0 for m in mems]
-    until = state.quiet_until
-    if until is None or not state.lazy:
-        return adh, sch, pro, psc
     pos = counts.pos
-    # as in `current_totals`: lazy agents share few bases, the same datetime object
-    last: object = None
-    dur = 0.0
-    for aid, lz in state.lazy.items():
-        m = agents[aid]
-        base = m.accounted_until
-        if base is not last:
-            last, dur = base, (until - base).total_seconds() if until > base else 0.0
-        if dur:
-            q, i = lz.quiet, pos[aid]
-            if q.adherent:
-                adh[i] = m.adherent_seconds + dur + 0.0
-            if q.scheduled:
-                sch[i] = m.scheduled_seconds + dur + 0.0
-            if q.productive:
-                pro[i] = m.productive_seconds + dur + 0.0
-            if q.productive_scheduled:
-                psc[i] = m.productive_scheduled_seconds + dur + 0.0
+    for aid, m, q, dur in state.lazy_stretches():
+        i = pos[aid]
+        if q.adherent:
+            adh[i] = m.adherent_seconds + dur + 0.0
+        if q.scheduled:
+            sch[i] = m.scheduled_seconds + dur + 0.0
+        if q.productive:
+            pro[i] = m.productive_seconds + dur + 0.0
+        if q.productive_scheduled:
+            psc[i] = m.productive_scheduled_seconds + dur + 0.0
     return adh, sch, pro, psc
 
 
